@@ -1,0 +1,197 @@
+"""Engine benchmarks (SPEC §10): one command, figures printed beside their floors.
+
+    .venv/bin/python benchmarks/run_benchmarks.py            # everything (~1-2 min)
+    .venv/bin/python benchmarks/run_benchmarks.py --quick    # smaller sizes
+
+Each scenario runs in a fresh subprocess so its peak RSS is its own. Every figure is the
+median of several repeats; the machine is small and noisy, so compare ratios, not absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def wide_workflow(name: str, n: int) -> Any:
+    from reflow import Param, Result, Workflow
+
+    wf = Workflow(name)
+
+    @wf.job()
+    def produce(n: Annotated[int, Param()] = n) -> list[int]:
+        return list(range(n))
+
+    @wf.array_job()
+    def work(x: Annotated[int, Result(step="produce")]) -> int:
+        return x + 1
+
+    @wf.job()
+    def gather(xs: Annotated[list[int], Result(step="work")]) -> int:
+        return len(xs)
+
+    return wf
+
+
+def chain_workflow(name: str, length: int) -> Any:
+    from reflow import Result, Workflow
+
+    wf = Workflow(name)
+
+    def first() -> int:
+        return 0
+
+    wf.job(name="t0")(first)
+    for i in range(1, length):
+        def step(x: int) -> int:
+            return x + 1
+
+        step.__annotations__["x"] = Annotated[int, Result(step=f"t{i - 1}")]
+        wf.job(name=f"t{i}")(step)
+    return wf
+
+
+def floor_wide(n: int) -> float:
+    """A bare loop calling the same functions and hashing every output."""
+    from reflow.core.hashing import value_hash
+
+    t = time.perf_counter()
+    xs = list(range(n))
+    value_hash(xs)
+    outs = []
+    for x in xs:
+        out = x + 1
+        value_hash(out)
+        outs.append(out)
+    value_hash(len(outs))
+    return time.perf_counter() - t
+
+
+def scenario_wide(n: int, repeats: int) -> dict[str, Any]:
+    cold, cached, floors = [], [], []
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as d:
+            url = f"sqlite:///{d}/m.db"
+            wf = wide_workflow(f"wide{r}", n)
+            from reflow.store import Store
+
+            Store.open(url).close()  # schema creation is not part of the run
+            t = time.perf_counter()
+            wf.run_local(Path(d) / "a", store=url)
+            cold.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            run = wf.run_local(Path(d) / "b", store=url)
+            cached.append(time.perf_counter() - t)
+            assert run.status(as_dict=False)
+        floors.append(floor_wide(n))
+    c, k, f = (statistics.median(v) for v in (cold, cached, floors))
+    return {
+        "scenario": f"wide N={n}", "cold_s": c, "cached_s": k, "floor_s": f,
+        "cold_overhead_us_per_instance": (c - f) / n * 1e6,
+        "cached_us_per_instance": k / n * 1e6,
+    }
+
+
+def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
+    times, floors = [], []
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as d:
+            url = f"sqlite:///{d}/m.db"
+            wf = chain_workflow(f"chain{r}", length)
+            from reflow.store import Store
+
+            Store.open(url).close()
+            t = time.perf_counter()
+            wf.run_local(Path(d) / "a", store=url)
+            times.append(time.perf_counter() - t)
+        from reflow.core.hashing import value_hash
+
+        t = time.perf_counter()
+        x = 0
+        for _ in range(length):
+            x += 1
+            value_hash(x)
+        floors.append(time.perf_counter() - t)
+    c, f = statistics.median(times), statistics.median(floors)
+    return {"scenario": f"chain of {length}", "cold_s": c, "floor_s": f,
+            "overhead_us_per_task": (c - f) / length * 1e6}
+
+
+def scenario_status(n: int, repeats: int) -> dict[str, Any]:
+    from reflow.status_report import status_text
+
+    with tempfile.TemporaryDirectory() as d:
+        url = f"sqlite:///{d}/m.db"
+        wf = wide_workflow("status", n)
+        run = wf.run_local(Path(d) / "a", store=url)
+        store = run.store
+        counts, texts = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            store.status_counts(run.run_id)
+            counts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            status_text(store, run.run_id)
+            texts.append(time.perf_counter() - t)
+    return {"scenario": f"status of {n} instances",
+            "status_counts_ms": statistics.median(counts) * 1e3,
+            "status_text_ms": statistics.median(texts) * 1e3}
+
+
+SCENARIOS = {"wide": scenario_wide, "chain": scenario_chain, "status": scenario_status}
+
+
+def run_child(name: str, size: int, repeats: int) -> dict[str, Any]:
+    """Run one scenario in a fresh interpreter and add its peak RSS."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", name, str(size), str(repeats)],
+        capture_output=True, text=True, check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child", nargs=3, metavar=("SCENARIO", "SIZE", "REPEATS"))
+    args = ap.parse_args()
+    if args.child:
+        import resource
+
+        name, size, repeats = args.child[0], int(args.child[1]), int(args.child[2])
+        result = SCENARIOS[name](size, repeats)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    plan = ([("wide", 1000, 3), ("wide", 10000, 3), ("chain", 200, 3), ("status", 100000, 15)]
+            if not args.quick else [("wide", 1000, 3), ("chain", 50, 3), ("status", 10000, 9)])
+    targets = {
+        "cached_us_per_instance": ("<= 20 us (0.2 s for 10,000)", 20.0),
+        "cold_overhead_us_per_instance": ("<= 25 us", 25.0),
+        "overhead_us_per_task": ("<= 40 us", 40.0),
+        "status_counts_ms": ("<= 15 ms", 15.0),
+    }
+    for name, size, repeats in plan:
+        result = run_child(name, size, repeats)
+        print(f"\n== {result.pop('scenario')}  (median of {repeats}, "
+              f"peak RSS {result.pop('peak_rss_mb'):.0f} MB)")
+        for key, value in result.items():
+            target = targets.get(key)
+            mark = ""
+            if target:
+                mark = f"   target {target[0]}: {'OK' if value <= target[1] else 'MISSED'}"
+            print(f"  {key:34s} {value:10.4f}{mark}")
+
+
+if __name__ == "__main__":
+    main()

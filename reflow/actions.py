@@ -1,0 +1,199 @@
+"""The verbs shared by the Python API, the CLI and the TUI: submit, plan, retry, cancel, why.
+
+A retry from a key press, from ``reflow retry`` and from ``run.retry()`` is this one function,
+so there is exactly one place that decides what a retry means.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reflow.core.hashing import short
+from reflow.engine import reasons
+from reflow.engine.reasons import diff_preimages
+from reflow.errors import ReflowError, UnknownTaskError, suggestion
+from reflow.states import RunState, TaskState
+from reflow.store import NewVerifyFailure, Store
+
+if TYPE_CHECKING:
+    from reflow.core.flow import Workflow
+    from reflow.engine.planning import PlanReport
+    from reflow.run import Run
+
+_RETRYABLE = {TaskState.FAILED.value, TaskState.CANCELLED.value}
+
+
+def check_run_task(store: Store, run_id: str, task: str) -> None:
+    names = [s.name for s in store.task_specs(run_id)]
+    if task not in names:
+        hint = suggestion(task, names) or f" Tasks: {', '.join(names)}."
+        raise UnknownTaskError(f"run {run_id} has no task '{task}'.{hint}")
+
+
+def _options(store: Store, run_id: str) -> dict[str, Any]:
+    return dict(json.loads(store.get_run(run_id).options or "{}"))
+
+
+# -- why -----------------------------------------------------------------------------------
+def _short_value(value: Any) -> str:
+    if isinstance(value, str) and len(value) == 64:
+        return short(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) and len(v) == 64
+                                                  for v in value):
+        return f"[{len(value)} hashes {short(json.dumps(value))}]"
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
+    """Explain why one instance was cached or recomputed (SPEC §3)."""
+    check_run_task(store, run_id, task)
+    rows = [r for r in store.latest_instances(run_id, task) if r.array_index == index]
+    if not rows:
+        where = f"{task}[{index}]" if index is not None else task
+        raise UnknownTaskError(f"run {run_id} has no instance {where}; pass --index for arrays")
+    row = rows[0]
+    label = f"{task}[{index}]" if index is not None else task
+    head = f"{label}: {row.reason} (identity {short(row.identity)}, attempt {row.attempt})"
+    if row.cached:
+        return f"{head}\n  reused the output of instance {row.cache_source} with the same identity"
+    if row.reason in (reasons.FORCED, reasons.CACHE_DISABLED, reasons.RETRY, reasons.SKIPPED):
+        return head + ("\n  " + row.error_text if row.error_text and
+                       row.reason == reasons.SKIPPED else "")
+    if row.reason.startswith("verify-failed"):
+        fails = [f for f in store.verify_failures(run_id) if f.instance_id == row.id]
+        return "\n".join([head] + [f"  {f.check}: {f.reason}" for f in fails])
+    earlier = store.nearest_preimage(row.workflow, task, index, before_instance_id=row.id)
+    if earlier is None:
+        return f"{head}\n  no earlier instance of task '{task}' in this store"
+    changes = diff_preimages(json.loads(earlier), json.loads(row.preimage))
+    if not changes:
+        return f"{head}\n  same inputs as the nearest earlier instance, which did not succeed"
+    lines = [head] + [
+        f"  {c.component}: {_short_value(c.old)} -> {_short_value(c.new)}" for c in changes
+    ]
+    return "\n".join(lines)
+
+
+# -- retry ---------------------------------------------------------------------------------
+def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
+    """Mark failed instances for a new attempt and run them; returns how many were marked.
+
+    Upstream outputs that the retried work consumes are verified first (by default), and an
+    upstream instance whose output no longer checks out is retried too. A run with nothing to
+    retry is left exactly as it was.
+    """
+    store = run.store
+    if task is not None:
+        check_run_task(store, run.run_id, task)
+    rows = store.latest_instances(run.run_id)
+    targets = [r for r in rows if r.state in _RETRYABLE and r.reason != reasons.SKIPPED
+               and (task is None or r.task_name == task)]
+    if not targets:
+        return 0
+    markers = [r.id for r in rows if r.reason == reasons.SKIPPED]
+    to_retry = {r.id for r in targets}
+    if verify:
+        to_retry |= _verify_upstream(run, rows, {r.task_name for r in targets})
+    if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
+            RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
+        raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
+    new_ids = store.new_attempts(sorted(to_retry), detail="retry requested")
+    if markers:
+        store.supersede(markers)
+    _continue(run)
+    return len(new_ids)
+
+
+def _verify_upstream(run: Run, rows: list[Any], tasks: set[str]) -> set[int]:
+    from reflow.engine.verify import verify_output
+
+    wf = run.workflow()
+    graph = wf.validate()
+    upstream: set[str] = set()
+    for name in tasks:
+        upstream |= set(graph.specs[name].upstream())
+    bad: set[int] = set()
+    failures: list[NewVerifyFailure] = []
+    for r in rows:
+        if r.task_name in upstream and r.state == TaskState.SUCCESS:
+            for prob in verify_output(graph.specs[r.task_name], r.output, r.fingerprints):
+                bad.add(r.id)
+                failures.append(NewVerifyFailure(r.id, run.run_id, r.task_name, r.array_index,
+                                                 prob.check, f"{prob.kind}: {prob.reason}"))
+    if failures:
+        run.store.add_verify_failures(failures)
+    return bad
+
+
+def _continue(run: Run) -> None:
+    """Carry on with a run after retry marked instances, on the path that created it."""
+    options = _options(run.store, run.run_id)
+    executor = options.get("executor", "inline")
+    if executor != "inline":
+        from reflow.engine.dispatch import kick_driver
+
+        kick_driver(run)
+        return
+    from reflow.core.codec import loads
+    from reflow.core.parameters import resolve_parameters
+    from reflow.engine.local_runner import InlineExecution
+
+    wf = run.workflow()
+    graph = wf.validate()
+    rec = run.record()
+    per_task, _ = resolve_parameters(graph.specs, loads(rec.parameters))
+    existing: dict[str, list[Any]] = {}
+    for r in run.store.latest_instances(run.run_id):
+        existing.setdefault(r.task_name, []).append(r)
+    InlineExecution(
+        wf.name, graph, run.store, run.run_id, Path(rec.run_dir), per_task,
+        verify=bool(options.get("verify")), on_error=options.get("on_error", "stop"),
+        max_workers=int(options.get("max_workers", 1)), existing=existing,
+    ).execute()
+
+
+# -- cancel --------------------------------------------------------------------------------
+def cancel(run: Run, task: str | None = None) -> int:
+    """Cancel the active instances of a run (or one task); a finished run is left alone."""
+    store = run.store
+    if task is not None:
+        check_run_task(store, run.run_id, task)
+    rec = store.get_run(run.run_id)
+    if RunState(rec.status).terminal:
+        return 0
+    options = _options(store, run.run_id)
+    if options.get("executor", "inline") != "inline":
+        from reflow.engine.dispatch import cancel_run
+
+        return cancel_run(run, task)
+    return 0
+
+
+def cancel_runs(run_ids: Iterable[str], store: Any = None) -> int:
+    from reflow.run import Run
+
+    st = Store.open(store)
+    return sum(Run.load(rid, store=st).cancel() for rid in run_ids)
+
+
+# -- submit / plan -------------------------------------------------------------------------
+def submit(wf: Workflow, run_dir: str | Path, *, plan: bool = False, dry_run: bool = False,
+           **kwargs: Any) -> Any:
+    """Plan only (``plan=True``) or record the run and hand it to the driver."""
+    if plan or dry_run:
+        from reflow.engine.planning import plan_run
+
+        return plan_run(wf, run_dir, **kwargs)
+    from reflow.engine.dispatch import submit_run
+
+    return submit_run(wf, run_dir, **kwargs)
+
+
+def plan(wf: Workflow, run_dir: str | Path, **kwargs: Any) -> PlanReport:
+    from reflow.engine.planning import plan_run
+
+    return plan_run(wf, run_dir, **kwargs)

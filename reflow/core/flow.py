@@ -1,0 +1,243 @@
+"""``Flow`` and ``Workflow``: where users declare tasks.
+
+A ``Flow`` is only a registry of task specs; running, storing and scheduling live in other
+layers that receive the workflow, so the definition stays importable on a compute node
+without the engine's heavier parts.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from reflow.core.spec import JobConfig, TaskSpec, inspect_inputs
+from reflow.errors import GraphError
+
+if TYPE_CHECKING:
+    from reflow.config import Config
+    from reflow.core.graph import TaskGraph
+    from reflow.run import Run
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+_RESERVED_OPTIONS = {"retries", "retry_on", "escalate"}
+
+
+class Flow:
+    """A reusable, named group of tasks; include it into a ``Workflow`` to run it."""
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not _WORKFLOW_NAME.match(name):
+            raise GraphError(
+                f"workflow name {name!r} is not valid; use letters, digits, '_' and '.' "
+                "(it becomes part of run ids and job names)"
+            )
+        self.name = name
+        self.tasks: dict[str, TaskSpec] = {}
+        self._graph: TaskGraph | None = None
+
+    @overload
+    def job(self, name: F) -> F: ...
+
+    @overload
+    def job(
+        self,
+        name: str | None = None,
+        *,
+        array: bool = False,
+        array_parallelism: int | None = None,
+        cpus: int = 1,
+        time: str = "00:30:00",
+        mem: str = "4G",
+        after: Iterable[str] | None = None,
+        submit_options: Iterable[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        version: str = "1",
+        cache: bool = True,
+        verify: Callable[[Any], bool] | None = None,
+        backend: str | None = None,
+        **scheduler_options: Any,
+    ) -> Callable[[F], F]: ...
+
+    def job(
+        self,
+        name: Any = None,
+        *,
+        array: bool = False,
+        array_parallelism: int | None = None,
+        cpus: int = 1,
+        time: str = "00:30:00",
+        mem: str = "4G",
+        after: Iterable[str] | None = None,
+        submit_options: Iterable[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        version: str = "1",
+        cache: bool = True,
+        verify: Callable[[Any], bool] | None = None,
+        backend: str | None = None,
+        **scheduler_options: Any,
+    ) -> Any:
+        """Register a task; returns the function unchanged so it stays unit-testable."""
+        if callable(name):  # bare @wf.job
+            return self.job()(name)
+        retries = int(scheduler_options.pop("retries", 0))
+        retry_on = tuple(scheduler_options.pop("retry_on", ()) or ())
+        escalate = dict(scheduler_options.pop("escalate", {}) or {})
+        if "queue" in scheduler_options and "partition" not in scheduler_options:
+            scheduler_options["partition"] = scheduler_options.pop("queue")
+        config = JobConfig(
+            cpus=int(cpus),
+            time=str(time),
+            mem=str(mem),
+            array_parallelism=array_parallelism,
+            submit_options=tuple(submit_options or ()),
+            extra=dict(extra or {}),
+            backend=backend,
+            scheduler_options=dict(scheduler_options),
+            retries=retries,
+            retry_on=retry_on,
+            escalate=escalate,
+        )
+
+        def register(func: F) -> F:
+            task = name or func.__name__
+            self._add(self._make_spec(task, func, array, config, version, cache, verify, after))
+            return func
+
+        return register
+
+    def array_job(self, name: Any = None, **options: Any) -> Any:
+        """``job(..., array=True)``: one instance per element of the fanned-out input."""
+        if callable(name):
+            return self.job(array=True)(name)
+        return self.job(name, array=True, **options)
+
+    def include(self, flow: Flow, prefix: str | None = None) -> None:
+        """Copy ``flow``'s tasks in as ``<prefix>_<name>``, rewriting its internal references."""
+        mapping = {n: (f"{prefix}_{n}" if prefix else n) for n in flow.tasks}
+        for old, spec in flow.tasks.items():
+            self._add(spec.renamed(mapping[old], mapping))
+
+    def _make_spec(
+        self,
+        task: str,
+        func: Callable[..., Any],
+        array: bool,
+        config: JobConfig,
+        version: str,
+        cache: bool,
+        verify: Callable[[Any], bool] | None,
+        after: Iterable[str] | None,
+    ) -> TaskSpec:
+        if not isinstance(task, str) or not _NAME.match(task):
+            raise GraphError(f"task name {task!r} is not valid; use a Python identifier")
+        if verify is not None and not callable(verify):
+            raise GraphError(f"task '{task}': verify= must be a callable returning bool")
+        inputs, return_type = inspect_inputs(func, task)
+        if array and not any(i.kind == "result" for i in inputs):
+            raise GraphError(
+                f"array task '{task}' has no Result input to fan out over; add a parameter "
+                "annotated with Result(step=...) or make it a plain job"
+            )
+        return TaskSpec(
+            name=task,
+            func=func,
+            is_array=bool(array),
+            config=config,
+            version=str(version),
+            cache=bool(cache),
+            verify=verify,
+            after=tuple([after] if isinstance(after, str) else (after or ())),
+            inputs=inputs,
+            return_type=return_type,
+        )
+
+    def _add(self, spec: TaskSpec) -> None:
+        if spec.name in self.tasks:
+            raise GraphError(
+                f"task '{spec.name}' is defined twice in '{self.name}'; rename one "
+                "(or include the flow with a prefix)"
+            )
+        self.tasks[spec.name] = spec
+        self._graph = None
+
+
+class Workflow(Flow):
+    """A flow that can be validated, described and run."""
+
+    def __init__(self, name: str, config: Config | None = None) -> None:
+        super().__init__(name)
+        self.config = config
+        caller = sys._getframe(1).f_globals
+        self._module = str(caller.get("__name__", ""))
+        self._module_file = caller.get("__file__")
+
+    # -- structure -------------------------------------------------------------------------
+    def validate(self) -> TaskGraph:
+        """Check the whole graph (names, cycles, wire types); raises before anything runs."""
+        if self._graph is None:
+            from reflow.core.graph import TaskGraph
+
+            self._graph = TaskGraph(self.tasks)
+        return self._graph
+
+    @property
+    def graph(self) -> Any:
+        """The DAG as a ``networkx.DiGraph`` (edges carry ``kind``: data or order)."""
+        return self.validate().graph
+
+    def topological_order(self) -> list[str]:
+        return list(self.validate().order)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe description of the workflow (SPEC §6 shape)."""
+        from reflow.core.describe import describe_workflow
+
+        return describe_workflow(self)
+
+    def entrypoint(self) -> str | None:
+        """How another process re-imports this workflow: a script path or module:attribute.
+
+        Taken from where the Workflow object was created, not from ``sys.argv[0]``, so it is
+        right from notebooks, ``python -m`` and test runners; None when there is no file.
+        """
+        if self._module == "__main__" or not self._module:
+            if self._module_file and Path(self._module_file).exists():
+                return str(Path(self._module_file).resolve())
+            return None
+        module = sys.modules.get(self._module)
+        for attr, value in vars(module).items() if module else ():
+            if value is self:
+                return f"{self._module}:{attr}"
+        if self._module_file and Path(self._module_file).exists():
+            return str(Path(self._module_file).resolve())
+        return None
+
+    # -- running (delegated to the engine and actions layers) ------------------------------
+    def run_local(self, run_dir: str | Path, **kwargs: Any) -> Run:
+        """Run the whole DAG in this process; see SPEC §2."""
+        from reflow.engine.local_runner import run_local
+
+        return run_local(self, run_dir, **kwargs)
+
+    def submit(self, run_dir: str | Path, **kwargs: Any) -> Any:
+        """Record a run and hand it to the driver (or, with ``plan=True``, only plan it)."""
+        from reflow.actions import submit
+
+        return submit(self, run_dir, **kwargs)
+
+    def cancel_runs(self, run_ids: Iterable[str], store: Any = None) -> int:
+        from reflow.actions import cancel_runs
+
+        return cancel_runs(list(run_ids), store=store)
+
+    def cli(self, argv: list[str] | None = None) -> None:
+        """Per-script command line: ``python pipeline.py COMMAND``."""
+        from reflow.cli.script import run_script_cli
+
+        run_script_cli(self, argv)

@@ -1,0 +1,132 @@
+"""Digests of values and identity pre-images, and the file fingerprints folded into them.
+
+A ``Path`` in a value is a promise about a file's contents, so hashing only its text would let a
+rewritten file look unchanged downstream.  Size plus ``st_mtime_ns`` is the proxy: cheap for
+multi-gigabyte files, and any rewrite by a normal tool changes at least one of them.  Only real
+``PurePath`` objects are fingerprinted; a ``str`` that happens to look like a path is just text.
+Relative paths are looked up from the current directory of the process that hashes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from reflow.core.codec import canonical_json, encode_collecting_paths
+
+SHORT_LENGTH = 12
+# Canonical JSON escapes control characters, so NUL can never occur inside it: a safe separator
+# between the value text and its fingerprints (no value without paths can collide with one with).
+_SEPARATOR = b"\0"
+
+
+@dataclass(frozen=True, slots=True)
+class ValueHash:
+    """Digest of a value, the fingerprints folded into it, and its canonical text.
+
+    ``canonical`` is kept because the engine stores the encoded value next to its hash; reusing
+    it saves a second encoding per value.
+    """
+
+    digest: str
+    fingerprints: dict[str, list[int] | None]
+    canonical: str
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """Why a recorded file no longer backs a cached output (``verify``)."""
+
+    path: str
+    problem: Literal["missing", "changed"]
+    detail: str
+
+
+def sha256_hex(text: str) -> str:
+    """Full SHA-256 hex of ``text`` as UTF-8 (lone surrogates pass through, never crash)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def short(digest: str) -> str:
+    """The prefix interfaces show; the store always keeps the full digest."""
+    return digest[:SHORT_LENGTH]
+
+
+def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(size, st_mtime_ns)`` of the file, or ``None`` when it cannot be found."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path names no file either
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def value_hash(value: object, *, where: str = "value") -> ValueHash:
+    """Hash the canonical encoding of ``value``, folding in the fingerprint of every Path in it."""
+    encoded, paths = encode_collecting_paths(value, where=where)
+    text = canonical_json(encoded)
+    if not paths:
+        return ValueHash(sha256_hex(text), {}, text)
+    fingerprints: dict[str, list[int] | None] = {}
+    for path in paths:
+        key = path.as_posix()
+        if key not in fingerprints:
+            found = fingerprint(key)
+            fingerprints[key] = None if found is None else list(found)
+    h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    h.update(_SEPARATOR)
+    h.update(canonical_json(fingerprints).encode("utf-8", "surrogatepass"))
+    return ValueHash(h.hexdigest(), fingerprints, text)
+
+
+def identity_digest(preimage: Mapping[str, Any]) -> str:
+    """SHA-256 of an identity pre-image that is already JSON-safe."""
+    return sha256_hex(canonical_json(preimage))
+
+
+def preimage_json_and_digest(preimage: Mapping[str, Any]) -> tuple[str, str]:
+    """Canonical text of the pre-image and its digest, for callers that store both."""
+    text = canonical_json(preimage)
+    return text, sha256_hex(text)
+
+
+def check_fingerprints(fingerprints: Mapping[str, Sequence[int] | None]) -> list[FileProblem]:
+    """Compare recorded fingerprints with the files as they are now; empty when all still match."""
+    problems: list[FileProblem] = []
+    for path, recorded in fingerprints.items():
+        current = fingerprint(path)
+        if recorded is None:
+            if current is not None:
+                problems.append(
+                    FileProblem(
+                        path,
+                        "changed",
+                        f"was missing when recorded, now exists ({current[0]} bytes)",
+                    )
+                )
+        elif current is None:
+            problems.append(
+                FileProblem(path, "missing", f"no longer exists (recorded {recorded[0]} bytes)")
+            )
+        elif (current[0], current[1]) != (recorded[0], recorded[1]):
+            problems.append(FileProblem(path, "changed", _describe_change(recorded, current)))
+    return problems
+
+
+def _describe_change(old: Sequence[int], new: Sequence[int]) -> str:
+    changes = []
+    if old[0] != new[0]:
+        changes.append(f"size {old[0]} -> {new[0]} bytes")
+    if old[1] != new[1]:
+        changes.append(f"mtime {_mtime_text(old[1])} -> {_mtime_text(new[1])}")
+    return ", ".join(changes)
+
+
+def _mtime_text(ns: int) -> str:
+    """UTC timestamp with full nanoseconds, so two different mtimes never print alike."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"

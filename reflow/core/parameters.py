@@ -1,0 +1,161 @@
+"""Run parameters: from the tasks' ``Param`` inputs to one flat, CLI-shaped list and back.
+
+One list (``collect_parameters``) feeds the generated CLI flags, ``describe()`` and
+``resolve_parameters``, so Python calls and the command line can never disagree about what a
+parameter is called or whether it is required.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reflow.core.spec import TaskSpec
+from reflow.core.wiring import type_name
+from reflow.errors import MissingParameterError, ParameterError, suggestion
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class CliParam:
+    """One run parameter as users address it: a Python keyword and a CLI flag."""
+
+    name: str
+    key: str  # keyword for run_local/submit: name, or <task>_<name> for local params
+    flag: str
+    tasks: tuple[str, ...]
+    annotation: Any
+    required: bool
+    default: Any
+    namespace: str
+    help: str
+    short: str | None
+
+    @property
+    def choices(self) -> list[Any] | None:
+        base = _strip_optional(self.annotation)
+        if typing.get_origin(base) is typing.Literal:
+            return list(typing.get_args(base))
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.tasks[0],
+            "flag": self.flag,
+            "type": type_name(self.annotation),
+            "required": self.required,
+            "default": None if self.required else _json_safe(self.default),
+            "namespace": self.namespace,
+            "help": self.help,
+            "choices": self.choices,
+        }
+
+
+def collect_parameters(specs: Iterable[TaskSpec]) -> list[CliParam]:
+    """Every run parameter of the workflow, global ones merged by name, in task order."""
+    out: dict[str, CliParam] = {}
+    for spec in specs:
+        for inp in spec.params:
+            assert inp.param is not None
+            local = inp.param.namespace == "local"
+            key = f"{spec.name}_{inp.name}" if local else inp.name
+            default = _MISSING if inp.required else inp.default
+            seen = out.get(key)
+            if seen is None:
+                out[key] = CliParam(
+                    name=inp.name,
+                    key=key,
+                    flag="--" + key.replace("_", "-"),
+                    tasks=(spec.name,),
+                    annotation=inp.annotation,
+                    required=inp.required,
+                    default=default,
+                    namespace=inp.param.namespace,
+                    help=inp.param.help,
+                    short=inp.param.short,
+                )
+            else:
+                out[key] = CliParam(
+                    name=seen.name,
+                    key=key,
+                    flag=seen.flag,
+                    tasks=(*seen.tasks, spec.name),
+                    annotation=seen.annotation,
+                    required=seen.required or inp.required,
+                    default=seen.default if seen.default is not _MISSING else default,
+                    namespace=seen.namespace,
+                    help=seen.help or inp.param.help,
+                    short=seen.short or inp.param.short,
+                )
+    return list(out.values())
+
+
+def resolve_parameters(
+    specs: Mapping[str, TaskSpec], given: Mapping[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per-task parameter values (defaults applied) and the run's parameter record.
+
+    Passing a default explicitly yields exactly the same values as omitting it, so the two
+    produce the same identity. All missing required parameters are reported at once.
+    """
+    params = collect_parameters(specs.values())
+    by_key = {p.key: p for p in params}
+    unknown = [k for k in given if k not in by_key]
+    if unknown:
+        k = unknown[0]
+        hint = suggestion(k, by_key) or (
+            f" Known parameters: {', '.join(by_key)}." if by_key else " This workflow has none."
+        )
+        raise ParameterError(f"unknown parameter '{k}'.{hint}")
+    missing = [p for p in params if p.required and p.key not in given]
+    if missing:
+        flags = ", ".join(f"{p.flag} ({'/'.join(p.tasks)})" for p in missing)
+        keys = ", ".join(f"{p.key}=..." for p in missing)
+        raise MissingParameterError(
+            f"missing required parameter{'s' if len(missing) > 1 else ''}: {flags}; "
+            f"pass {'them' if len(missing) > 1 else 'it'} on the command line or as {keys}"
+        )
+    for key, value in given.items():
+        _check_choice(by_key[key], value)
+    per_task: dict[str, dict[str, Any]] = {name: {} for name in specs}
+    record: dict[str, Any] = {}
+    for p in params:
+        for task in p.tasks:
+            inp = next(i for i in specs[task].params if i.name == p.name)
+            if p.key in given:
+                value = given[p.key]
+            else:
+                value = inp.default
+            per_task[task][p.name] = value
+        record[p.key] = given[p.key] if p.key in given else (
+            None if p.default is _MISSING else p.default
+        )
+    return per_task, record
+
+
+def _check_choice(p: CliParam, value: Any) -> None:
+    choices = p.choices
+    if choices is not None and value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ParameterError(f"parameter {p.flag} got {value!r}; choose one of: {allowed}")
+
+
+def _strip_optional(tp: Any) -> Any:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union,) or type(tp).__name__ == "UnionType":
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return tp
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return str(value)

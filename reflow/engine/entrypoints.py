@@ -1,0 +1,62 @@
+"""Re-importing a workflow from the entry point recorded with its run.
+
+This is what lets ``reflow retry RUN_ID`` work from any directory, days later, without the
+user naming the script again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reflow.errors import ReflowError
+
+if TYPE_CHECKING:
+    from reflow.core.flow import Workflow
+
+
+def load_workflow(entrypoint: str | None, name: str) -> Workflow:
+    """Import the module or script and return its ``Workflow`` called ``name``."""
+    from reflow.core.flow import Workflow
+
+    if not entrypoint:
+        raise ReflowError(
+            f"workflow '{name}' was started without a file (notebook or -c), so it cannot be "
+            "re-imported; run the action from Python with the Workflow object"
+        )
+    if ":" in entrypoint and not Path(entrypoint).exists():
+        module_name, _, attr = entrypoint.partition(":")
+        module = importlib.import_module(module_name)
+        wf = getattr(module, attr, None)
+    else:
+        path = Path(entrypoint)
+        if not path.exists():
+            raise ReflowError(
+                f"the pipeline file {path} of workflow '{name}' no longer exists; restore it "
+                "or pass the script explicitly"
+            )
+        module_name = f"_reflow_entry_{abs(hash(str(path)))}"
+        module = sys.modules.get(module_name)  # type: ignore[assignment]
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            sys.path.insert(0, str(path.parent))
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(module_name, None)
+                raise
+            finally:
+                sys.path.remove(str(path.parent))
+        wf = next(
+            (v for v in vars(module).values() if isinstance(v, Workflow) and v.name == name),
+            None,
+        )
+    if not isinstance(wf, Workflow):
+        raise ReflowError(f"entry point {entrypoint} has no Workflow named '{name}'")
+    return wf

@@ -1,0 +1,79 @@
+"""Cache decisions for the expanded instances of one task (SPEC §3's rules).
+
+Pure apart from the two lookups it is handed: the caller fetches cache hits and reference
+pre-images in bulk, so deciding 10,000 instances is two queries, and the same decisions serve
+``run_local``, the driver and ``submit(plan=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reflow.core.spec import TaskSpec
+from reflow.engine import reasons
+from reflow.engine.expand import Expanded
+from reflow.engine.verify import VerifyProblem, verify_output
+from reflow.store import CacheHit
+
+
+@dataclass(slots=True)
+class Decision:
+    """Cached (``hit`` set) or to be computed (``reason`` says why)."""
+
+    expanded: Expanded
+    hit: CacheHit | None
+    reason: str
+    problems: list[VerifyProblem] = field(default_factory=list)
+
+
+def decide(
+    spec: TaskSpec,
+    expanded: Sequence[Expanded],
+    lookup: Callable[[set[str]], Mapping[str, CacheHit]],
+    *,
+    forced: bool,
+    verify: bool,
+) -> list[Decision]:
+    """Decide each instance; misses that need a pre-image diff get an empty reason."""
+    use_cache = spec.cache and not forced
+    hits = lookup({e.identity for e in expanded}) if use_cache and expanded else {}
+    out: list[Decision] = []
+    for e in expanded:
+        hit = hits.get(e.identity)
+        problems = verify_output(spec, hit.output, hit.fingerprints) if (
+            hit is not None and verify) else []
+        if hit is not None and not problems:
+            out.append(Decision(e, hit, reasons.CACHED))
+        elif problems:
+            out.append(Decision(e, None, reasons.verify_failed(problems[0].kind), problems))
+        elif not spec.cache:
+            out.append(Decision(e, None, reasons.CACHE_DISABLED))
+        elif forced:
+            out.append(Decision(e, None, reasons.FORCED))
+        else:
+            out.append(Decision(e, None, ""))
+    return out
+
+
+def explain_misses(decisions: Sequence[Decision], references: Mapping[int | None, str]) -> None:
+    """Give every unexplained miss its reason by diffing with the nearest earlier instance.
+
+    ``references`` maps array index to a stored pre-image from the latest earlier run; an
+    index that did not exist then is compared with any instance of that run.
+    """
+    fallback = next(iter(references), None)
+    parsed: dict[int | None, dict[str, Any]] = {}
+    for d in decisions:
+        if d.reason:
+            continue
+        index = d.expanded.index
+        key = index if index in references else fallback
+        if key not in references:
+            d.reason = reasons.NEW
+            continue
+        if key not in parsed:
+            parsed[key] = json.loads(references[key])
+        d.reason = reasons.miss_reason(d.expanded.preimage, parsed[key])

@@ -1,0 +1,100 @@
+"""Creating the run row and its task specs: the first thing every run path writes.
+
+Run ids are ``<workflow>-<YYYYMMDD>-<hex>``; ten hex digits give 2**40 ids a day, and a
+collision (checked by the store's primary key) is simply retried with a new id.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reflow.core.codec import dumps
+from reflow.core.wiring import type_name
+from reflow.states import RunState
+from reflow.store import NewRun, NewTaskSpec, RunIdTaken
+
+if TYPE_CHECKING:
+    from reflow.core.flow import Workflow
+    from reflow.core.graph import TaskGraph
+    from reflow.store import Store
+
+
+def new_run_id(workflow: str, now: datetime | None = None) -> str:
+    day = (now or datetime.now(UTC)).strftime("%Y%m%d")
+    return f"{workflow}-{day}-{secrets.token_hex(5)}"
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back to the uid
+        return str(os.getuid())
+
+
+def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
+    rows = []
+    for position, name in enumerate(graph.order):
+        spec = graph.specs[name]
+        rows.append(
+            NewTaskSpec(
+                name=name,
+                position=position,
+                is_array=spec.is_array,
+                version=spec.version,
+                config=json.dumps(
+                    {**spec.config.as_dict(), "cache": spec.cache, "after": list(spec.after),
+                     "has_verify": spec.verify is not None,
+                     "wires": {w.param: {"steps": list(w.steps), "mode": str(w.mode)}
+                               for w in graph.wires[name]}},
+                    sort_keys=True, default=str,
+                ),
+                dependencies=json.dumps(graph.dependencies(name)),
+                return_type=type_name(spec.return_type),
+            )
+        )
+    return rows
+
+
+def record_run(
+    store: Store,
+    wf: Workflow,
+    graph: TaskGraph,
+    run_dir: Path,
+    parameters: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> str:
+    """Write the run and its task specs in one transaction; returns the new run id."""
+    from reflow import __version__
+
+    params_json = dumps(dict(parameters), where="run parameters")
+    specs = task_spec_rows(graph)
+    for _ in range(20):
+        now = datetime.now(UTC)
+        run_id = new_run_id(wf.name, now)
+        run = NewRun(
+            run_id=run_id,
+            workflow=wf.name,
+            entrypoint=wf.entrypoint(),
+            run_dir=str(run_dir),
+            user=current_user(),
+            host=socket.gethostname(),
+            status=RunState.RUNNING,
+            parameters=params_json,
+            options=json.dumps(dict(options), sort_keys=True),
+            reflow_version=__version__,
+            created_at=now,
+        )
+        try:
+            store.create_run(run, specs)
+        except RunIdTaken:
+            continue
+        return run_id
+    raise RuntimeError("could not find a free run id after 20 attempts")  # pragma: no cover

@@ -1,0 +1,42 @@
+"""Verification of stored outputs before they are trusted (SPEC §3, "Verification").
+
+A task's own ``verify(output)`` wins; otherwise ``Path`` outputs are checked against the size
+and mtime recorded when they were produced. Each problem is returned as a (check, reason)
+pair so that it can be stored as a verify-failure row and shown in the TUI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from reflow.core.codec import loads
+from reflow.core.hashing import check_fingerprints
+from reflow.core.spec import TaskSpec
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    check: str  # a file path, or "callable"
+    kind: str  # missing | changed | callable
+    reason: str
+
+
+def verify_output(
+    spec: TaskSpec, output_json: str | None, fingerprints_json: str | None
+) -> list[VerifyProblem]:
+    """Problems found with one stored output; empty when it can still be trusted."""
+    if spec.verify is not None:
+        value: Any = loads(output_json) if output_json is not None else None
+        try:
+            ok = bool(spec.verify(value))
+        except Exception as exc:  # a crashing check is a failed check, reported with its error
+            return [VerifyProblem("callable", "callable",
+                                  f"verify callable raised {type(exc).__name__}: {exc}")]
+        return [] if ok else [VerifyProblem("callable", "callable",
+                                            "verify callable returned False")]
+    if not fingerprints_json:
+        return []
+    fps = json.loads(fingerprints_json)
+    return [VerifyProblem(p.path, p.problem, p.detail) for p in check_fingerprints(fps)]

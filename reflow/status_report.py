@@ -1,0 +1,140 @@
+"""The status of a run as a document (``--json``, ``as_dict``) and as stable text.
+
+Both forms come from the same aggregate queries; the text keeps the line shapes of SPEC §6
+because users' scripts parse them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from reflow.states import TaskState
+from reflow.store import InstanceRecord, RunRecord, Store, TransitionRecord
+
+STATE_ORDER = [s.value for s in TaskState]
+ERROR_LINES = 15
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _json_or_none(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def run_dict(run: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "graph_name": run.workflow,
+        "user_id": run.user,
+        "created_at": _iso(run.created_at),
+        "updated_at": _iso(run.updated_at),
+        "status": run.status,
+        "parameters": _json_or_none(run.parameters),
+        "run_dir": run.run_dir,
+        "entrypoint": run.entrypoint,
+        "host": run.host,
+        "options": _json_or_none(run.options),
+        "reflow_version": run.reflow_version,
+    }
+
+
+def instance_dict(row: InstanceRecord) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "run_id": row.run_id,
+        "task_name": row.task_name,
+        "array_index": row.array_index,
+        "attempt": row.attempt,
+        "state": row.state,
+        "job_id": row.job_id,
+        "input": _json_or_none(row.input),
+        "output": _json_or_none(row.output),
+        "error_text": row.error_text,
+        "identity": row.identity,
+        "input_hash": row.input_hash,
+        "output_hash": row.output_hash,
+        "cached": row.cached,
+        "cache_source": row.cache_source,
+        "reason": row.reason,
+        "exit_code": row.exit_code,
+        "scheduler_state": row.scheduler_state,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "submitted_at": _iso(row.submitted_at),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
+    }
+
+
+def transition_dict(t: TransitionRecord) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "instance_id": t.instance_id,
+        "task_name": t.task_name,
+        "array_index": t.array_index,
+        "attempt": t.attempt,
+        "from_state": t.from_state,
+        "to_state": t.to_state,
+        "at": _iso(t.at),
+        "detail": t.detail,
+    }
+
+
+def ordered_summary(store: Store, run_id: str) -> dict[str, dict[str, int]]:
+    """State counts per task, tasks in topological order, states in lifecycle order."""
+    counts = store.status_counts(run_id)
+    order = [s.name for s in store.task_specs(run_id)]
+    return {
+        task: {s: counts[task][s] for s in STATE_ORDER if counts.get(task, {}).get(s)}
+        for task in order + [t for t in counts if t not in order]
+    }
+
+
+def status_document(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    summary = ordered_summary(store, run_id)
+    if task is not None:
+        summary = {task: summary.get(task, {})}
+    instances = [instance_dict(r) for r in store.latest_instances(run_id, task)]
+    return {
+        "run": run_dict(run),
+        "summary": summary,
+        "cache": {t: {"cached": c, "recomputed": r}
+                  for t, (c, r) in store.cache_counts(run_id).items()
+                  if task is None or t == task},
+        "instances": instances,
+        "failed_instances": [i for i in instances if i["state"] == TaskState.FAILED],
+        "transitions": [transition_dict(t) for t in store.transitions(run_id)
+                        if task is None or t.task_name == task],
+    }
+
+
+def status_text(store: Store, run_id: str, task: str | None = None,
+                errors: bool = False) -> str:
+    run = store.get_run(run_id)
+    summary = ordered_summary(store, run_id)
+    cache = store.cache_counts(run_id)
+    failed = store.latest_instances(run_id, task, states=[TaskState.FAILED.value])
+    lines = [
+        f"Run {run.run_id}",
+        f"Workflow {run.workflow}",
+        f"Status {run.status}",
+        f"Created {_iso(run.created_at)}",
+    ]
+    for name, states in summary.items():
+        if task is not None and name != task:
+            continue
+        text = ", ".join(f"{s}={n}" for s, n in states.items()) or "no instances"
+        cached, recomputed = cache.get(name, (0, 0))
+        lines.append(f"  {name}  {text}  (cached={cached}, recomputed={recomputed})")
+        for row in (r for r in failed if r.task_name == name):
+            index = "-" if row.array_index is None else row.array_index
+            lines.append(f"    [{index}]  FAILED  job={row.job_id or '-'}")
+            if errors and row.error_text:
+                for err in row.error_text.rstrip().splitlines()[-ERROR_LINES:]:
+                    lines.append(f"        {err}")
+    return "\n".join(lines)

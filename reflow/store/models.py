@@ -1,0 +1,213 @@
+"""Tables of the manifest store, as typed SQLAlchemy ORM models.
+
+The models are the single description of the schema: the baseline migration is written from
+them and the queries select from their tables. Indexes exist for named queries (see each
+``__table_args__``); adding a query that scans means adding an index and a migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+    literal_column,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so later migrations can refer to them on every dialect.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the autoincrementing rowid.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; TIMESTAMPTZ on PostgreSQL, naive-UTC text on SQLite.
+
+    SQLite has no time zone type, so values are normalised to UTC before storage: the text
+    then sorts chronologically and comes back aware. Naive datetimes are refused because a
+    local wall-clock time silently stored as UTC would corrupt every age and ordering.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; pass an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RunRow(Base):
+    """One run of a workflow."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(255))
+    entrypoint: Mapped[str | None] = mapped_column(Text)
+    run_dir: Mapped[str] = mapped_column(Text)
+    # "user" is a reserved word in SQL; a plain name keeps hand-written queries simple.
+    user: Mapped[str] = mapped_column("username", String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    parameters: Mapped[str] = mapped_column(Text)
+    options: Mapped[str] = mapped_column(Text)
+    reflow_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(None, "created_at"),  # list_runs, suggestions: newest first
+        Index(None, "workflow", "created_at"),  # list_runs per workflow, reference runs
+    )
+
+
+class TaskSpecRow(Base):
+    """A task of a run as it was defined when the run was recorded."""
+
+    __tablename__ = "task_specs"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    is_array: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[str] = mapped_column(String(255))
+    config: Mapped[str] = mapped_column(Text)
+    dependencies: Mapped[str] = mapped_column(Text)
+    return_type: Mapped[str] = mapped_column(Text)
+
+
+class InstanceRow(Base):
+    """One attempt of one task instance; ``latest`` marks the attempt that counts."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    workflow: Mapped[str] = mapped_column(String(255))
+    task_name: Mapped[str] = mapped_column(String(255))
+    array_index: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    latest: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(32))
+    identity: Mapped[str] = mapped_column(String(64))
+    input_hash: Mapped[str] = mapped_column(String(64))
+    preimage: Mapped[str] = mapped_column(Text)
+    input: Mapped[str] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    output_hash: Mapped[str | None] = mapped_column(String(64))
+    fingerprints: Mapped[str | None] = mapped_column(Text)
+    cached: Mapped[bool] = mapped_column(Boolean)
+    cache_source: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("instances.id", ondelete="SET NULL")
+    )
+    reason: Mapped[str] = mapped_column(String(255))
+    job_id: Mapped[str | None] = mapped_column(String(255))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    scheduler_state: Mapped[str | None] = mapped_column(String(64))
+    error_text: Mapped[str | None] = mapped_column(Text)
+    stdout_path: Mapped[str | None] = mapped_column(Text)
+    stderr_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # find_cached: newest SUCCESS per identity, answered from the index alone.
+        Index("ix_instances_cache", "identity", "state", "id"),
+        # status_counts / cache_counts / count_latest: one covering index range per run.
+        Index("ix_instances_summary", "run_id", "latest", "task_name", "state", "cached"),
+        # task_seen, nearest_preimage, history: earlier instances of a task of a workflow.
+        Index("ix_instances_lineage", "workflow", "task_name", "array_index", "id"),
+    )
+
+
+# At most one current attempt per (run, task, index): two drivers can never both record the
+# same instance. The same partial index pages a task's current instances in index order, so the
+# key expression is shared with the queries (SQLite only uses it for an identical expression).
+INDEX_KEY = func.coalesce(InstanceRow.array_index, literal_column("-1"))
+Index(
+    "uq_instances_latest",
+    InstanceRow.run_id,
+    InstanceRow.task_name,
+    INDEX_KEY,
+    unique=True,
+    sqlite_where=text("latest = 1"),
+    postgresql_where=text("latest"),
+)
+
+
+class TransitionRow(Base):
+    """Append-only history: one row per state change of an instance."""
+
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(Id, ForeignKey("instances.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(String(255))
+    task_name: Mapped[str] = mapped_column(String(255))
+    array_index: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(None, "run_id", "id"),  # the live feed: transitions of a run since an id
+        Index(None, "instance_id", "id"),  # one instance's history
+    )
+
+
+class VerifyFailureRow(Base):
+    """A failed verification of a recorded output."""
+
+    __tablename__ = "verify_failures"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(Id, ForeignKey("instances.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(String(255))
+    task_name: Mapped[str] = mapped_column(String(255))
+    array_index: Mapped[int | None] = mapped_column(Integer)
+    # "check" is a reserved word in SQL.
+    check: Mapped[str] = mapped_column("check_name", Text)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "run_id", "id"),)

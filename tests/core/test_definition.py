@@ -1,0 +1,361 @@
+"""Definition layer: decorators, wire-mode inference and every validation error (SPEC §1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pytest
+
+from reflow import Flow, Param, Result, RunDir, Workflow
+from reflow.core.wiring import WireMode
+from reflow.errors import GraphError, MissingParameterError, ParameterError, WiringError
+
+
+def modes(wf: Workflow) -> dict[str, dict[str, WireMode]]:
+    g = wf.validate()
+    return {t: {w.param: w.mode for w in ws} for t, ws in g.wires.items() if ws}
+
+
+def test_decorator_returns_function_unchanged() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a(x: int = 1) -> int:
+        return x + 1
+
+    assert a(2) == 3
+    assert wf.tasks["a"].func is a
+
+
+def test_bare_decorator_and_array_job_alias() -> None:
+    wf = Workflow("w")
+
+    @wf.job
+    def a() -> list[int]:
+        return [1]
+
+    @wf.array_job()
+    def b(x: Annotated[int, Result(step="a")]) -> int:
+        return x
+
+    assert not wf.tasks["a"].is_array and wf.tasks["b"].is_array
+
+
+@pytest.mark.parametrize(
+    ("up_array", "up_ret", "down_array", "param", "broadcast", "expected"),
+    [
+        (False, int, False, int, False, WireMode.DIRECT),
+        (False, list[str], True, str, False, WireMode.FAN_OUT),
+        (False, list[str], True, list[str], False, WireMode.BROADCAST),
+        (False, list[str], True, str, True, None),  # broadcast of a list into str: mismatch
+        (False, list[str], True, list[str], True, WireMode.BROADCAST),
+        (True, int, False, list[int], False, WireMode.GATHER),
+        (True, list[int], False, list[int], False, WireMode.GATHER_FLATTEN),
+        (True, int, True, int, False, WireMode.CHAIN),
+        (True, list[int], True, int, False, WireMode.CHAIN_FLATTEN),
+        (True, int, True, list[int], True, WireMode.BROADCAST_GATHERED),
+    ],
+)
+def test_wire_mode_inference(
+    up_array: bool, up_ret: Any, down_array: bool, param: Any, broadcast: bool,
+    expected: WireMode | None,
+) -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def root() -> list[int]:
+        return [1]
+
+    def up(x: Annotated[int, Result(step="root")]) -> Any:
+        return x
+
+    up.__annotations__["return"] = up_ret
+    wf.job(array=up_array)(up) if up_array else wf.job()(_singleton_up(up_ret))
+
+    def down(v: Any) -> int:
+        return 0
+
+    down.__annotations__["v"] = Annotated[param, Result(step="up", broadcast=broadcast)]
+    if down_array:  # an array needs one per-element input to know its size
+        def down_arr(i: Annotated[int, Result(step="root")], v: Any) -> int:
+            return 0
+
+        down_arr.__annotations__["v"] = down.__annotations__["v"]
+        wf.job(name="down", array=True)(down_arr)
+    else:
+        wf.job()(down)
+    if expected is None:
+        with pytest.raises(WiringError) as err:
+            wf.validate()
+        assert "'up'" in str(err.value) and "'down'" in str(err.value)
+    else:
+        assert modes(wf)["down"]["v"] is expected
+
+
+def _singleton_up(ret: Any) -> Any:
+    def up() -> Any:
+        return None
+
+    up.__annotations__["return"] = ret
+    return up
+
+
+def test_steps_concatenate_and_every_step_is_type_checked() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a() -> list[int]:
+        return [1]
+
+    @wf.job()
+    def b() -> list[int]:
+        return [2]
+
+    @wf.array_job()
+    def c(x: Annotated[int, Result(steps=["a", "b"])]) -> int:
+        return x
+
+    assert modes(wf)["c"]["x"] is WireMode.FAN_OUT
+
+    wf2 = Workflow("w2")
+    wf2.job()(_named("a", list[int]))
+    wf2.job()(_named("b", list[str]))
+
+    @wf2.array_job()
+    def d(x: Annotated[int, Result(steps=["a", "b"])]) -> int:
+        return x
+
+    with pytest.raises(WiringError, match="'b'.*'d'"):
+        wf2.validate()
+
+
+def _named(name: str, ret: Any) -> Any:
+    def f() -> Any:
+        return None
+
+    f.__name__ = name
+    f.__annotations__["return"] = ret
+    return f
+
+
+def test_type_mismatch_names_both_ends() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a() -> int:
+        return 1
+
+    @wf.job()
+    def b(p: Annotated[Path, Result(step="a")]) -> None:
+        return None
+
+    with pytest.raises(TypeError) as err:
+        wf.validate()
+    assert "task 'a'" in str(err.value) and "task 'b'" in str(err.value)
+    assert "'p: Path'" in str(err.value)
+
+
+def test_unknown_step_suggests_closest_name() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def prepare() -> int:
+        return 1
+
+    @wf.job()
+    def use(x: Annotated[int, Result(step="prepaer")]) -> int:
+        return x
+
+    with pytest.raises(ValueError, match="Did you mean 'prepare'"):
+        wf.validate()
+
+
+def test_unknown_after_name_suggests() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def setup() -> None:
+        return None
+
+    @wf.job(after=["setpu"])
+    def use() -> None:
+        return None
+
+    with pytest.raises(ValueError, match="Did you mean 'setup'"):
+        wf.validate()
+
+
+def test_cycle_names_its_members() -> None:
+    wf = Workflow("w")
+
+    @wf.job(after=["c"])
+    def a() -> int:
+        return 1
+
+    @wf.job()
+    def b(x: Annotated[int, Result(step="a")]) -> int:
+        return x
+
+    @wf.job()
+    def c(x: Annotated[int, Result(step="b")]) -> int:
+        return x
+
+    with pytest.raises(ValueError) as err:
+        wf.validate()
+    msg = str(err.value)
+    assert "cycle" in msg and all(f"{n}" in msg for n in ("a", "b", "c"))
+
+
+def test_decorator_rejects_duplicates_and_array_without_result() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a() -> int:
+        return 1
+
+    with pytest.raises(ValueError, match="defined twice"):
+        wf.job(name="a")(lambda: 2)
+    with pytest.raises(ValueError, match="no Result input"):
+
+        @wf.array_job()
+        def b(x: int = 1) -> int:
+            return x
+
+
+def test_result_requires_exactly_one_of_step_and_steps() -> None:
+    with pytest.raises(ValueError):
+        Result()
+    with pytest.raises(ValueError):
+        Result(step="a", steps=["b"])
+
+
+def test_array_with_only_broadcast_inputs_is_rejected() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a() -> list[int]:
+        return [1]
+
+    @wf.array_job()
+    def b(x: Annotated[list[int], Result(step="a", broadcast=True)]) -> int:
+        return 0
+
+    with pytest.raises(WiringError, match="size is unknown"):
+        wf.validate()
+
+
+def test_include_prefixes_and_rewrites_references() -> None:
+    flow = Flow("sub")
+
+    @flow.job()
+    def load() -> list[int]:
+        return [1, 2]
+
+    @flow.array_job()
+    def square(x: Annotated[int, Result(step="load")]) -> int:
+        return x * x
+
+    wf = Workflow("main")
+
+    @wf.job(after=["raw_square"])
+    def done() -> None:
+        return None
+
+    wf.include(flow, prefix="raw")
+    g = wf.validate()
+    assert set(g.specs) == {"done", "raw_load", "raw_square"}
+    assert g.wires["raw_square"][0].steps == ("raw_load",)
+    assert g.order.index("done") > g.order.index("raw_square")
+    with pytest.raises(ValueError, match="defined twice"):
+        wf.include(flow, prefix="raw")
+
+
+def test_topological_order_breaks_ties_by_registration() -> None:
+    wf = Workflow("w")
+    for name in ("z", "y", "x"):
+        wf.job()(_named(name, int))
+    assert wf.topological_order() == ["z", "y", "x"]
+
+
+def test_parameters_missing_reported_all_at_once_as_flags() -> None:
+    from reflow.core.parameters import resolve_parameters
+
+    wf = Workflow("w")
+
+    @wf.job()
+    def a(start: Annotated[str, Param(help="s")], end: str, run_dir: RunDir = RunDir()) -> int:
+        return 1
+
+    @wf.job()
+    def b(x: Annotated[int, Result(step="a")],
+          level: Annotated[int, Param(namespace="local")]) -> int:
+        return x
+
+    with pytest.raises(MissingParameterError) as err:
+        resolve_parameters(wf.validate().specs, {})
+    msg = str(err.value)
+    assert "--start" in msg and "--end" in msg and "--b-level" in msg
+    assert isinstance(err.value, TypeError)
+    per_task, _ = resolve_parameters(wf.validate().specs, {"start": "1", "end": "2",
+                                                           "b_level": 3})
+    assert per_task == {"a": {"start": "1", "end": "2"}, "b": {"level": 3}}
+
+
+def test_literal_choices_and_unknown_parameter() -> None:
+    from reflow.core.parameters import resolve_parameters
+
+    wf = Workflow("w")
+
+    @wf.job()
+    def a(model: Literal["era5", "icon"] = "era5") -> int:
+        return 1
+
+    specs = wf.validate().specs
+    with pytest.raises(ParameterError, match="choose one of"):
+        resolve_parameters(specs, {"model": "gfs"})
+    with pytest.raises(ParameterError, match="Did you mean 'model'"):
+        resolve_parameters(specs, {"modle": "era5"})
+
+
+def test_describe_shape() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a(n: Annotated[int, Param(help="count")] = 2) -> list[int]:
+        return list(range(n))
+
+    @wf.array_job(verify=lambda v: True)
+    def b(x: Annotated[int, Result(step="a")]) -> int:
+        return x
+
+    d = wf.describe()
+    assert d["schema_version"] == 1 and d["name"] == "w"
+    assert [t["name"] for t in d["tasks"]] == ["a", "b"]
+    tb = d["tasks"][1]
+    assert tb["is_array"] and tb["has_verify"] and tb["dependencies"] == ["a"]
+    assert tb["result_deps"]["x"]["steps"] == ["a"]
+    (p,) = d["cli_params"]
+    assert p["flag"] == "--n" and p["default"] == 2 and p["required"] is False
+    import json
+
+    json.dumps(d)
+
+
+def test_dag_renderings() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a() -> list[int]:
+        return [1]
+
+    @wf.array_job()
+    def b(x: Annotated[int, Result(step="a")]) -> int:
+        return x
+
+    g = wf.validate()
+    assert g.render("text").splitlines() == ["a", "b [array]  <- a"]
+    mer = g.render("mermaid")
+    assert mer.startswith("flowchart TD") and "b[[b]]" in mer and "a --> b" in mer
+    dot = g.render("dot")
+    assert dot.startswith("digraph reflow {") and '"a" -> "b";' in dot and "peripheries=2" in dot

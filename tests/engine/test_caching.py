@@ -1,0 +1,249 @@
+"""The caching rules of SPEC §3, end to end through run_local on a real store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+
+from reflow import Param, Result, RunDir, Workflow
+from reflow.errors import RunFailedError
+
+
+def reasons_of(run: Any, task: str) -> list[str]:
+    rows = [i for i in run.status(as_dict=True)["instances"] if i["task_name"] == task]
+    rows.sort(key=lambda i: -1 if i["array_index"] is None else i["array_index"])
+    return [i["reason"] for i in rows]
+
+
+def make_pipeline(name: str = "cache", calls: list[str] | None = None) -> Workflow:
+    wf = Workflow(name)
+    log = calls if calls is not None else []
+
+    @wf.job()
+    def items(n: Annotated[int, Param(help="count")] = 3) -> list[int]:
+        log.append("items")
+        return list(range(n))
+
+    @wf.array_job()
+    def double(x: Annotated[int, Result(step="items")],
+               factor: Annotated[int, Param(help="factor")] = 2) -> int:
+        log.append(f"double{x}")
+        return x * factor
+
+    @wf.job()
+    def total(xs: Annotated[list[int], Result(step="double")]) -> int:
+        log.append("total")
+        return sum(xs)
+
+    return wf
+
+
+def test_second_run_is_fully_cached_with_links_to_sources(tmp_path, store_url) -> None:
+    calls: list[str] = []
+    wf = make_pipeline(calls=calls)
+    first = wf.run_local(tmp_path / "a", store=store_url)
+    assert reasons_of(first, "double") == ["new"] * 3
+    calls.clear()
+    second = wf.run_local(tmp_path / "b", store=store_url)
+    assert calls == []
+    doc = second.status(as_dict=True)
+    assert all(i["cached"] and i["reason"] == "cached" for i in doc["instances"])
+    sources = {i["cache_source"] for i in doc["instances"]}
+    firsts = {i["id"] for i in first.status(as_dict=True)["instances"]}
+    assert sources == firsts
+    assert all(len(i["identity"]) == 64 for i in doc["instances"])
+
+
+def test_changed_parameter_recomputes_only_its_consumers(tmp_path, store_url) -> None:
+    calls: list[str] = []
+    wf = make_pipeline(calls=calls)
+    wf.run_local(tmp_path / "a", store=store_url)
+    calls.clear()
+    run = wf.run_local(tmp_path / "b", store=store_url, factor=3)
+    assert reasons_of(run, "items") == ["cached"]
+    assert reasons_of(run, "double") == ["param-changed:factor"] * 3
+    assert reasons_of(run, "total") == ["upstream-changed:xs"]
+    assert "items" not in calls
+
+
+def test_default_passed_explicitly_has_same_identity(tmp_path, sqlite_url) -> None:
+    wf = make_pipeline()
+    wf.run_local(tmp_path / "a", store=sqlite_url)
+    run = wf.run_local(tmp_path / "b", store=sqlite_url, n=3, factor=2)
+    assert set(reasons_of(run, "double")) == {"cached"}
+
+
+def test_appending_one_item_recomputes_exactly_one_element(tmp_path, store_url) -> None:
+    calls: list[str] = []
+    wf = make_pipeline(calls=calls)
+    wf.run_local(tmp_path / "a", store=store_url, n=5)
+    calls.clear()
+    run = wf.run_local(tmp_path / "b", store=store_url, n=6)
+    assert reasons_of(run, "double") == ["cached"] * 5 + ["upstream-changed:x"]
+    assert [c for c in calls if c.startswith("double")] == ["double5"]
+
+
+def test_reordered_fan_out_recomputes_nothing_new(tmp_path, sqlite_url) -> None:
+    wf = Workflow("order")
+    data = {"v": [1, 2, 3]}
+
+    @wf.job()
+    def items() -> list[int]:
+        return list(data["v"])
+
+    @wf.array_job()
+    def inc(x: Annotated[int, Result(step="items")]) -> int:
+        return x + 1
+
+    wf.run_local(tmp_path / "a", store=sqlite_url)
+    data["v"] = [3, 1, 2]
+    run = wf.run_local(tmp_path / "b", store=sqlite_url, force_tasks=["items"])
+    assert reasons_of(run, "items") == ["forced"]
+    assert reasons_of(run, "inc") == ["cached"] * 3
+
+
+def test_version_bump_recomputes_task_and_downstream_only_if_output_changes(
+    tmp_path, sqlite_url
+) -> None:
+    def build(version: str) -> Workflow:
+        wf = Workflow("ver")
+
+        @wf.job(version=version)
+        def a() -> int:
+            return 1
+
+        @wf.job()
+        def b(x: Annotated[int, Result(step="a")]) -> int:
+            return x + 1
+
+        return wf
+
+    build("1").run_local(tmp_path / "a", store=sqlite_url)
+    run = build("2").run_local(tmp_path / "b", store=sqlite_url)
+    assert reasons_of(run, "a") == ["version-changed"]
+    assert reasons_of(run, "b") == ["cached"]  # same output, same downstream identity
+
+
+def test_force_force_tasks_and_cache_disabled(tmp_path, sqlite_url) -> None:
+    wf = make_pipeline()
+    wf.run_local(tmp_path / "a", store=sqlite_url)
+    run = wf.run_local(tmp_path / "b", store=sqlite_url, force=True)
+    assert set(reasons_of(run, "double")) == {"forced"}
+    run = wf.run_local(tmp_path / "c", store=sqlite_url, force_tasks=["total"])
+    assert reasons_of(run, "double") == ["cached"] * 3 and reasons_of(run, "total") == ["forced"]
+    with pytest.raises(KeyError, match="Did you mean 'total'"):
+        wf.run_local(tmp_path / "d", store=sqlite_url, force_tasks=["totl"])
+
+    nc = Workflow("nocache")
+
+    @nc.job(cache=False)
+    def stamp() -> int:
+        return 1
+
+    nc.run_local(tmp_path / "e", store=sqlite_url)
+    assert reasons_of(nc.run_local(tmp_path / "f", store=sqlite_url), "stamp") == [
+        "cache-disabled"]
+
+
+def test_same_task_name_in_two_workflows_does_not_share_cache(tmp_path, sqlite_url) -> None:
+    make_pipeline("alpha").run_local(tmp_path / "a", store=sqlite_url)
+    run = make_pipeline("beta").run_local(tmp_path / "b", store=sqlite_url)
+    assert reasons_of(run, "items") == ["new"]
+
+
+def test_rewritten_or_missing_path_output_is_caught_by_verify(tmp_path, store_url) -> None:
+    wf = Workflow("paths")
+    produced: list[int] = []
+
+    @wf.job()
+    def write(run_dir: RunDir = RunDir()) -> Path:
+        produced.append(1)
+        out = tmp_path / "shared.txt"
+        out.write_text("hello")
+        return out
+
+    @wf.job()
+    def read(p: Annotated[Path, Result(step="write")]) -> int:
+        return len(p.read_text())
+
+    wf.run_local(tmp_path / "a", store=store_url)
+    # trusted without verify: cached even though we rewrite the file
+    (tmp_path / "shared.txt").write_text("hello, world")
+    os.utime(tmp_path / "shared.txt", ns=(1, 1_000_000_000))
+    assert reasons_of(wf.run_local(tmp_path / "b", store=store_url), "write") == ["cached"]
+    run = wf.run_local(tmp_path / "c", store=store_url, verify=True)
+    assert reasons_of(run, "write") == ["verify-failed:changed"]
+    assert reasons_of(run, "read") == ["cached"]  # the task rewrote the same content
+    fails = run.store.verify_failures(run.run_id)
+    assert [(f.task_name, f.check) for f in fails] == [("write", str(tmp_path / "shared.txt"))]
+    (tmp_path / "shared.txt").unlink()
+    run = wf.run_local(tmp_path / "d", store=store_url, verify=True)
+    assert reasons_of(run, "write") == ["verify-failed:missing"]
+    assert len(produced) == 3
+
+
+def test_custom_verify_callable(tmp_path, sqlite_url) -> None:
+    wf = Workflow("cv")
+    ok = {"v": True}
+
+    @wf.job(verify=lambda out: ok["v"])
+    def a() -> int:
+        return 1
+
+    wf.run_local(tmp_path / "a", store=sqlite_url)
+    assert reasons_of(wf.run_local(tmp_path / "b", store=sqlite_url, verify=True), "a") == [
+        "cached"]
+    ok["v"] = False
+    run = wf.run_local(tmp_path / "c", store=sqlite_url, verify=True)
+    assert reasons_of(run, "a") == ["verify-failed:callable"]
+    (fail,) = run.store.verify_failures(run.run_id)
+    assert fail.check == "callable" and "returned False" in fail.reason
+
+
+def test_unencodable_output_fails_with_clear_message(tmp_path, sqlite_url) -> None:
+    wf = Workflow("enc")
+
+    @wf.job()
+    def bad() -> Any:
+        return {1, 2}
+
+    with pytest.raises(RunFailedError) as err:
+        wf.run_local(tmp_path / "a", store=sqlite_url)
+    run_id = err.value.run_id
+    from reflow import Run
+
+    doc = Run.load(run_id, store=sqlite_url).status(as_dict=True)
+    (inst,) = doc["instances"]
+    assert inst["state"] == "FAILED"
+    assert "output of task 'bad'" in inst["error_text"] and "set" in inst["error_text"]
+    assert doc["run"]["status"] == "FAILED"
+
+
+def test_why_explains_each_changed_component(tmp_path, sqlite_url) -> None:
+    wf = make_pipeline()
+    wf.run_local(tmp_path / "a", store=sqlite_url)
+    run = wf.run_local(tmp_path / "b", store=sqlite_url, factor=5)
+    text = run.why("double", 1)
+    assert "param-changed:factor" in text and "param:factor: 2 -> 5" in text
+    assert "cached" in run.why("items")
+    with pytest.raises(KeyError, match="Did you mean 'double'"):
+        run.why("doubel")
+
+
+def test_plan_reports_cached_and_recomputed_without_recording(tmp_path, sqlite_url) -> None:
+    wf = make_pipeline()
+    wf.run_local(tmp_path / "a", store=sqlite_url, n=4)
+    report = wf.submit(tmp_path / "b", store=sqlite_url, plan=True, n=5)
+    tasks = {t["task"]: t for t in report.as_dict()["tasks"]}
+    assert tasks["items"]["recompute"] == {"param-changed:n": 1}
+    assert tasks["double"]["instances"] is None and tasks["double"]["waits_on"] == ["items"]
+    report = wf.submit(tmp_path / "b", store=sqlite_url, plan=True, n=4, factor=3)
+    tasks = {t["task"]: t for t in report.as_dict()["tasks"]}
+    assert tasks["items"]["cached"] == 1
+    assert tasks["double"]["recompute"] == {"param-changed:factor": 4}
+    from reflow import Store
+
+    assert len(Store.open(sqlite_url).list_runs()) == 1

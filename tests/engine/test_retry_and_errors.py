@@ -1,0 +1,142 @@
+"""Failures, on_error, retries with kept history, and run lookup errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+
+from reflow import Result, Run, Workflow
+from reflow.errors import RunFailedError, UnknownRunError
+
+
+def flaky_pipeline(flag: Path, name: str = "flaky") -> Workflow:
+    """``work[1]`` fails until ``flag`` exists; everything else succeeds."""
+    wf = Workflow(name)
+
+    @wf.job()
+    def items() -> list[int]:
+        return [0, 1, 2]
+
+    @wf.array_job()
+    def work(x: Annotated[int, Result(step="items")]) -> int:
+        if x == 1 and not flag.exists():
+            raise RuntimeError("boom: flag missing")
+        return x * 10
+
+    @wf.job()
+    def total(xs: Annotated[list[int], Result(step="work")]) -> int:
+        return sum(xs)
+
+    return wf
+
+
+def latest(run: Run, task: str) -> list[dict[str, Any]]:
+    rows = [i for i in run.status(as_dict=True)["instances"] if i["task_name"] == task]
+    return sorted(rows, key=lambda i: -1 if i["array_index"] is None else i["array_index"])
+
+
+def test_on_error_stop_raises_with_run_id_and_records_failure(tmp_path, sqlite_url) -> None:
+    wf = flaky_pipeline(tmp_path / "flag")
+    with pytest.raises(RuntimeError) as err:
+        wf.run_local(tmp_path / "r", store=sqlite_url)
+    assert isinstance(err.value, RunFailedError)
+    assert err.value.run_id in str(err.value) and "'work'" in str(err.value)
+    run = Run.load(err.value.run_id, store=sqlite_url)
+    assert run.state == "FAILED"
+    states = [i["state"] for i in latest(run, "work")]
+    assert states[:2] == ["SUCCESS", "FAILED"]
+    assert states[2] in ("CANCELLED",)
+    assert "boom: flag missing" in latest(run, "work")[1]["error_text"]
+
+
+def test_continue_skips_dependants_and_retry_completes_with_history(
+    tmp_path, store_url
+) -> None:
+    flag = tmp_path / "flag"
+    wf = flaky_pipeline(flag)
+    run = wf.run_local(tmp_path / "r", store=store_url, on_error="continue")
+    assert run.state == "FAILED"
+    assert [i["state"] for i in latest(run, "work")] == ["SUCCESS", "FAILED", "SUCCESS"]
+    (skipped,) = latest(run, "total")
+    assert skipped["state"] == "CANCELLED" and skipped["reason"] == "skipped"
+    assert "upstream task 'work' failed" in skipped["error_text"]
+    text = run.status()
+    assert "[1]  FAILED  job=-" in text
+
+    flag.write_text("fixed")
+    assert run.retry("work") == 1
+    assert run.state == "SUCCESS"
+    work = latest(run, "work")
+    assert [i["state"] for i in work] == ["SUCCESS"] * 3
+    assert work[1]["attempt"] == 2 and work[1]["reason"] == "retry"
+    (tot,) = latest(run, "total")
+    assert tot["state"] == "SUCCESS"
+    history = [(t["attempt"], t["from_state"], t["to_state"])
+               for t in run.transitions()
+               if t["task_name"] == "work" and t["array_index"] == 1]
+    assert history == [(1, None, "RUNNING"), (1, "RUNNING", "FAILED"),
+                       (2, None, "RETRYING"), (2, "RETRYING", "RUNNING"),
+                       (2, "RUNNING", "SUCCESS")]
+    assert run.status(as_dict=True)["summary"]["work"] == {"SUCCESS": 3}
+
+
+def test_retry_with_nothing_to_retry_changes_nothing(tmp_path, sqlite_url) -> None:
+    flag = tmp_path / "flag"
+    flag.write_text("ok")
+    run = flaky_pipeline(flag).run_local(tmp_path / "r", store=sqlite_url)
+    before = run.record()
+    assert run.retry() == 0
+    after = run.record()
+    assert after.status == "SUCCESS" and after.updated_at == before.updated_at
+    assert run.cancel() == 0 and run.state == "SUCCESS"
+
+
+def test_retry_reruns_upstream_whose_output_fails_verification(tmp_path, sqlite_url) -> None:
+    wf = Workflow("rv")
+    flag = tmp_path / "flag"
+    produced: list[int] = []
+
+    @wf.job()
+    def make(run_dir) -> Path:
+        produced.append(1)
+        p = Path(run_dir) / "data.txt"
+        p.write_text("data")
+        return p
+
+    @wf.job()
+    def use(p: Annotated[Path, Result(step="make")]) -> str:
+        if not flag.exists():
+            raise RuntimeError("not yet")
+        return p.read_text()
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, on_error="continue")
+    (tmp_path / "r" / "data.txt").unlink()
+    flag.write_text("go")
+    assert run.retry("use") == 2
+    assert len(produced) == 2 and run.state == "SUCCESS"
+    fails = run.store.verify_failures(run.run_id)
+    assert [f.task_name for f in fails] == ["make"] and "missing" in fails[0].reason
+
+
+def test_unknown_run_id_suggests_closest(tmp_path, sqlite_url) -> None:
+    flag = tmp_path / "flag"
+    flag.write_text("ok")
+    run = flaky_pipeline(flag).run_local(tmp_path / "r", store=sqlite_url)
+    typo = run.run_id[:-1] + ("0" if run.run_id[-1] != "0" else "1")
+    with pytest.raises(UnknownRunError) as err:
+        Run.load(typo, store=sqlite_url)
+    assert isinstance(err.value, KeyError)
+    assert typo in str(err.value) and run.run_id in str(err.value)
+
+
+def test_run_ids_have_the_documented_shape(tmp_path, sqlite_url) -> None:
+    import re
+
+    flag = tmp_path / "flag"
+    flag.write_text("ok")
+    run = flaky_pipeline(flag, name="shape").run_local(tmp_path / "r", store=sqlite_url)
+    assert re.fullmatch(r"shape-\d{8}-[0-9a-f]{8,}", run.run_id)
+    rec = run.record()
+    assert rec.entrypoint is not None and rec.run_dir == str((tmp_path / "r").resolve())
