@@ -95,13 +95,14 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
     if not targets:
         return 0
     markers = [r.id for r in rows if r.reason == reasons.SKIPPED]
-    to_retry = {r.id for r in targets}
-    if verify:
-        to_retry |= _verify_upstream(run, rows, {r.task_name for r in targets})
+    stale = _verify_upstream(run, rows, {r.task_name for r in targets}) if verify else set()
     if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
             RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
         raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
-    new_ids = store.new_attempts(sorted(to_retry), detail="retry requested")
+    new_ids = store.new_attempts(sorted(r.id for r in targets), detail="retry requested")
+    if stale:
+        new_ids += store.new_attempts(sorted(stale), detail="upstream output failed verify",
+                                      force=True)
     if markers:
         store.supersede(markers)
     _continue(run)

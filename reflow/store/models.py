@@ -99,9 +99,7 @@ class TaskSpecRow(Base):
 
     __tablename__ = "task_specs"
 
-    run_id: Mapped[str] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     is_array: Mapped[bool] = mapped_column(Boolean)

@@ -176,7 +176,7 @@ def test_rewritten_or_missing_path_output_is_caught_by_verify(tmp_path, store_ur
     assert reasons_of(wf.run_local(tmp_path / "b", store=store_url), "write") == ["cached"]
     run = wf.run_local(tmp_path / "c", store=store_url, verify=True)
     assert reasons_of(run, "write") == ["verify-failed:changed"]
-    assert reasons_of(run, "read") == ["cached"]  # the task rewrote the same content
+    assert reasons_of(run, "read") == ["upstream-changed:p"]  # new mtime, new output hash
     fails = run.store.verify_failures(run.run_id)
     assert [(f.task_name, f.check) for f in fails] == [("write", str(tmp_path / "shared.txt"))]
     (tmp_path / "shared.txt").unlink()

@@ -1,0 +1,29 @@
+"""Run ``examples/fanout.py`` end to end and print its status (used by scripts/demo.sh).
+
+Uses only the embedded defaults: the SQLite manifest in the XDG cache directory and the
+local executor. Equivalent to ``python examples/fanout.py submit --run-dir DIR --wait``
+followed by ``python examples/fanout.py status RUN_ID``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fanout import wf  # noqa: E402
+
+
+def main() -> None:
+    run_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "reflow-demo")
+    run = wf.submit(run_dir, executor="local", wait=True, samples=8)
+    print(f"run_id   = {run.run_id}")
+    print(f"run_dir  = {run.run_dir}")
+    print(run.status())
+    print()
+    print(f"report: {run.run_dir / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()

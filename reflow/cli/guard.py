@@ -1,0 +1,81 @@
+"""Turn user errors into one line on stderr and exit code 1, for every command.
+
+SPEC §9: a user error (an invalid graph, a missing parameter, an unknown run id, a malformed
+config) is never shown as a traceback; ``--debug`` (or ``REFLOW_DEBUG=1``) shows it for bug
+reports. Usage errors stay typer's (exit code 2). The wrapper adds ``--debug`` to each command
+itself, so no command has to declare an option it does not use.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from reflow.errors import ReflowError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+DEBUG_ENV = "REFLOW_DEBUG"
+
+# Validation raises the built-in types as well as ReflowError subclasses (SPEC §9), and a
+# wait that runs out raises TimeoutError: all are the user's to act on, not bugs to report.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ReflowError, ValueError, TypeError, KeyError, TimeoutError,
+)
+
+DebugOption = Annotated[
+    bool,
+    typer.Option("--debug", help="Show the full traceback of an error.", show_default=False),
+]
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for an exception; a plain KeyError would otherwise print its repr."""
+    if isinstance(exc, KeyError) and not isinstance(exc, ReflowError) and exc.args:
+        text = str(exc.args[0])
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` and return the exit to raise (``raise fail(...)``)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+def _debug_wanted(flag: bool) -> bool:
+    return flag or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def guarded(func: F) -> F:
+    """Wrap a command function: user errors exit 1 with one line; adds ``--debug``."""
+    signature = inspect.signature(func, eval_str=True)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            if _debug_wanted(debug):
+                traceback.print_exc()
+            raise fail(error_message(exc)) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    debug = inspect.Parameter(
+        "debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOption
+    )
+    parameters = [*signature.parameters.values(), debug]
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,160 @@
+"""Started and result files: how a worker reports back without ever opening the store.
+
+A worker on a compute node writes ``<run_dir>/.reflow/results/<instance id>.started`` when it
+begins and ``<instance id>.result`` when it ends, each atomically (temporary file, then
+rename), so the driver never sees half a file from a healthy worker. There is no fsync: a
+result lost with a crashed node is found by reconciliation and recomputed, while an fsync per
+element would cost more than a trivial task itself. The instance id already
+names one attempt, and the attempt number is repeated inside, so a late file from a
+superseded attempt can be recognised and ignored. Anything that does not parse is reported
+as a ``BadFile`` and moved aside instead of crashing the driver (SPEC §9).
+
+This module is imported by workers: stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STARTED = ".started"
+RESULT = ".result"
+BAD = ".bad"
+
+
+def results_dir(run_dir: Path) -> Path:
+    return run_dir / ".reflow" / "results"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON so that readers see either nothing or the whole document."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
+def write_started(run_dir: Path, instance_id: int, attempt: int) -> None:
+    write_atomic(results_dir(run_dir) / f"{instance_id}{STARTED}", {
+        "instance_id": instance_id, "attempt": attempt, "started_at": _now(),
+        "host": socket.gethostname(), "pid": os.getpid(),
+    })
+
+
+def write_result(run_dir: Path, instance_id: int, attempt: int, *, state: str,
+                 output: str | None = None, output_hash: str | None = None,
+                 fingerprints: str | None = None, error_text: str | None = None,
+                 exit_code: int = 0) -> None:
+    write_atomic(results_dir(run_dir) / f"{instance_id}{RESULT}", {
+        "instance_id": instance_id, "attempt": attempt, "state": state, "output": output,
+        "output_hash": output_hash, "fingerprints": fingerprints, "error_text": error_text,
+        "exit_code": exit_code, "finished_at": _now(),
+    })
+
+
+@dataclass(frozen=True)
+class Started:
+    path: Path
+    instance_id: int
+    attempt: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Finished:
+    path: Path
+    instance_id: int
+    attempt: int
+    state: str
+    output: str | None
+    output_hash: str | None
+    fingerprints: str | None
+    error_text: str | None
+    exit_code: int
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
+class BadFile:
+    path: Path
+    problem: str
+
+
+Report = Started | Finished | BadFile
+
+_STATES = frozenset({"SUCCESS", "FAILED"})
+
+
+def _parse(path: Path) -> Report:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        instance_id, attempt = int(data["instance_id"]), int(data["attempt"])
+        if path.name != f"{instance_id}{path.suffix}":
+            raise ValueError(f"names instance {instance_id}, not the one in its file name")
+        if path.suffix == STARTED:
+            return Started(path, instance_id, attempt,
+                           datetime.fromisoformat(data["started_at"]))
+        state = data["state"]
+        if state not in _STATES:
+            raise ValueError(f"state {state!r} is not SUCCESS or FAILED")
+        if state == "SUCCESS" and not (isinstance(data.get("output"), str)
+                                       and isinstance(data.get("output_hash"), str)):
+            raise ValueError("a SUCCESS result without output and output_hash")
+        return Finished(path, instance_id, attempt, state, data.get("output"),
+                        data.get("output_hash"), data.get("fingerprints"),
+                        data.get("error_text"), int(data.get("exit_code") or 0),
+                        datetime.fromisoformat(data["finished_at"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return BadFile(path, f"{type(exc).__name__}: {exc}")
+
+
+def scan(run_dir: Path) -> Iterator[Report]:
+    """Every started/result file waiting to be ingested (started files first per instance)."""
+    directory = results_dir(run_dir)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in sorted(names, key=lambda n: (not n.endswith(STARTED), n)):
+        if name.startswith(".") or not name.endswith((STARTED, RESULT)):
+            continue
+        yield _parse(directory / name)
+
+
+def result_exists(run_dir: Path, instance_id: int) -> bool:
+    return (results_dir(run_dir) / f"{instance_id}{RESULT}").exists()
+
+
+def read_one(run_dir: Path, instance_id: int) -> Report | None:
+    """The result file of one instance, if it has appeared since the last scan."""
+    path = results_dir(run_dir) / f"{instance_id}{RESULT}"
+    return _parse(path) if path.exists() else None
+
+
+def set_aside(bad: BadFile) -> None:
+    """Rename a malformed file so that later scans do not report it again."""
+    try:
+        os.replace(bad.path, bad.path.with_name(bad.path.name + BAD))
+    except OSError:
+        pass
+
+
+def consume(report: Started | Finished) -> None:
+    """Remove a file whose content is now in the store (or that was rightly ignored)."""
+    try:
+        os.unlink(report.path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,106 @@
+"""Cache lookups and the lineage queries that explain cache misses.
+
+A hit is the most recent SUCCESS with the same identity in any run (SPEC §3). The lookup is
+asked for a whole run's identities at once and answered from the (identity, state, id) index:
+the newest id per identity comes from the index alone and only those rows are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy.engine import Connection
+
+from reflow.states import TaskState
+from reflow.store.bulk import BulkSql
+from reflow.store.records import CacheHit
+
+_SUCCESS = TaskState.SUCCESS.value
+
+
+def find_cached(conn: Connection, sql: BulkSql, identities: Collection[str]) -> dict[str, CacheHit]:
+    hits: dict[str, CacheHit] = {}
+    for condition, params in sql.in_lists("identity", list(set(identities))):
+        result = conn.exec_driver_sql(
+            "SELECT identity, id, run_id, output, output_hash, fingerprints, finished_at "
+            "FROM instances WHERE id IN (SELECT max(id) FROM instances "
+            f"WHERE state = {sql.mark} AND {condition} GROUP BY identity)",
+            (_SUCCESS, *params),
+        )
+        for identity, id_, run_id, output, output_hash, fingerprints, finished in result:
+            hits[identity] = CacheHit(
+                instance_id=int(id_),
+                run_id=run_id,
+                identity=identity,
+                output=output,
+                output_hash=output_hash,
+                fingerprints=fingerprints,
+                finished_at=sql.read_ts(finished),
+            )
+    return hits
+
+
+def _other_runs_with_task(sql: BulkSql, exclude_run: str | None) -> tuple[str, list[object]]:
+    """Runs of a workflow (newest first) that have current instances of a task.
+
+    Walking the workflow's runs and probing each with the (run, task) index stays fast when
+    the excluded run has 100,000 instances of the task, unlike scanning the task's instances.
+    """
+    m = sql.mark
+    exclude = f" AND r.id <> {m}" if exclude_run is not None else ""
+    query = (
+        f"SELECT r.id FROM runs r WHERE r.workflow = {m}{exclude} AND EXISTS ("
+        f"SELECT 1 FROM instances i WHERE i.run_id = r.id AND i.task_name = {m} "
+        f"AND i.latest = {sql.true}) ORDER BY r.created_at DESC, r.id DESC"
+    )
+    return query, [exclude_run] if exclude_run is not None else []
+
+
+def task_seen(
+    conn: Connection, sql: BulkSql, workflow: str, task_name: str, exclude_run: str | None
+) -> bool:
+    query, extra = _other_runs_with_task(sql, exclude_run)
+    result = conn.exec_driver_sql(f"{query} LIMIT 1", (workflow, *extra, task_name))
+    return result.first() is not None
+
+
+def reference_preimages(
+    conn: Connection, sql: BulkSql, workflow: str, task_name: str, exclude_run: str | None
+) -> dict[int | None, str]:
+    query, extra = _other_runs_with_task(sql, exclude_run)
+    m = sql.mark
+    result = conn.exec_driver_sql(
+        "SELECT array_index, preimage FROM instances "
+        f"WHERE run_id = ({query} LIMIT 1) AND task_name = {m} AND latest = {sql.true}",
+        (workflow, *extra, task_name, task_name),
+    )
+    return {index: preimage for index, preimage in result}
+
+
+def nearest_preimage(
+    conn: Connection,
+    sql: BulkSql,
+    workflow: str,
+    task_name: str,
+    array_index: int | None,
+    before_instance_id: int,
+) -> str | None:
+    """The pre-image of the latest earlier instance of the task: same index first, else any."""
+    m = sql.mark
+    base = f"SELECT preimage FROM instances WHERE workflow = {m} AND task_name = {m} AND id < {m}"
+    order = " ORDER BY id DESC LIMIT 1"
+    if array_index is None:
+        same = conn.exec_driver_sql(
+            f"{base} AND array_index IS NULL{order}", (workflow, task_name, before_instance_id)
+        )
+    else:
+        same = conn.exec_driver_sql(
+            f"{base} AND array_index = {m}{order}",
+            (workflow, task_name, before_instance_id, array_index),
+        )
+    found = same.scalar()
+    if found is None:
+        found = conn.exec_driver_sql(
+            f"{base}{order}", (workflow, task_name, before_instance_id)
+        ).scalar()
+    return None if found is None else str(found)

@@ -1,0 +1,156 @@
+"""One database behind the store: its engine, and short transactions retried to a deadline.
+
+A driver on a login node must survive a PostgreSQL restart or a SQLite file briefly locked by
+another writer, so every transaction is retried with jittered backoff while the failure looks
+transient, up to a deadline; after that, and for failures that retrying cannot fix (bad
+password, missing database, read-only file), the caller gets one StoreError line that names the
+store and the fix.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from reflow.errors import StoreError
+from reflow.store import sqlite
+
+T = TypeVar("T")
+
+DEFAULT_DEADLINE_S = 30.0
+_FIRST_DELAY_S = 0.02
+_MAX_DELAY_S = 1.0
+# PostgreSQL SQLSTATE classes worth retrying: connection exceptions, operator intervention
+# (server restarting), insufficient resources, transaction rollback (serialization, deadlock).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53", "40")
+_PERMANENT_CONNECT_FAILURES = (
+    "does not exist",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "permission denied",
+    "invalid connection option",
+)
+
+
+def parse_url(url: str) -> URL:
+    """Parse a store URL; a bare ``postgresql://`` means the psycopg 3 driver we depend on."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"store location {url!r} is not a SQLAlchemy URL; use sqlite:////path/manifest.db, "
+            "postgresql+psycopg://user@host/db or a plain file path"
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def masked(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+class Database:
+    """An engine plus the retry policy; every store operation runs through ``run``."""
+
+    def __init__(self, url: URL, *, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+        self.url = url
+        self.display_url = masked(url)
+        self.deadline_s = deadline_s
+        self.dialect = url.get_backend_name()
+        self.engine = self._create_engine()
+
+    def _create_engine(self) -> Engine:
+        if self.dialect == "sqlite":
+            database = self.url.database
+            if not database or database == ":memory:":
+                engine = create_engine(
+                    self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                )
+                sqlite.configure(engine, journal_mode=None, busy_timeout_s=self.deadline_s)
+                return engine
+            engine = create_engine(self.url)
+            mode = sqlite.journal_mode_for(Path(database))
+            sqlite.configure(engine, journal_mode=mode, busy_timeout_s=self.deadline_s)
+            return engine
+        connect_args: dict[str, Any] = {}
+        if self.dialect == "postgresql" and "connect_timeout" not in self.url.query:
+            connect_args["connect_timeout"] = max(1, min(10, round(self.deadline_s)))
+        return create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+
+    def run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run ``work`` in one transaction, retrying transient failures until the deadline.
+
+        ``work`` may run more than once, so it must do nothing outside the transaction.
+        """
+        give_up_at = time.monotonic() + self.deadline_s
+        delay = _FIRST_DELAY_S
+        while True:
+            try:
+                with self.engine.connect() as conn:
+                    if write:
+                        conn.execution_options(**{sqlite.WRITE_OPTION: True})
+                    with conn.begin():
+                        return work(conn)
+            except (OperationalError, InterfaceError) as exc:
+                if not self._transient(exc):
+                    raise StoreError(self._failed_message(exc)) from exc
+                remaining = give_up_at - time.monotonic()
+                if remaining <= 0:
+                    raise StoreError(self._deadline_message(exc)) from exc
+                time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+                delay = min(delay * 2, _MAX_DELAY_S)
+
+    def _transient(self, exc: DBAPIError) -> bool:
+        if exc.connection_invalidated:
+            return True
+        if self.dialect == "sqlite":
+            text = str(exc.orig).lower()
+            return "locked" in text or "busy" in text
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate is not None:
+            return str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
+        # Failures while connecting carry no SQLSTATE; the server's words tell them apart.
+        text = str(exc.orig).lower()
+        return not any(phrase in text for phrase in _PERMANENT_CONNECT_FAILURES)
+
+    def _failed_message(self, exc: DBAPIError) -> str:
+        reason = _first_line(exc.orig)
+        if self.dialect == "sqlite":
+            return (
+                f"store {self.display_url} cannot be used: {reason}; check that the file and "
+                "its directory exist and are writable by you"
+            )
+        return (
+            f"store {self.display_url} refused the connection: {reason}; check the user, "
+            "password and database name in the URL (--store / REFLOW_STORE)"
+        )
+
+    def _deadline_message(self, exc: DBAPIError) -> str:
+        reason = _first_line(exc.orig)
+        waited = f"{self.deadline_s:g} s"
+        if self.dialect == "sqlite":
+            return (
+                f"store {self.display_url} stayed locked for {waited} ({reason}); wait for the "
+                "other reflow process to finish, or use a PostgreSQL store for many writers"
+            )
+        return (
+            f"store {self.display_url} unreachable for {waited} ({reason}); check that the "
+            "PostgreSQL server is running and reachable from this host"
+        )
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(error: BaseException | None) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__

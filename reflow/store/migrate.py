@@ -1,0 +1,90 @@
+"""Bring a store's schema to this version's head, in place, under a lock.
+
+Opening a store must be cheap (every CLI command does it), so the common case, a store already
+at head, costs one small query and never imports Alembic. Otherwise Alembic upgrades inside one
+transaction that holds the write lock (SQLite) or an advisory lock (PostgreSQL), so two
+processes opening a new store at once cannot both create it. A store whose revision this code
+does not know was written by a newer reflow and is refused rather than touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from reflow.errors import StoreError
+from reflow.store.database import Database
+
+HEAD_REVISION = "0001"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"
+_PG_LOCK_KEY = 0x7265666C6F77  # "reflow": serialises migrations across processes
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The store's schema revision, or None for an empty database."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def ensure_schema(
+    db: Database,
+    *,
+    create: bool = True,
+    script_location: Path = MIGRATIONS_DIR,
+    head: str = HEAD_REVISION,
+) -> str:
+    """Upgrade ``db`` to ``head`` unless it is there already; returns the revision.
+
+    ``script_location`` and ``head`` exist so tests can prove an in-place upgrade with a
+    migration that this release does not ship.
+    """
+    revision = db.run(current_revision)
+    if revision == head:
+        return revision
+    if revision is None and not create:
+        raise StoreError(
+            f"no reflow store at {db.display_url}; check the location, or run a pipeline "
+            "once to create it"
+        )
+
+    def upgrade(conn: Connection) -> str:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        found = current_revision(conn)  # again, under the lock: another process may have won
+        if found == head:
+            return head
+        _refuse_unknown(found, db.display_url, script_location)
+        _run_alembic(conn, script_location, head)
+        return head
+
+    return db.run(upgrade, write=True)
+
+
+def _refuse_unknown(revision: str | None, display_url: str, script_location: Path) -> None:
+    if revision is None:
+        return
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if revision not in known:
+        raise StoreError(
+            f"store {display_url} was written by a newer reflow (revision {revision}); "
+            "upgrade reflow"
+        )
+
+
+def _run_alembic(conn: Connection, script_location: Path, head: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["connection"] = conn
+    command.upgrade(config, head)

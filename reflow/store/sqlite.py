@@ -1,0 +1,102 @@
+"""SQLite connection policy: journal mode, locking and network filesystems.
+
+Two things matter for a store shared by a driver, the CLI and the TUI. Readers must never block
+writers, which WAL gives on a local disk. And a write transaction that first reads (compare-and-
+set) must hold the write lock from its first statement, or a concurrent writer makes it fail
+instead of wait; hence ``BEGIN IMMEDIATE`` for writes. WAL needs shared memory that network
+filesystems do not provide, so a store on NFS/Lustre/GPFS falls back to a rollback journal and
+warns: PostgreSQL is the store for teams on such filesystems.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import Connection
+
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph", "fuse.glusterfs"}
+)
+MOUNTS_FILE = Path("/proc/mounts")
+WRITE_OPTION = "reflow_write"
+
+_OCTAL = re.compile(r"\\([0-7]{3})")  # /proc/mounts escapes blanks in paths as \040
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+class NetworkFilesystemWarning(UserWarning):
+    """A SQLite store sits on a network filesystem, where its locking is unreliable."""
+
+
+def filesystem_type(path: Path, mounts_file: Path = MOUNTS_FILE) -> str | None:
+    """The fstype of the mount holding ``path`` (the longest matching mount point), if known."""
+    try:
+        lines = mounts_file.read_text().splitlines()
+    except OSError:
+        return None
+    target = str(path.resolve())
+    best, best_type = "", None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[1])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, best_type = point, fields[2]
+    return best_type
+
+
+def journal_mode_for(database: Path) -> str:
+    """WAL on local disks; DELETE (with a one-time warning) on network filesystems."""
+    fstype = filesystem_type(database.parent)
+    if fstype is None or fstype.lower() not in NETWORK_FILESYSTEMS:
+        return "WAL"
+    key = str(database)
+    if key not in _warned:
+        _warned.add(key)
+        message = (
+            f"SQLite store {database} is on a {fstype} network filesystem, where SQLite locking "
+            "is unreliable; using journal_mode=DELETE. Use a PostgreSQL store "
+            "(--store postgresql+psycopg://...) when several hosts write to it."
+        )
+        warnings.warn(message, NetworkFilesystemWarning, stacklevel=4)
+        log.warning(message)
+    return "DELETE"
+
+
+def configure(engine: Engine, *, journal_mode: str | None, busy_timeout_s: float) -> None:
+    """Install the per-connection pragmas and explicit BEGIN handling on ``engine``.
+
+    ``journal_mode`` is None for an in-memory database, which has no journal to choose.
+    """
+    synchronous = "NORMAL" if journal_mode == "WAL" else "FULL"
+    busy_ms = max(1, int(busy_timeout_s * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module so that we decide when and how it happens.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if journal_mode is not None:
+                current = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(current).upper() != journal_mode:
+                    cursor.execute(f"PRAGMA journal_mode = {journal_mode}")
+                cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

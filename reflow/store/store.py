@@ -1,0 +1,500 @@
+"""The manifest store: every run, task instance, attempt and state change, in one database.
+
+``Store`` is the only way the rest of reflow touches the database. Its methods are named for
+what the planner, runner, CLI and TUI need (record a batch, compare-and-set states, find cache
+hits, summarise a run) and each is one short transaction, so readers never wait long and a
+crash loses at most the batch in flight. Hot paths live in ``writes`` and ``cache``; the
+readers here use SQLAlchemy Core over the ORM tables and return plain records.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, Table, and_, func, insert, select, true, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from reflow.errors import StoreError, UnknownRunError, suggestion
+from reflow.states import TaskState
+from reflow.store import cache, writes
+from reflow.store.bulk import BulkSql
+from reflow.store.database import DEFAULT_DEADLINE_S, Database, parse_url
+from reflow.store.errors import InstanceConflict, RunIdTaken, UnknownInstanceError
+from reflow.store.migrate import HEAD_REVISION, current_revision, ensure_schema
+from reflow.store.models import (
+    INDEX_KEY,
+    InstanceRow,
+    RunRow,
+    TaskSpecRow,
+    TransitionRow,
+    VerifyFailureRow,
+)
+from reflow.store.records import (
+    CacheHit,
+    InstanceRecord,
+    NewInstance,
+    NewRun,
+    NewTaskSpec,
+    NewVerifyFailure,
+    RunRecord,
+    StateChange,
+    StoreInfo,
+    TaskSpecRecord,
+    TransitionRecord,
+    VerifyFailureRecord,
+)
+
+_RUNS = cast(Table, RunRow.__table__)
+_TASK_SPECS = cast(Table, TaskSpecRow.__table__)
+_VERIFY_FAILURES = cast(Table, VerifyFailureRow.__table__)
+_RUN_COLUMNS = [RunRow.__table__.c[name] for name in (
+    "id", "workflow", "entrypoint", "run_dir", "username", "host", "status", "parameters",
+    "options", "reflow_version", "created_at", "updated_at",
+)]  # fmt: skip
+_SPEC_COLUMNS = [TaskSpecRow.__table__.c[f.name] for f in fields(TaskSpecRecord)]
+_INSTANCE_COLUMNS = [InstanceRow.__table__.c[f.name] for f in fields(InstanceRecord)]
+_TRANSITION_COLUMNS = [TransitionRow.__table__.c[f.name] for f in fields(TransitionRecord)]
+_VERIFY_COLUMNS = [
+    VerifyFailureRow.__table__.c["check_name" if f.name == "check" else f.name]
+    for f in fields(VerifyFailureRecord)
+]
+_SUGGESTION_POOL = 500  # recent run ids offered as "did you mean"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """A manifest store. Open with ``Store.open(location)``; close or use as a context manager."""
+
+    def __init__(self, db: Database, revision: str) -> None:
+        self._db = db
+        self._sql = BulkSql(db.dialect)
+        self.revision = revision
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        location: Store | str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        deadline: float = DEFAULT_DEADLINE_S,
+    ) -> Store:
+        """Open (and create or upgrade in place) the store at ``location``.
+
+        ``location`` is a Store (returned as is), a SQLAlchemy URL, or a SQLite file path;
+        None follows SPEC §4's order (``REFLOW_STORE``, config, the XDG cache default).
+        ``create=False`` refuses to create a new store. ``deadline`` bounds how long each
+        operation retries a locked or unreachable database before raising StoreError.
+        """
+        if isinstance(location, Store):
+            return location
+        from reflow.config import resolve_store_location
+
+        url = parse_url(resolve_store_location(location))
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            path = Path(str(url.database))
+            if not path.exists():
+                if not create:
+                    raise StoreError(
+                        f"no reflow store at {path}; check --store-path / REFLOW_STORE_PATH, "
+                        "or run a pipeline once to create it"
+                    )
+                path.parent.mkdir(parents=True, exist_ok=True)
+        db = Database(url, deadline_s=deadline)
+        try:
+            revision = ensure_schema(db, create=create)
+        except BaseException:
+            db.dispose()
+            raise
+        return cls(db, revision)
+
+    @property
+    def url(self) -> str:
+        """The store's URL with any password masked."""
+        return self._db.display_url
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    def close(self) -> None:
+        self._db.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    # -- runs --------------------------------------------------------------------------------
+    def create_run(self, run: NewRun, specs: Sequence[NewTaskSpec]) -> None:
+        """Record a run and its task specs together; RunIdTaken if the id exists."""
+        now = _now()
+        row = {
+            "id": run.run_id, "workflow": run.workflow, "entrypoint": run.entrypoint,
+            "run_dir": run.run_dir, "username": run.user, "host": run.host,
+            "status": str(run.status), "parameters": run.parameters, "options": run.options,
+            "reflow_version": run.reflow_version, "created_at": run.created_at,
+            "updated_at": now,
+        }  # fmt: skip
+        spec_rows = [
+            {"run_id": run.run_id, "name": s.name, "position": s.position,
+             "is_array": s.is_array, "version": s.version, "config": s.config,
+             "dependencies": s.dependencies, "return_type": s.return_type}
+            for s in specs
+        ]  # fmt: skip
+
+        def work(conn: Connection) -> None:
+            try:
+                conn.execute(insert(_RUNS), row)
+            except IntegrityError as exc:
+                raise RunIdTaken(
+                    f"run id {run.run_id!r} is already recorded in store {self.url}; "
+                    "choose another run id"
+                ) from exc
+            if spec_rows:
+                conn.execute(insert(_TASK_SPECS), spec_rows)
+
+        self._db.run(work, write=True)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        def work(conn: Connection) -> RunRecord:
+            row = conn.execute(select(*_RUN_COLUMNS).where(RunRow.id == run_id)).first()
+            if row is None:
+                raise self._unknown_run(conn, run_id)
+            return RunRecord(*row)
+
+        return self._db.run(work)
+
+    def _unknown_run(self, conn: Connection, run_id: str) -> UnknownRunError:
+        recent = conn.execute(
+            select(RunRow.id).order_by(RunRow.created_at.desc()).limit(_SUGGESTION_POOL)
+        ).scalars()
+        return UnknownRunError(
+            f"no run {run_id!r} in store {self.url}; `reflow runs` lists the recorded runs."
+            + suggestion(run_id, list(recent))
+        )
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        statuses: Collection[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs matching every given filter, newest first."""
+        query = select(*_RUN_COLUMNS).order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        if workflow is not None:
+            query = query.where(RunRow.workflow == workflow)
+        if statuses is not None:
+            query = query.where(RunRow.status.in_([str(s) for s in statuses]))
+        if since is not None:
+            query = query.where(RunRow.created_at >= since)
+        if until is not None:
+            query = query.where(RunRow.created_at <= until)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._db.run(lambda conn: [RunRecord(*row) for row in conn.execute(query)])
+
+    def set_run_status(
+        self, run_id: str, status: str, *, only_from: Collection[str] | None = None
+    ) -> bool:
+        """Set a run's status if it is currently one of ``only_from`` (any, when None).
+
+        Returns whether it changed; a run that does not exist raises UnknownRunError.
+        """
+        stmt = (
+            update(RunRow).where(RunRow.id == run_id).values(status=str(status), updated_at=_now())
+        )
+        if only_from is not None:
+            stmt = stmt.where(RunRow.status.in_([str(s) for s in only_from]))
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(stmt).rowcount == 1:
+                return True
+            if conn.execute(select(RunRow.id).where(RunRow.id == run_id)).first() is None:
+                raise self._unknown_run(conn, run_id)
+            return False
+
+        return self._db.run(work, write=True)
+
+    def task_specs(self, run_id: str) -> list[TaskSpecRecord]:
+        """The run's task specs in topological order."""
+        query = (
+            select(*_SPEC_COLUMNS)
+            .where(TaskSpecRow.run_id == run_id)
+            .order_by(TaskSpecRow.position)
+        )
+        return self._db.run(lambda conn: [TaskSpecRecord(*row) for row in conn.execute(query)])
+
+    # -- instances: writes -------------------------------------------------------------------
+    def insert_instances(self, rows: Sequence[NewInstance]) -> list[int]:
+        """Record ``rows`` as current attempts in one transaction; ids in input order.
+
+        InstanceConflict if one of them already has a current attempt in its run.
+        """
+        if not rows:
+            return []
+
+        def work(conn: Connection) -> list[int]:
+            try:
+                return writes.insert_instances(conn, self._sql, rows, _now())
+            except IntegrityError as exc:
+                raise self._insert_failure(exc) from exc
+
+        return self._db.run(work, write=True)
+
+    def _insert_failure(self, exc: IntegrityError) -> StoreError:
+        detail = " ".join(str(exc.orig).split())
+        if "uq_instances_latest" in detail:
+            return InstanceConflict(
+                f"an instance inserted into store {self.url} already has a current attempt "
+                f"({detail}); supersede it or use new_attempts() instead of inserting it again"
+            )
+        return StoreError(
+            f"instances refer to a run or cache source missing from store {self.url} "
+            f"({detail}); record the run first"
+        )
+
+    def apply(self, changes: Sequence[StateChange]) -> list[int]:
+        """Compare-and-set state changes in one transaction; returns the ids that moved."""
+        if not changes:
+            return []
+        return self._db.run(lambda conn: writes.apply(conn, self._sql, changes, _now()), write=True)
+
+    def new_attempts(
+        self, instance_ids: Sequence[int], *, detail: str = "retry", force: bool = False
+    ) -> list[int]:
+        """Start a new RETRYING attempt of each instance that is latest and FAILED/CANCELLED.
+
+        ``force`` also restarts SUCCESS instances. Instances that are not latest or not in
+        such a state are left alone (a concurrent retry already did it). Returns the new ids.
+        """
+        if not instance_ids:
+            return []
+        states = writes.RETRYABLE_STATES | ({TaskState.SUCCESS.value} if force else set())
+        return self._db.run(
+            lambda conn: writes.new_attempts(
+                conn, self._sql, instance_ids, states=states, detail=detail, now=_now()
+            ),
+            write=True,
+        )
+
+    def supersede(self, instance_ids: Collection[int]) -> int:
+        """Mark these attempts as no longer latest; returns how many were latest."""
+        if not instance_ids:
+            return 0
+        return self._db.run(
+            lambda conn: writes.supersede(conn, self._sql, instance_ids, _now()), write=True
+        )
+
+    # -- instances: reads --------------------------------------------------------------------
+    def _latest(
+        self, run_id: str, task_name: str | None, states: Collection[str] | None
+    ) -> list[ColumnElement[bool]]:
+        conditions = [InstanceRow.run_id == run_id, InstanceRow.latest == true()]
+        if task_name is not None:
+            conditions.append(InstanceRow.task_name == task_name)
+        if states is not None:
+            conditions.append(InstanceRow.state.in_([str(s) for s in states]))
+        return conditions
+
+    def latest_instances(
+        self,
+        run_id: str,
+        task_name: str | None = None,
+        *,
+        states: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[InstanceRecord]:
+        """Current attempts, by task position then array index (singletons first).
+
+        ``offset``/``limit`` page through a large array without loading it.
+        """
+        query: Select[Any] = select(*_INSTANCE_COLUMNS).where(
+            *self._latest(run_id, task_name, states)
+        )
+        if task_name is None:
+            query = query.outerjoin(
+                TaskSpecRow,
+                and_(
+                    TaskSpecRow.run_id == InstanceRow.run_id,
+                    TaskSpecRow.name == InstanceRow.task_name,
+                ),
+            ).order_by(TaskSpecRow.position, InstanceRow.task_name)
+        query = query.order_by(INDEX_KEY, InstanceRow.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._db.run(lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
+
+    def instance(self, instance_id: int) -> InstanceRecord:
+        def work(conn: Connection) -> InstanceRecord:
+            query = select(*_INSTANCE_COLUMNS).where(InstanceRow.id == instance_id)
+            row = conn.execute(query).first()
+            if row is None:
+                raise UnknownInstanceError(
+                    f"no instance {instance_id} in store {self.url}; take ids from "
+                    "`reflow status RUN_ID --json`"
+                )
+            return InstanceRecord(*row)
+
+        return self._db.run(work)
+
+    def history(self, run_id: str, task_name: str, array_index: int | None) -> list[InstanceRecord]:
+        """Every attempt of one instance of a run, oldest first."""
+        workflow = select(RunRow.workflow).where(RunRow.id == run_id).scalar_subquery()
+        index = (
+            InstanceRow.array_index.is_(None)
+            if array_index is None
+            else InstanceRow.array_index == array_index
+        )
+        query = (
+            select(*_INSTANCE_COLUMNS)
+            .where(InstanceRow.workflow == workflow, InstanceRow.task_name == task_name, index,
+                   InstanceRow.run_id == run_id)
+            .order_by(InstanceRow.attempt, InstanceRow.id)
+        )  # fmt: skip
+        return self._db.run(lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
+
+    def count_latest(
+        self, run_id: str, task_name: str | None = None, states: Collection[str] | None = None
+    ) -> int:
+        query = select(func.count()).where(*self._latest(run_id, task_name, states))
+        return self._db.run(lambda conn: int(conn.execute(query).scalar_one()))
+
+    # -- cache -------------------------------------------------------------------------------
+    def find_cached(self, identities: Collection[str]) -> dict[str, CacheHit]:
+        """The most recent SUCCESS instance for each identity that has one, across all runs."""
+        if not identities:
+            return {}
+        return self._db.run(lambda conn: cache.find_cached(conn, self._sql, identities))
+
+    def task_seen(self, workflow: str, task_name: str, *, exclude_run: str | None = None) -> bool:
+        """Whether another run of ``workflow`` has instances of ``task_name``."""
+        return self._db.run(
+            lambda conn: cache.task_seen(conn, self._sql, workflow, task_name, exclude_run)
+        )
+
+    def reference_preimages(
+        self, workflow: str, task_name: str, *, exclude_run: str | None
+    ) -> dict[int | None, str]:
+        """Pre-images of the task's current instances in the most recent other run, by index.
+
+        The planner diffs against them to say why an instance missed the cache.
+        """
+        return self._db.run(
+            lambda conn: cache.reference_preimages(
+                conn, self._sql, workflow, task_name, exclude_run
+            )
+        )
+
+    def nearest_preimage(
+        self, workflow: str, task_name: str, array_index: int | None, *, before_instance_id: int
+    ) -> str | None:
+        """Pre-image of the most recent earlier instance of the task (same index preferred)."""
+        return self._db.run(
+            lambda conn: cache.nearest_preimage(
+                conn, self._sql, workflow, task_name, array_index, before_instance_id
+            )
+        )
+
+    # -- summaries and history ---------------------------------------------------------------
+    def status_counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """task -> state -> number of current attempts, from one index-only GROUP BY."""
+        query = (
+            select(InstanceRow.task_name, InstanceRow.state, func.count())
+            .where(*self._latest(run_id, None, None))
+            .group_by(InstanceRow.task_name, InstanceRow.state)
+        )
+
+        def work(conn: Connection) -> dict[str, dict[str, int]]:
+            counts: dict[str, dict[str, int]] = {}
+            for task, state, count in conn.execute(query):
+                counts.setdefault(task, {})[state] = int(count)
+            return counts
+
+        return self._db.run(work)
+
+    def cache_counts(self, run_id: str) -> dict[str, tuple[int, int]]:
+        """task -> (cached, recomputed) among its current SUCCESS attempts."""
+        query = (
+            select(InstanceRow.task_name, InstanceRow.cached, func.count())
+            .where(*self._latest(run_id, None, [TaskState.SUCCESS.value]))
+            .group_by(InstanceRow.task_name, InstanceRow.cached)
+        )
+
+        def work(conn: Connection) -> dict[str, tuple[int, int]]:
+            counts: dict[str, list[int]] = {}
+            for task, cached, count in conn.execute(query):
+                counts.setdefault(task, [0, 0])[0 if cached else 1] += int(count)
+            return {task: (pair[0], pair[1]) for task, pair in counts.items()}
+
+        return self._db.run(work)
+
+    def transitions(
+        self, run_id: str, *, since_id: int = 0, limit: int | None = None
+    ) -> list[TransitionRecord]:
+        """The run's state changes with id > ``since_id``, in order (the TUI polls this)."""
+        query = (
+            select(*_TRANSITION_COLUMNS)
+            .where(TransitionRow.run_id == run_id, TransitionRow.id > since_id)
+            .order_by(TransitionRow.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return self._db.run(lambda conn: [TransitionRecord(*row) for row in conn.execute(query)])
+
+    def add_verify_failures(self, rows: Sequence[NewVerifyFailure]) -> None:
+        if not rows:
+            return
+        now = _now()
+        values = [
+            {"instance_id": r.instance_id, "run_id": r.run_id, "task_name": r.task_name,
+             "array_index": r.array_index, "check_name": r.check, "reason": r.reason, "at": now}
+            for r in rows
+        ]  # fmt: skip
+        self._db.run(lambda conn: conn.execute(insert(_VERIFY_FAILURES), values), write=True)
+
+    def verify_failures(self, run_id: str) -> list[VerifyFailureRecord]:
+        query = (
+            select(*_VERIFY_COLUMNS)
+            .where(VerifyFailureRow.run_id == run_id)
+            .order_by(VerifyFailureRow.id)
+        )
+        return self._db.run(lambda conn: [VerifyFailureRecord(*row) for row in conn.execute(query)])
+
+    def info(self) -> StoreInfo:
+        def work(conn: Connection) -> StoreInfo:
+            runs = conn.execute(select(func.count()).select_from(RunRow)).scalar_one()
+            instances = conn.execute(select(func.count()).select_from(InstanceRow)).scalar_one()
+            return StoreInfo(
+                url=self.url,
+                dialect=self.dialect,
+                revision=current_revision(conn),
+                head_revision=HEAD_REVISION,
+                runs=int(runs),
+                instances=int(instances),
+            )
+
+        return self._db.run(work)

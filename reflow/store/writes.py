@@ -1,0 +1,217 @@
+"""Instance writes on the hot path: bulk inserts, compare-and-set state changes, new attempts.
+
+Each function runs inside one write transaction handed in by the store, so a batch of 10,000
+changes costs one commit. Compare-and-set works by reading the current states with the rows
+locked (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE`` in id order on PostgreSQL, which also
+rules out deadlocks between two batches), deciding in Python, then updating with the expected
+old state in the WHERE clause. Of two drivers racing for one instance, exactly one moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy.engine import Connection
+
+from reflow.states import TaskState
+from reflow.store.bulk import BulkSql
+from reflow.store.models import InstanceRow
+from reflow.store.records import NewInstance, StateChange
+
+_INSERT_COLUMNS = (
+    "id", "run_id", "workflow", "task_name", "array_index", "attempt", "latest", "state",
+    "identity", "input_hash", "preimage", "input", "output", "output_hash", "fingerprints",
+    "cached", "cache_source", "reason", "job_id", "error_text", "created_at", "submitted_at",
+    "started_at", "finished_at", "updated_at",
+)  # fmt: skip
+_TRANSITION_COLUMNS = (
+    "instance_id", "run_id", "task_name", "array_index", "attempt", "from_state", "to_state",
+    "at", "detail",
+)  # fmt: skip
+# Columns that identify an attempt or that the store itself maintains.
+_FIXED = frozenset(
+    {"id", "run_id", "workflow", "task_name", "array_index", "attempt", "latest", "state",
+     "created_at", "updated_at"}
+)  # fmt: skip
+SETTABLE_FIELDS = frozenset(c.name for c in InstanceRow.__table__.columns) - _FIXED
+_TIMESTAMP_FIELDS = frozenset({"submitted_at", "started_at", "finished_at"})
+RETRYABLE_STATES = frozenset({TaskState.FAILED.value, TaskState.CANCELLED.value})
+
+Row = tuple[object, ...]
+
+
+def _insert_sql(sql: BulkSql, table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({sql.marks(len(columns))})"
+
+
+def insert_instances(
+    conn: Connection, sql: BulkSql, rows: Sequence[NewInstance], now: datetime
+) -> list[int]:
+    """Insert ``rows`` as the latest attempts, each with its creation transition."""
+    ids = sql.allocate_ids(conn, "instances", len(rows))
+    stamp = sql.ts(now)
+    ts = sql.ts
+    instances: list[Row] = []
+    transitions: list[Row] = []
+    for new_id, r in zip(ids, rows, strict=True):
+        state = str(r.state)
+        created = stamp if r.created_at is None else ts(r.created_at)
+        instances.append((
+            new_id, r.run_id, r.workflow, r.task_name, r.array_index, r.attempt, True, state,
+            r.identity, r.input_hash, r.preimage, r.input, r.output, r.output_hash,
+            r.fingerprints, r.cached, r.cache_source, r.reason, r.job_id, r.error_text,
+            created, ts(r.submitted_at), ts(r.started_at), ts(r.finished_at), stamp,
+        ))  # fmt: skip
+        transitions.append((
+            new_id, r.run_id, r.task_name, r.array_index, r.attempt, None, state, created,
+            r.detail,
+        ))  # fmt: skip
+    if instances:
+        conn.exec_driver_sql(_insert_sql(sql, "instances", _INSERT_COLUMNS), instances)
+        conn.exec_driver_sql(_insert_sql(sql, "transitions", _TRANSITION_COLUMNS), transitions)
+    return ids
+
+
+def _locked_rows(
+    conn: Connection, sql: BulkSql, ids: Collection[int], columns: str
+) -> dict[int, list[object]]:
+    """Current values of ``columns`` (after ``id``) of the instances ``ids``, rows locked."""
+    found: dict[int, list[object]] = {}
+    for condition, params in sql.in_lists("id", sorted(ids)):
+        result = conn.exec_driver_sql(
+            f"SELECT id, {columns} FROM instances WHERE {condition} ORDER BY id{sql.for_update}",
+            params,
+        )
+        for row in result:
+            found[int(row[0])] = list(row[1:])
+    return found
+
+
+def _accepts(change: StateChange, state: object) -> bool:
+    # from_states may hold str enums; compare by value, not by the enum's own hash.
+    return state in change.from_states or state in {str(s) for s in change.from_states}
+
+
+def _field_value(sql: BulkSql, name: str, value: object) -> object:
+    if name in _TIMESTAMP_FIELDS:
+        return sql.ts(value)  # type: ignore[arg-type]  # a datetime or None, else ts() fails
+    return str(value) if isinstance(value, str) else value
+
+
+def apply(
+    conn: Connection, sql: BulkSql, changes: Sequence[StateChange], now: datetime
+) -> list[int]:
+    """Apply each change whose instance is in one of its ``from_states``; returns those ids.
+
+    Several changes to one instance in a batch are applied in order (each checked against the
+    state the previous one left) and written as one UPDATE, with one transition each.
+    """
+    current = _locked_rows(
+        conn,
+        sql,
+        {c.instance_id for c in changes},
+        "state, run_id, task_name, array_index, attempt",
+    )
+    stamp = sql.ts(now)
+    plans: dict[int, tuple[object, list[object], dict[str, object]]] = {}
+    transitions: list[Row] = []
+    for change in changes:
+        row = current.get(change.instance_id)
+        if row is None or not _accepts(change, row[0]):
+            continue
+        to_state = str(change.to_state)
+        transitions.append((change.instance_id, *row[1:], row[0], to_state, stamp, change.detail))
+        plan = plans.get(change.instance_id)
+        if plan is None:
+            plans[change.instance_id] = (row[0], [to_state], dict(change.fields))
+        else:
+            plan[1][0] = to_state
+            plan[2].update(change.fields)
+        row[0] = to_state
+    groups: dict[tuple[str, ...], list[Row]] = {}
+    for instance_id, (old_state, (new_state,), fields) in plans.items():
+        names = tuple(sorted(fields))
+        values = [_field_value(sql, name, fields[name]) for name in names]
+        groups.setdefault(names, []).append((new_state, stamp, *values, instance_id, old_state))
+    for names, params in groups.items():
+        unknown = set(names) - SETTABLE_FIELDS
+        if unknown:
+            raise ValueError(
+                f"apply() cannot set instance column(s) {sorted(unknown)}; "
+                f"settable: {sorted(SETTABLE_FIELDS)}"
+            )
+        m = sql.mark
+        sets = "".join(f", {name} = {m}" for name in names)
+        conn.exec_driver_sql(
+            f"UPDATE instances SET state = {m}, updated_at = {m}{sets} "
+            f"WHERE id = {m} AND state = {m}",
+            params,
+        )
+    if transitions:
+        conn.exec_driver_sql(_insert_sql(sql, "transitions", _TRANSITION_COLUMNS), transitions)
+    return list(plans)
+
+
+def new_attempts(
+    conn: Connection,
+    sql: BulkSql,
+    instance_ids: Sequence[int],
+    *,
+    states: Collection[str],
+    detail: str,
+    now: datetime,
+) -> list[int]:
+    """Start attempt n+1 of each instance that is still latest and in ``states``.
+
+    The old attempt stays as it was (its history intact) but stops being latest; the new row
+    keeps what defines the instance (identity, inputs) and clears everything an attempt
+    produces. Returns the new ids, in the order of ``instance_ids``.
+    """
+    wanted = list(dict.fromkeys(instance_ids))
+    rows = _locked_rows(conn, sql, wanted, "state, latest, run_id, task_name, array_index, attempt")
+    allowed = {str(s) for s in states}
+    old = [(i, rows[i]) for i in wanted if i in rows and bool(rows[i][1]) and rows[i][0] in allowed]
+    if not old:
+        return []
+    m = sql.mark
+    stamp = sql.ts(now)
+    conn.exec_driver_sql(
+        f"UPDATE instances SET latest = {sql.false}, updated_at = {m} WHERE id = {m}",
+        [(stamp, i) for i, _ in old],
+    )
+    new_ids = sql.allocate_ids(conn, "instances", len(old))
+    retrying = TaskState.RETRYING.value
+    conn.exec_driver_sql(
+        "INSERT INTO instances (id, run_id, workflow, task_name, array_index, attempt, latest, "
+        "state, identity, input_hash, preimage, input, cached, reason, created_at, updated_at) "
+        f"SELECT {m}, run_id, workflow, task_name, array_index, attempt + 1, {sql.true}, {m}, "
+        f"identity, input_hash, preimage, input, {sql.false}, {m}, {m}, {m} "
+        f"FROM instances WHERE id = {m}",
+        [
+            (new_id, retrying, "retry", stamp, stamp, i)
+            for new_id, (i, _) in zip(new_ids, old, strict=True)
+        ],
+    )
+    conn.exec_driver_sql(
+        _insert_sql(sql, "transitions", _TRANSITION_COLUMNS),
+        [
+            (new_id, row[2], row[3], row[4], int(row[5]) + 1, None, retrying, stamp, detail)  # type: ignore[call-overload]
+            for new_id, (_, row) in zip(new_ids, old, strict=True)
+        ],
+    )
+    return new_ids
+
+
+def supersede(conn: Connection, sql: BulkSql, instance_ids: Collection[int], now: datetime) -> int:
+    """Stop counting these attempts (no new attempt replaces them here); returns how many."""
+    stamp = sql.ts(now)
+    count = 0
+    for condition, params in sql.in_lists("id", sorted(set(instance_ids))):
+        result = conn.exec_driver_sql(
+            f"UPDATE instances SET latest = {sql.false}, updated_at = {sql.mark} "
+            f"WHERE {condition} AND latest = {sql.true}",
+            (stamp, *params),
+        )
+        count += result.rowcount
+    return count

@@ -1,0 +1,136 @@
+"""What every TUI screen shares: the store banner, the message line and the refresh loop.
+
+Screens load data off the event loop (``asyncio.to_thread``) and then apply it, so a slow or
+unreachable store never freezes the keyboard. A screen refreshes only while it is the one on
+top; one hidden under a detail view costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Static
+
+from reflow.tui.data import StoreUnavailable
+
+if TYPE_CHECKING:
+    from reflow.tui.app import ReflowApp
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the app-level keys (r, f, c, w, v, l) act on."""
+
+    run_id: str | None = None
+    task: str | None = None
+    index: int | None = None
+    instance_id: int | None = None
+    has_index: bool = False
+
+
+class Table(DataTable[Any]):
+    """A row-cursor table whose ``enter`` is listed in the footer as the way to drill in."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open"),
+    ]
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+
+
+class ReflowScreen(Screen[None]):
+    """Banner + message line + a reload that survives a lost store connection."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    @property
+    def rapp(self) -> ReflowApp:
+        from reflow.tui.app import ReflowApp
+
+        assert isinstance(self.app, ReflowApp)
+        return self.app
+
+    def selection(self) -> Selection:
+        return Selection()
+
+    def banner(self) -> Static:
+        return Static("", id="banner")
+
+    def message_line(self) -> Static:
+        return Static("", id="message")
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        line = self.query("#message")
+        if line:
+            widget = line.first(Static)
+            widget.update(text)
+            widget.set_class(error, "error")
+
+    def load(self) -> Any:
+        """Read everything this screen shows (runs in a worker thread)."""
+        return None
+
+    def show(self, data: Any) -> None:
+        """Put freshly loaded data on screen (runs on the event loop)."""
+
+    async def reload(self) -> None:
+        try:
+            data = await asyncio.to_thread(self.load)
+        except StoreUnavailable as exc:
+            if self.is_attached:
+                self._set_banner(f"store unreachable: {exc} (retrying)")
+            return
+        if not self.is_attached or not self.app.is_running:
+            return
+        self._set_banner("")
+        self.show(data)
+
+    def _set_banner(self, text: str) -> None:
+        found = self.query("#banner")
+        if found:
+            banner = found.first(Static)
+            banner.update(text)
+            banner.display = bool(text)
+
+    async def on_mount(self) -> None:
+        self._set_banner("")
+        await self.reload()
+        interval = self.rapp.refresh_interval
+        if interval:
+            self.set_interval(interval, self._tick)
+
+    def _tick(self) -> None:
+        if self.app.screen is self:
+            self.run_worker(self.reload(), exclusive=True, group="tick")
+
+    async def on_screen_resume(self) -> None:
+        if self.is_mounted:
+            await self.reload()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+
+def sync_rows(table: DataTable[Any], rows: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Show ``rows`` (key, cells) keeping the cursor; unchanged keys are updated in place."""
+    current = [str(k.value) for k in table.rows]
+    if current == [key for key, _ in rows]:
+        columns = [c.key for c in table.ordered_columns]
+        for key, cells in rows:
+            old = table.get_row(key)
+            for col, new, was in zip(columns, cells, old, strict=True):
+                if new != was:
+                    table.update_cell(key, col, new)
+        return
+    keep = table.cursor_row
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if rows:
+        table.move_cursor(row=min(max(keep, 0), len(rows) - 1), scroll=True)

@@ -1,0 +1,70 @@
+"""The run's DAG as coloured text: one line per task, indented by its depth in the graph.
+
+Depth comes from networkx's topological generations over data and ordering edges, so a
+task always appears below everything it waits for; ordering-only edges are drawn with ``~``
+to tell them apart from data edges.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from reflow.tui.data import TaskSummary
+
+STATE_STYLE = {
+    "SUCCESS": "green",
+    "FAILED": "bold red",
+    "RUNNING": "yellow",
+    "SUBMITTED": "yellow",
+    "RETRYING": "yellow",
+    "PENDING": "bright_black",
+    "CANCELLED": "magenta",
+    "WAITING": "bright_black",
+}
+
+STATE_MARK = {
+    "SUCCESS": "✔",
+    "FAILED": "✘",
+    "RUNNING": "▶",
+    "SUBMITTED": "▷",
+    "RETRYING": "↻",
+    "PENDING": "·",
+    "CANCELLED": "⊘",
+    "WAITING": "·",
+}
+
+
+def depths(tasks: list[TaskSummary]) -> dict[str, int]:
+    import networkx as nx
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    names = {t.name for t in tasks}
+    for t in tasks:
+        graph.add_node(t.name)
+        for dep in (*t.dependencies, *t.after):
+            if dep in names:
+                graph.add_edge(dep, t.name)
+    return {name: level for level, generation in enumerate(nx.topological_generations(graph))
+            for name in generation}
+
+
+def render_dag(tasks: list[TaskSummary]) -> Text:
+    """Tasks in recorded (topological) order with state, progress and cache counts."""
+    level = depths(tasks)
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for i, t in enumerate(sorted(tasks, key=lambda t: t.position)):
+        if i:
+            out.append("\n")
+        style = STATE_STYLE.get(t.state, "")
+        out.append("  " * level.get(t.name, 0))
+        out.append(f"{STATE_MARK.get(t.state, '?')} ", style=style)
+        out.append(t.name + ("[]" if t.is_array else ""), style=f"bold {style}")
+        out.append(f" {t.done}/{t.total}")
+        if t.cached or t.recomputed:
+            out.append(f" c{t.cached}", style="cyan")
+            out.append(f" r{t.recomputed}", style="blue")
+        if t.dependencies:
+            out.append(" <- " + ", ".join(t.dependencies), style="dim")
+        if t.after:
+            out.append(" <~ " + ", ".join(t.after), style="dim italic")
+    return out

@@ -1,0 +1,222 @@
+"""The run screen: task table, DAG, one page of the selected task's instances, live feed.
+
+Each tick reads aggregate counts, one page of instances and the transitions recorded since
+the last tick; nothing scales with the size of an array except the numbers in the cells.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Footer, Input, Static
+
+from reflow.store import InstanceRecord, RunRecord, TransitionRecord
+from reflow.tui.base import ReflowScreen, Selection, Table, sync_rows
+from reflow.tui.dag import STATE_STYLE, render_dag
+from reflow.tui.data import PAGE_SIZE, TaskSummary
+from reflow.tui.fmt import clock_time, duration, label
+
+TASK_COLUMNS = ("task", "state", "done", "total", "failed", "cached", "recomp")
+INSTANCE_COLUMNS = ("index", "try", "state", "reason", "job", "exit", "took")
+FEED_KEEP = 50
+
+
+@dataclass(frozen=True)
+class RunView:
+    run: RunRecord
+    tasks: list[TaskSummary]
+    task: str | None
+    offset: int
+    instances: list[InstanceRecord]
+    count: int
+    transitions: list[TransitionRecord]
+
+
+def feed_line(t: TransitionRecord, tz: tzinfo | None) -> Text:
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(clock_time(t.at, tz) + " ", style="dim")
+    line.append(label(t.task_name, t.array_index) + f"#{t.attempt} ", style="bold")
+    line.append(t.from_state or "new", style=STATE_STYLE.get(t.from_state or "", "dim"))
+    line.append(" → ")
+    line.append(t.to_state, style=STATE_STYLE.get(t.to_state, ""))
+    if t.detail:
+        line.append("  " + t.detail.splitlines()[0], style="dim")
+    return line
+
+
+class RunScreen(ReflowScreen):
+    """One run, live."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter"),
+        Binding("n", "page(1)", "Next page"),
+        Binding("p", "page(-1)", "Prev page"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.task: str | None = None
+        self.offset = 0
+        self.count = 0
+        self.needle = ""
+        self.tasks: list[TaskSummary] = []
+        self.feed: deque[TransitionRecord] = deque(maxlen=FEED_KEEP)
+
+    def compose(self) -> ComposeResult:
+        yield self.banner()
+        yield Static("", id="title")
+        yield Input(placeholder="filter tasks (enter to apply, esc to clear)", id="filter")
+        with Horizontal(id="top"):
+            yield Table(id="tasks")
+            yield Static("", id="dag")
+        yield Static("", id="page")
+        yield Table(id="instances")
+        yield Static("", id="feed")
+        yield self.message_line()
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        tasks = self.query_one("#tasks", Table)
+        for col in TASK_COLUMNS:
+            tasks.add_column(col, key=col)
+        inst = self.query_one("#instances", Table)
+        for col in INSTANCE_COLUMNS:
+            inst.add_column(col, key=col)
+        self.query_one("#filter", Input).display = False
+        self.query_one("#feed", Static).border_title = "transitions (newest first)"
+        self.query_one("#dag", Static).border_title = "DAG"
+        tasks.focus()
+
+    # -- data ------------------------------------------------------------------------------
+    def load(self) -> RunView:
+        reader = self.rapp.reader
+        run = reader.run(self.run_id)
+        tasks = reader.tasks(self.run_id)
+        task = self.task if self.task is not None else (tasks[0].name if tasks else None)
+        offset = self.offset
+        rows: list[InstanceRecord] = []
+        count = 0
+        if task is not None:
+            count = next((t.total for t in tasks if t.name == task), 0)
+            offset = max(0, min(offset, (max(count, 1) - 1) // PAGE_SIZE * PAGE_SIZE))
+            rows = reader.instances(self.run_id, task, offset)
+        return RunView(run, tasks, task, offset, rows, count,
+                       reader.new_transitions(self.run_id))
+
+    def show(self, data: RunView) -> None:
+        self.tasks = data.tasks
+        if self.task is None or self.task == data.task:
+            self.task, self.offset, self.count = data.task, data.offset, data.count
+        self._show_title(data.run)
+        self._show_tasks()
+        self.query_one("#dag", Static).update(render_dag(data.tasks))
+        if data.task == self.task:
+            self._show_instances(data.instances)
+        self.feed.extend(data.transitions)
+        tz = self.rapp.clock().tzinfo
+        lines = [feed_line(t, tz) for t in reversed(self.feed)]
+        self.query_one("#feed", Static).update(Text("\n").join(lines))
+
+    def _show_title(self, run: RunRecord) -> None:
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append(f"{run.workflow} ", style="bold")
+        title.append(run.run_id + " ")
+        title.append(run.status, style=STATE_STYLE.get(run.status, ""))
+        title.append(f" · {run.user}@{run.host}", style="dim")
+        refusal = self.rapp.refusal(run)
+        if refusal:
+            title.append(" · read-only", style="bold magenta")
+        self.query_one("#title", Static).update(title)
+
+    def _show_tasks(self) -> None:
+        needle = self.needle.lower()
+        rows = []
+        for t in self.tasks:
+            if needle and needle not in t.name.lower() and needle not in t.state.lower():
+                continue
+            rows.append((t.name, (
+                t.name + ("[]" if t.is_array else ""),
+                Text(t.state, style=STATE_STYLE.get(t.state, "")),
+                t.done, t.total, t.failed, t.cached, t.recomputed,
+            )))
+        sync_rows(self.query_one("#tasks", Table), rows)
+
+    def _show_instances(self, instances: list[InstanceRecord]) -> None:
+        rows = []
+        for r in instances:
+            idx = "-" if r.array_index is None else str(r.array_index)
+            rows.append((str(r.id), (
+                idx, r.attempt, Text(r.state, style=STATE_STYLE.get(r.state, "")),
+                r.reason, r.job_id or "-", "-" if r.exit_code is None else r.exit_code,
+                duration(r.started_at, r.finished_at),
+            )))
+        sync_rows(self.query_one("#instances", Table), rows)
+        end = self.offset + len(instances)
+        where = f"{self.offset + 1}-{end} of {self.count}" if instances else "none yet"
+        self.query_one("#page", Static).update(
+            Text.assemble((f"{self.task or '-'}", "bold"), f" instances {where}",
+                          ("  n/p: page" if self.count > PAGE_SIZE else "", "dim")))
+
+    # -- selection and keys ----------------------------------------------------------------
+    def selection(self) -> Selection:
+        inst = self.query_one("#instances", Table)
+        if inst.row_count and self.task is not None:
+            key = inst.coordinate_to_cell_key(inst.cursor_coordinate).row_key.value
+            index_cell = inst.get_row_at(inst.cursor_row)[0]
+            index = None if index_cell == "-" else int(index_cell)
+            return Selection(self.run_id, self.task, index, int(str(key)), has_index=True)
+        return Selection(self.run_id, self.task)
+
+    def on_data_table_row_highlighted(self, event: Table.RowHighlighted) -> None:
+        if event.data_table.id != "tasks" or event.row_key.value is None:
+            return
+        if event.row_key.value != self.task:
+            self.task, self.offset = event.row_key.value, 0
+            self.query_one("#instances", Table).clear()
+            self.run_worker(self.reload(), exclusive=True, group="tick")
+
+    def on_data_table_row_selected(self, event: Table.RowSelected) -> None:
+        if event.data_table.id == "tasks":
+            self.query_one("#instances", Table).focus()
+        elif event.row_key.value is not None:
+            self.rapp.open_instance(int(event.row_key.value))
+
+    def action_page(self, step: int) -> None:
+        target = self.offset + step * PAGE_SIZE
+        if target < 0 or target >= max(self.count, 1):
+            self.say("no more pages")
+            return
+        self.offset = target
+        self.run_worker(self.reload(), exclusive=True, group="tick")
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.needle = event.value
+        self._show_tasks()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#tasks", Table).focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.value = ""
+            box.display = False
+            self.query_one("#tasks", Table).focus()
+        elif self.focused is self.query_one("#instances", Table):
+            self.query_one("#tasks", Table).focus()
+        else:
+            super().action_back()

@@ -1,0 +1,106 @@
+"""The runs screen: recent runs across workflows, filterable, ``enter`` opens one."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Input, Static
+
+from reflow.tui.base import ReflowScreen, Selection, Table
+from reflow.tui.dag import STATE_STYLE
+from reflow.tui.data import RunSummary
+from reflow.tui.fmt import age
+
+COLUMNS = ("workflow", "run id", "user", "status", "progress", "cached", "recomp", "age")
+
+
+def matches(summary: RunSummary, needle: str) -> bool:
+    run = summary.run
+    hay = " ".join((run.workflow, run.run_id, run.user, run.status)).lower()
+    return all(word in hay for word in needle.lower().split())
+
+
+class RunsScreen(ReflowScreen):
+    """Recent runs, newest first."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", show=False),
+        Binding("slash", "filter", "Filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="runs-screen")
+        self.summaries: list[RunSummary] = []
+        self.needle = ""
+
+    def compose(self) -> ComposeResult:
+        yield self.banner()
+        yield Static("reflow · runs", id="title")
+        yield Input(placeholder="filter runs (enter to apply, esc to clear)", id="filter")
+        yield Table(id="runs")
+        yield self.message_line()
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        table = self.query_one("#runs", Table)
+        for col in COLUMNS:
+            table.add_column(col, key=col)
+        self.query_one("#filter", Input).display = False
+        table.focus()
+
+    def load(self) -> list[RunSummary]:
+        return self.rapp.reader.runs()
+
+    def show(self, data: list[RunSummary]) -> None:
+        self.summaries = data
+        self._fill()
+
+    def _fill(self) -> None:
+        table = self.query_one("#runs", Table)
+        keep = table.cursor_row
+        table.clear()
+        now = self.rapp.clock()
+        for s in (s for s in self.summaries if matches(s, self.needle)):
+            run = s.run
+            table.add_row(
+                run.workflow, run.run_id, run.user,
+                Text(run.status, style=STATE_STYLE.get(run.status, "")),
+                f"{s.done}/{s.total}" + (f" ✘{s.failed}" if s.failed else ""),
+                str(s.cached), str(s.recomputed), age(run.created_at, now),
+                key=run.run_id,
+            )
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+
+    def selection(self) -> Selection:
+        table = self.query_one("#runs", Table)
+        if not table.row_count:
+            return Selection()
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return Selection(run_id=key)
+
+    def on_data_table_row_selected(self, event: Table.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.rapp.open_run(event.row_key.value)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.needle = event.value
+        self._fill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#runs", Table).focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.value = ""
+            box.display = False
+            self.query_one("#runs", Table).focus()
