@@ -7,8 +7,6 @@ Each scenario runs in a fresh subprocess so its peak RSS is its own. Every figur
 median of several repeats; the machine is small and noisy, so compare ratios, not absolutes.
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import statistics
@@ -22,10 +20,10 @@ from typing import Annotated, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from reflow import Param, Result, Workflow  # noqa: E402
+
 
 def wide_workflow(name: str, n: int) -> Any:
-    from reflow import Param, Result, Workflow
-
     wf = Workflow(name)
 
     @wf.job()
@@ -44,8 +42,6 @@ def wide_workflow(name: str, n: int) -> Any:
 
 
 def chain_workflow(name: str, length: int) -> Any:
-    from reflow import Result, Workflow
-
     wf = Workflow(name)
 
     def first() -> int:
@@ -53,6 +49,7 @@ def chain_workflow(name: str, length: int) -> Any:
 
     wf.job(name="t0")(first)
     for i in range(1, length):
+
         def step(x: int) -> int:
             return x + 1
 
@@ -96,7 +93,10 @@ def scenario_wide(n: int, repeats: int) -> dict[str, Any]:
         floors.append(floor_wide(n))
     c, k, f = (statistics.median(v) for v in (cold, cached, floors))
     return {
-        "scenario": f"wide N={n}", "cold_s": c, "cached_s": k, "floor_s": f,
+        "scenario": f"wide N={n}",
+        "cold_s": c,
+        "cached_s": k,
+        "floor_s": f,
         "cold_overhead_us_per_instance": (c - f) / n * 1e6,
         "cached_us_per_instance": k / n * 1e6,
     }
@@ -123,8 +123,12 @@ def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
             value_hash(x)
         floors.append(time.perf_counter() - t)
     c, f = statistics.median(times), statistics.median(floors)
-    return {"scenario": f"chain of {length}", "cold_s": c, "floor_s": f,
-            "overhead_us_per_task": (c - f) / length * 1e6}
+    return {
+        "scenario": f"chain of {length}",
+        "cold_s": c,
+        "floor_s": f,
+        "overhead_us_per_task": (c - f) / length * 1e6,
+    }
 
 
 def scenario_status(n: int, repeats: int) -> dict[str, Any]:
@@ -143,9 +147,11 @@ def scenario_status(n: int, repeats: int) -> dict[str, Any]:
             t = time.perf_counter()
             status_text(store, run.run_id)
             texts.append(time.perf_counter() - t)
-    return {"scenario": f"status of {n} instances",
-            "status_counts_ms": statistics.median(counts) * 1e3,
-            "status_text_ms": statistics.median(texts) * 1e3}
+    return {
+        "scenario": f"status of {n} instances",
+        "status_counts_ms": statistics.median(counts) * 1e3,
+        "status_text_ms": statistics.median(texts) * 1e3,
+    }
 
 
 SCENARIOS = {"wide": scenario_wide, "chain": scenario_chain, "status": scenario_status}
@@ -155,7 +161,9 @@ def run_child(name: str, size: int, repeats: int) -> dict[str, Any]:
     """Run one scenario in a fresh interpreter and add its peak RSS."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", name, str(size), str(repeats)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -173,8 +181,11 @@ def main() -> None:
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
-    plan = ([("wide", 1000, 3), ("wide", 10000, 3), ("chain", 200, 3), ("status", 100000, 15)]
-            if not args.quick else [("wide", 1000, 3), ("chain", 50, 3), ("status", 10000, 9)])
+    plan = (
+        [("wide", 1000, 3), ("wide", 10000, 3), ("chain", 200, 3), ("status", 100000, 15)]
+        if not args.quick
+        else [("wide", 1000, 3), ("chain", 50, 3), ("status", 10000, 9)]
+    )
     targets = {
         "cached_us_per_instance": ("<= 20 us (0.2 s for 10,000)", 20.0),
         "cold_overhead_us_per_instance": ("<= 25 us", 25.0),
@@ -183,8 +194,10 @@ def main() -> None:
     }
     for name, size, repeats in plan:
         result = run_child(name, size, repeats)
-        print(f"\n== {result.pop('scenario')}  (median of {repeats}, "
-              f"peak RSS {result.pop('peak_rss_mb'):.0f} MB)")
+        print(
+            f"\n== {result.pop('scenario')}  (median of {repeats}, "
+            f"peak RSS {result.pop('peak_rss_mb'):.0f} MB)"
+        )
         for key, value in result.items():
             target = targets.get(key)
             mark = ""

@@ -56,6 +56,13 @@ def _debug_wanted(flag: bool) -> bool:
     return flag or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
+def report(exc: BaseException, debug: bool) -> typer.Exit:
+    """Print a user error (with its traceback under --debug); returns the exit to raise."""
+    if _debug_wanted(debug):
+        traceback.print_exception(exc)
+    return fail(error_message(exc))
+
+
 def guarded(func: F) -> F:
     """Wrap a command function: user errors exit 1 with one line; adds ``--debug``."""
     signature = inspect.signature(func, eval_str=True)
@@ -65,9 +72,7 @@ def guarded(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
-            if _debug_wanted(debug):
-                traceback.print_exc()
-            raise fail(error_message(exc)) from None
+            raise report(exc, debug) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None

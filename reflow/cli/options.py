@@ -75,7 +75,12 @@ def store_url(store: str | None, store_path: str | None) -> str:
     return resolve_store_location(store, store_path=store_path)
 
 
-def open_store(store: str | None, store_path: str | None) -> Store:
+def open_store(store: str | None, store_path: str | None, *, create: bool = False) -> Store:
+    """Open the store; only commands that record runs create a missing one.
+
+    A mistyped ``--store-path`` on a reading command is then an error naming the path,
+    not a new empty database left behind.
+    """
     from reflow.store import Store
 
-    return Store.open(store_url(store, store_path))
+    return Store.open(store_url(store, store_path), create=create)

@@ -9,6 +9,7 @@ store's aggregate counts at most once per second (never per instance, never the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -96,10 +97,9 @@ class RunWatcher:
         from reflow.errors import ReflowError
 
         while not self._stop.is_set():
-            try:
+            # A busy or briefly unreachable store only delays the display.
+            with contextlib.suppress(ReflowError):
                 self._tick()
-            except ReflowError:
-                pass  # a busy or briefly unreachable store only delays the display
             self._stop.wait(REFRESH_SECONDS)
 
     def _tick(self) -> None:

@@ -41,7 +41,7 @@ def _fixed_options() -> list[inspect.Parameter]:
         option("store_path", StorePathOption, None),
         option("executor", Annotated[str | None, typer.Option(
             "--executor", metavar="E", show_default=False,
-            help=f"Where tasks run: {EXECUTORS}. Default: [executor] mode or REFLOW_MODE, "
+            help=f"Where tasks run: {EXECUTORS}. Default: \\[executor] mode or REFLOW_MODE, "
             "else the scheduler found on PATH, else local.")], None),
         option("force", Annotated[bool, typer.Option(
             "--force", help="Recompute every task (no cache lookups).")], False),

@@ -72,12 +72,17 @@ def status_table(store: Store, run_id: str, task: str | None, errors: bool) -> R
 
 
 def runs_table(runs: Sequence[RunRecord]) -> RenderableType:
+    """Newest first; run ids are never shortened (people copy them), run dirs may wrap."""
     table = Table(show_edge=False, header_style="bold")
-    for column in ("Run", "Workflow", "Status", "Created", "User", "Run dir"):
-        table.add_column(column)
+    table.add_column("Run", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Created (local)", no_wrap=True)
+    table.add_column("User")
+    table.add_column("Run dir", overflow="fold")
     for run in runs:
         table.add_row(
-            escape(run.run_id), escape(run.workflow), styled_state(run.status), _iso(run),
+            escape(run.run_id), styled_state(run.status),
+            run.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
             escape(run.user), escape(run.run_dir),
         )
     return table

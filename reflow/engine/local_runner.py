@@ -25,8 +25,9 @@ from reflow.core.parameters import resolve_parameters
 from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
+from reflow.engine.planner import Decision
+from reflow.engine.recording import cached_row, fresh_row, plan_task
 from reflow.engine.run_records import record_run
-from reflow.engine.planner import Decision, decide, explain_misses
 from reflow.engine.verify import VerifyProblem
 from reflow.errors import EncodeError, RunFailedError, UnknownTaskError, suggestion
 from reflow.states import RunState, TaskState
@@ -107,11 +108,25 @@ class _Pending:
     problems: list[VerifyProblem] = field(default_factory=list)
 
 
+class _Stored:
+    """An output still in its stored JSON text: decoded only if a dependant needs the value."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+
 @dataclass
 class _TaskState:
     outputs: dict[int | None, tuple[Any, str]] = field(default_factory=dict)
     failed: bool = False
     done: bool = False
+
+
+def _value(held: Any) -> Any:
+    return (loads(held.text) if held.text is not None else None) if isinstance(
+        held, _Stored) else held
 
 
 class InlineExecution:
@@ -197,7 +212,7 @@ class InlineExecution:
         keys = sorted(state.outputs, key=lambda k: -1 if k is None else k)
         return TaskOutputs(
             self.graph.specs[name].is_array,
-            [state.outputs[k][0] for k in keys],
+            [_value(state.outputs[k][0]) for k in keys],
             [state.outputs[k][1] for k in keys],
         )
 
@@ -207,8 +222,7 @@ class InlineExecution:
         pending = []
         for row in rows:
             if row.state == TaskState.SUCCESS:
-                state.outputs[row.array_index] = (loads(row.output or "null"),
-                                                  row.output_hash or "")
+                state.outputs[row.array_index] = (_Stored(row.output), row.output_hash or "")
             elif row.state == TaskState.RETRYING:
                 kwargs = decode(json.loads(row.input))
                 pending.append(_Pending(spec, row.array_index, kwargs, row.id))
@@ -220,41 +234,24 @@ class InlineExecution:
         self, spec: TaskSpec, state: _TaskState, expanded: list[Expanded]
     ) -> list[_Pending]:
         now = datetime.now(UTC)
-        decisions = decide(spec, expanded, self.store.find_cached,
-                           forced=self.force or spec.name in self.force_tasks,
-                           verify=self.verify)
+        decisions = plan_task(self.store, self.workflow, self.run_id, spec, expanded,
+                              forced=self.force or spec.name in self.force_tasks,
+                              verify=self.verify)
         cached_rows: list[NewInstance] = []
         misses: list[Decision] = []
         for d in decisions:
-            hit, e = d.hit, d.expanded
-            if hit is None:
+            if d.hit is None:
                 misses.append(d)
                 continue
-            cached_rows.append(NewInstance(
-                run_id=self.run_id, workflow=self.workflow, task_name=spec.name,
-                array_index=e.index, attempt=1, state=TaskState.SUCCESS,
-                identity=e.identity, input_hash=e.input_hash, preimage=e.preimage_json,
-                input=e.input_json, reason=reasons.CACHED, cached=True,
-                cache_source=hit.instance_id, output=hit.output,
-                output_hash=hit.output_hash, fingerprints=hit.fingerprints,
-                started_at=now, finished_at=now,
-                detail=f"cached from instance {hit.instance_id} of run {hit.run_id}",
-            ))
-            state.outputs[e.index] = (loads(hit.output), hit.output_hash)
+            cached_rows.append(cached_row(self.run_id, self.workflow, spec.name, d, now))
+            state.outputs[d.expanded.index] = (loads(d.hit.output), d.hit.output_hash)
         if cached_rows:
             self.store.insert_instances(cached_rows)
-        if any(not d.reason for d in misses):
-            explain_misses(misses, self._references(spec.name))
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
                      reason=d.reason, problems=d.problems)
             for d in misses
         ]
-
-    def _references(self, task: str) -> dict[int | None, str]:
-        if not self.store.task_seen(self.workflow, task, exclude_run=self.run_id):
-            return {}
-        return self.store.reference_preimages(self.workflow, task, exclude_run=self.run_id)
 
     def _insert_skip_marker(self, spec: TaskSpec, upstream: str) -> None:
         now = datetime.now(UTC)
@@ -290,13 +287,9 @@ class InlineExecution:
             for p in fresh:
                 e = p.expanded
                 assert e is not None
-                rows.append(NewInstance(
-                    run_id=self.run_id, workflow=self.workflow, task_name=p.spec.name,
-                    array_index=p.index, attempt=1, state=TaskState.RUNNING,
-                    identity=e.identity, input_hash=e.input_hash, preimage=e.preimage_json,
-                    input=e.input_json, reason=p.reason, started_at=now,
-                    detail=f"running in-process ({p.reason})",
-                ))
+                rows.append(fresh_row(self.run_id, self.workflow, p.spec.name, e, p.reason,
+                                      TaskState.RUNNING, f"running in-process ({p.reason})",
+                                      started_at=now))
             for p, new_id in zip(fresh, self.store.insert_instances(rows), strict=True):
                 p.instance_id = new_id
             failures = [

@@ -14,6 +14,7 @@ This module is imported by workers: stdlib only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -146,15 +147,11 @@ def read_one(run_dir: Path, instance_id: int) -> Report | None:
 
 def set_aside(bad: BadFile) -> None:
     """Rename a malformed file so that later scans do not report it again."""
-    try:
+    with contextlib.suppress(OSError):
         os.replace(bad.path, bad.path.with_name(bad.path.name + BAD))
-    except OSError:
-        pass
 
 
 def consume(report: Started | Finished) -> None:
     """Remove a file whose content is now in the store (or that was rightly ignored)."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(report.path)
-    except FileNotFoundError:
-        pass

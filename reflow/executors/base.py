@@ -90,7 +90,7 @@ def parse_duration(text: str) -> int:
     days, first, second, third = match.groups()
     parts = [int(p) for p in (first, second, third) if p is not None]
     if days is not None:  # D-HH, D-HH:MM, D-HH:MM:SS
-        hours, minutes, seconds = (parts + [0, 0])[:3]
+        hours, minutes, seconds = [*parts, 0, 0][:3]
         total = ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
     elif len(parts) == 1:  # MM
         total = parts[0] * 60
@@ -298,9 +298,7 @@ class JobSpec:
                     f"array job {self.name!r} has no indices; submit nothing for an empty array"
                 )
             if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
-                raise ValueError(
-                    f"array job {self.name!r}: indices must be whole numbers >= 0"
-                )
+                raise ValueError(f"array job {self.name!r}: indices must be whole numbers >= 0")
             if len(set(indices)) != len(indices):
                 raise ValueError(f"array job {self.name!r} lists an index more than once")
             object.__setattr__(self, "array_indices", tuple(sorted(indices)))

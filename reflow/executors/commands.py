@@ -61,7 +61,7 @@ class RetryPolicy:
             raise ValueError(f"retry jitter must be in [0, 1), not {self.jitter}")
 
     def delay(self, failures: int, rng: random.Random) -> float:
-        raw = min(self.max_delay, self.base_delay * 2 ** (failures - 1))
+        raw = min(self.max_delay, self.base_delay * 2.0 ** (failures - 1))
         return raw * (1 + rng.uniform(-self.jitter, self.jitter))
 
 

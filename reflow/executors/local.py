@@ -15,6 +15,7 @@ element, with the index in the environment like on a real scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -152,7 +153,16 @@ def _alive(directory: Path) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited child nobody has reaped yet (its parent dropped the Popen) is not alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _young(directory: Path) -> bool:
@@ -388,10 +398,8 @@ class _Stream:
 
     def close(self) -> int:
         assert self.proc.stdin is not None
-        try:
+        with contextlib.suppress(BrokenPipeError):
             self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
         code = self.proc.wait()
         return 128 - code if code < 0 else code
 

@@ -110,12 +110,10 @@ class SchedulerExecutor(Executor):
             timeout=float(config.get("command_timeout", 60.0)),
             retry=RetryPolicy(attempts=int(config.get("submit_retries", 5))),
         )
-        size = config.get("max_array_size")
-        return cls(
-            runner,
-            max_array_size=None if size is None else int(size),
-            **cls._settings_from_config(config),
-        )
+        settings = cls._settings_from_config(config)
+        if config.get("max_array_size") is not None:
+            settings["max_array_size"] = int(config["max_array_size"])
+        return cls(runner, **settings)
 
     @classmethod
     def _settings_from_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,7 +131,7 @@ class SchedulerExecutor(Executor):
             return (job,)
         return split_array(job, self.max_array_size(), contiguous=self.contiguous_arrays)
 
-    def _array_offset(self, job: JobSpec) -> int:
+    def array_offset(self, job: JobSpec) -> int:
         """The offset this part is submitted with; refuses a part that needs splitting."""
         indices = job.array_indices or ()
         limit = self.max_array_size()
@@ -197,12 +195,8 @@ class SchedulerExecutor(Executor):
         if job.is_array:
             env[INDEX_VAR_ENV] = self.index_env_var
             env[INDEX_BASE_ENV] = str(self.index_base - offset)
-            out_head, _, out_tail = str(self.log_path(job, job.stdout)).partition(
-                INDEX_PLACEHOLDER
-            )
-            err_head, _, err_tail = str(self.log_path(job, job.stderr)).partition(
-                INDEX_PLACEHOLDER
-            )
+            out_head, _, out_tail = str(self.log_path(job, job.stdout)).partition(INDEX_PLACEHOLDER)
+            err_head, _, err_tail = str(self.log_path(job, job.stderr)).partition(INDEX_PLACEHOLDER)
             argv = [
                 "/bin/sh", "-c", ARRAY_WRAPPER, WRAPPER_NAME,
                 str(job.workdir), out_head, out_tail, err_head, err_tail, *argv,
@@ -219,9 +213,7 @@ class SchedulerExecutor(Executor):
         what a relative output path is relative to."""
         return path if path.is_absolute() else job.workdir / path
 
-    def scheduler_log(
-        self, job: JobSpec, pattern: str, escape: Callable[[str], str] = str
-    ) -> str:
+    def scheduler_log(self, job: JobSpec, pattern: str, escape: Callable[[str], str] = str) -> str:
         """Where the scheduler writes its own messages about an array element: the stdout
         path with ``{index}`` replaced by ``<pattern>.sched`` (``pattern`` is the scheduler's
         element placeholder, e.g. ``%A_%a``; ``escape`` protects the rest of the path)."""
@@ -235,8 +227,8 @@ class SchedulerExecutor(Executor):
         """The command that submits ``job`` (one part, already checked to fit)."""
 
     @abstractmethod
-    def parse_submit(self, stdout: str) -> str:
-        """The scheduler id from the submit command's output."""
+    def parse_submit(self, stdout: str, job: JobSpec) -> str:
+        """The scheduler id from the submit command's output (ValueError when there is none)."""
 
     @abstractmethod
     def cancel_command(self, native_ids: Sequence[str]) -> Command:
@@ -253,7 +245,7 @@ class SchedulerExecutor(Executor):
         )
 
     def submit(self, job: JobSpec) -> str:
-        offset = self._array_offset(job) if job.is_array else 0
+        offset = self.array_offset(job) if job.is_array else 0
         for path in (job.stdout, job.stderr):
             self.log_path(job, path).parent.mkdir(parents=True, exist_ok=True)
         result = self.run(self.submit_command(job, offset))
@@ -262,7 +254,7 @@ class SchedulerExecutor(Executor):
                 f"{self.submit_tool} refused job {job.name!r}: {error_line(result)}"
             )
         try:
-            native = self.parse_submit(result.stdout)
+            native = self.parse_submit(result.stdout, job)
         except ValueError:
             raise ExecutorError(
                 f"{self.submit_tool} accepted job {job.name!r} but printed no job id "
@@ -295,12 +287,20 @@ class SchedulerExecutor(Executor):
         return wanted
 
     @staticmethod
-    def fill_unknown(job_ids: Iterable[str], found: dict[str, JobStatus]) -> dict[str, JobStatus]:
-        """Add UNKNOWN for every asked id the scheduler reported nothing about."""
+    def unresolved(job_ids: Iterable[str], found: Mapping[str, JobStatus]) -> list[str]:
+        """The asked ids the scheduler reported nothing about (an array counts as reported
+        when any of its elements is)."""
         arrays = {key.rpartition("_")[0] for key in found}
-        for job_id in job_ids:
-            if job_id not in found and job_id not in arrays:
-                found[job_id] = JobStatus(job_id, JobState.UNKNOWN, None, "", "not known to the scheduler")
+        return [j for j in job_ids if j not in found and j not in arrays]
+
+    def fill_unknown(
+        self, job_ids: Iterable[str], found: dict[str, JobStatus]
+    ) -> dict[str, JobStatus]:
+        """Add UNKNOWN for every asked id the scheduler reported nothing about."""
+        for job_id in self.unresolved(job_ids, found):
+            found[job_id] = JobStatus(
+                job_id, JobState.UNKNOWN, None, "", "not known to the scheduler"
+            )
         return found
 
 

@@ -13,10 +13,17 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from reflow.errors import ExecutorError
-from reflow.executors.base import JobSpec, JobState, JobStatus, format_memory
+from reflow.executors.base import (
+    INDEX_PLACEHOLDER,
+    JobSpec,
+    JobState,
+    JobStatus,
+    format_memory,
+)
 from reflow.executors.commands import (
     Command,
     CommandRunner,
@@ -73,9 +80,11 @@ def _escape(path: str) -> str:
 
 class SlurmExecutor(SchedulerExecutor):
     """Slurm adapter. Other scheduler options become ``--key value`` (``_`` -> ``-``; True is
-    a bare flag, False leaves it out). Arrays log the scheduler's own messages (time limit,
-    OOM kill) to ``<stdout with {index} -> %A_%a.sched>``. ``max_array_size`` defaults to the
-    cluster's MaxArraySize, read once from ``scontrol show config``."""
+    a bare flag, False leaves it out). An array's log files are also Slurm's ``--output``/
+    ``--error`` (``%a`` = reflow's index, append mode), so Slurm's own notices (time limit,
+    OOM kill) sit next to the task's output; only a part shifted past MaxArraySize logs them
+    to ``<stdout with {index} -> %A_%a.sched>`` instead. ``max_array_size`` defaults to the
+    cluster's MaxArraySize, read once per executor from ``scontrol show config``."""
 
     name: ClassVar[str] = "slurm"
     index_base: ClassVar[int] = 0
@@ -130,13 +139,23 @@ class SlurmExecutor(SchedulerExecutor):
     def submit_command(self, job: JobSpec, offset: int = 0) -> Command:
         res = job.resources
         argv = ["sbatch", "--parsable", "--job-name", job.name, "--chdir", str(job.workdir)]
-        if job.array_indices is not None:
+        if job.array_indices is not None and offset == 0:
+            # %a is reflow's index here: Slurm's own messages (time limit, OOM) land in the
+            # element's log files, which the wrapper appends to as well.
+            argv += [
+                "--output", self._path(job, job.stdout, "%a"),
+                "--error", self._path(job, job.stderr, "%a"),
+                "--open-mode", "append",
+            ]  # fmt: skip
+        elif job.array_indices is not None:
             argv += ["--output", self.scheduler_log(job, "%A_%a", _escape)]
         else:
             argv += [
-                "--output", _escape(str(self.log_path(job, job.stdout))),
-                "--error", _escape(str(self.log_path(job, job.stderr))),
-            ]  # fmt: skip
+                "--output",
+                self._path(job, job.stdout),
+                "--error",
+                self._path(job, job.stderr),
+            ]
         argv += [
             "--cpus-per-task", str(res.cpus),
             "--mem", format_memory(res.mem_mib),
@@ -162,7 +181,10 @@ class SlurmExecutor(SchedulerExecutor):
         argv += ["--wrap", "exec " + shlex.join(self.job_argv(job, offset))]
         return Command(tuple(argv))
 
-    def parse_submit(self, stdout: str) -> str:
+    def _path(self, job: JobSpec, path: Path, index: str = "") -> str:
+        return _escape(str(self.log_path(job, path))).replace(INDEX_PLACEHOLDER, index)
+
+    def parse_submit(self, stdout: str, job: JobSpec) -> str:
         first = stdout.strip().splitlines()[0] if stdout.strip() else ""
         job_id = first.split(";", 1)[0].strip()  # "--parsable" prints "id" or "id;cluster"
         if not job_id.isdigit():
@@ -250,6 +272,8 @@ class SlurmExecutor(SchedulerExecutor):
         state = _STATES.get(words[0].rstrip("+") if words else "", JobState.UNKNOWN)
         reason = fields[3].strip() if len(fields) > 3 else ""
         code = _exit_code(fields[2].strip(), wait_status) if state.terminal else None
+        if state == JobState.OUT_OF_MEMORY and (code is None or code > 128 + 64):
+            code = 137  # sacct shows the cgroup OOM kill as signal 125; the kill is a SIGKILL
         if state != JobState.PENDING:
             reason = ""
         if reason in ("None", "(null)"):
@@ -266,4 +290,3 @@ def _exit_code(text: str, wait_status: bool) -> int | None:
         return 128 + int(signal) if signal and int(signal) else int(code)
     except ValueError:
         return None
-

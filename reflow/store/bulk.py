@@ -9,7 +9,7 @@ never from values. Everything else in the store uses ordinary SQLAlchemy Core.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Connection
@@ -34,7 +34,7 @@ class BulkSql:
     def marks(self, count: int) -> str:
         return ", ".join([self.mark] * count)
 
-    def ts(self, value: datetime | None) -> object:
+    def ts(self, value: object) -> object:
         """A timestamp parameter: aware datetime for PostgreSQL, naive-UTC text for SQLite.
 
         The text matches what SQLAlchemy's SQLite DateTime writes, so rows written here and by
@@ -46,6 +46,8 @@ class BulkSql:
         memo = self._memo
         if value is memo[0]:
             return memo[1]
+        if not isinstance(value, datetime):
+            raise TypeError(f"{value!r} given to the store as a timestamp; pass an aware datetime")
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to the store; pass an aware UTC time")
         utc = value.astimezone(UTC)
@@ -56,12 +58,25 @@ class BulkSql:
         return out
 
     @staticmethod
-    def read_ts(value: object) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+    def timestamp_reader() -> Callable[[object], datetime | None]:
+        """A converter from stored timestamps to aware UTC datetimes, for one result set.
+
+        Rows written in one batch share their timestamps, so each distinct value is parsed
+        once.
+        """
+        seen: dict[object, datetime | None] = {None: None}
+
+        def read(value: object) -> datetime | None:
+            if value in seen:
+                return seen[value]
+            if isinstance(value, datetime):
+                parsed = value.astimezone(UTC)
+            else:
+                parsed = datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+            seen[value] = parsed
+            return parsed
+
+        return read
 
     def in_lists(
         self, column: str, values: Sequence[object]

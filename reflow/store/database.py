@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.pool import StaticPool
 
 from reflow.errors import StoreError
@@ -26,6 +32,8 @@ from reflow.store import sqlite
 T = TypeVar("T")
 
 DEFAULT_DEADLINE_S = 30.0
+# The hot paths speak these drivers' SQL and parameter styles (see bulk.py).
+SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql+psycopg"})
 _FIRST_DELAY_S = 0.02
 _MAX_DELAY_S = 1.0
 # PostgreSQL SQLSTATE classes worth retrying: connection exceptions, operator intervention
@@ -44,13 +52,18 @@ def parse_url(url: str) -> URL:
     """Parse a store URL; a bare ``postgresql://`` means the psycopg 3 driver we depend on."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise StoreError(
             f"store location {url!r} is not a SQLAlchemy URL; use sqlite:////path/manifest.db, "
             "postgresql+psycopg://user@host/db or a plain file path"
         ) from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise StoreError(
+            f"store URL {masked(parsed)} uses {parsed.drivername!r}; reflow stores live in "
+            "SQLite (sqlite:///path) or PostgreSQL (postgresql+psycopg://user@host/db)"
+        )
     return parsed
 
 
@@ -108,6 +121,10 @@ class Database:
                     raise StoreError(self._deadline_message(exc)) from exc
                 time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
                 delay = min(delay * 2, _MAX_DELAY_S)
+            except DatabaseError as exc:
+                if type(exc) is not DatabaseError:  # integrity and programming errors: callers'
+                    raise
+                raise StoreError(self._failed_message(exc)) from exc  # e.g. not a database
 
     def _transient(self, exc: DBAPIError) -> bool:
         if exc.connection_invalidated:

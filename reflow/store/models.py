@@ -2,7 +2,9 @@
 
 The models are the single description of the schema: the baseline migration is written from
 them and the queries select from their tables. Indexes exist for named queries (see each
-``__table_args__``); adding a query that scans means adding an index and a migration.
+``__table_args__``); adding a query that scans means adding an index and a migration. Strings
+have no length limit, because SQLite would ignore one and PostgreSQL enforce it: a value must be
+storable on both or on neither.
 """
 
 from __future__ import annotations
@@ -74,17 +76,17 @@ class RunRow(Base):
 
     __tablename__ = "runs"
 
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    workflow: Mapped[str] = mapped_column(String(255))
+    id: Mapped[str] = mapped_column(String(), primary_key=True)
+    workflow: Mapped[str] = mapped_column(String())
     entrypoint: Mapped[str | None] = mapped_column(Text)
     run_dir: Mapped[str] = mapped_column(Text)
     # "user" is a reserved word in SQL; a plain name keeps hand-written queries simple.
-    user: Mapped[str] = mapped_column("username", String(255))
-    host: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(32))
+    user: Mapped[str] = mapped_column("username", String())
+    host: Mapped[str] = mapped_column(String())
+    status: Mapped[str] = mapped_column(String())
     parameters: Mapped[str] = mapped_column(Text)
     options: Mapped[str] = mapped_column(Text)
-    reflow_version: Mapped[str] = mapped_column(String(64))
+    reflow_version: Mapped[str] = mapped_column(String())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -100,10 +102,10 @@ class TaskSpecRow(Base):
     __tablename__ = "task_specs"
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     is_array: Mapped[bool] = mapped_column(Boolean)
-    version: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String())
     config: Mapped[str] = mapped_column(Text)
     dependencies: Mapped[str] = mapped_column(Text)
     return_type: Mapped[str] = mapped_column(Text)
@@ -116,27 +118,27 @@ class InstanceRow(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    workflow: Mapped[str] = mapped_column(String(255))
-    task_name: Mapped[str] = mapped_column(String(255))
+    workflow: Mapped[str] = mapped_column(String())
+    task_name: Mapped[str] = mapped_column(String())
     array_index: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer)
     latest: Mapped[bool] = mapped_column(Boolean)
-    state: Mapped[str] = mapped_column(String(32))
-    identity: Mapped[str] = mapped_column(String(64))
-    input_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String())
+    identity: Mapped[str] = mapped_column(String())
+    input_hash: Mapped[str] = mapped_column(String())
     preimage: Mapped[str] = mapped_column(Text)
     input: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
-    output_hash: Mapped[str | None] = mapped_column(String(64))
+    output_hash: Mapped[str | None] = mapped_column(String())
     fingerprints: Mapped[str | None] = mapped_column(Text)
     cached: Mapped[bool] = mapped_column(Boolean)
     cache_source: Mapped[int | None] = mapped_column(
         Id, ForeignKey("instances.id", ondelete="SET NULL")
     )
-    reason: Mapped[str] = mapped_column(String(255))
-    job_id: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String())
+    job_id: Mapped[str | None] = mapped_column(String())
     exit_code: Mapped[int | None] = mapped_column(Integer)
-    scheduler_state: Mapped[str | None] = mapped_column(String(64))
+    scheduler_state: Mapped[str | None] = mapped_column(String())
     error_text: Mapped[str | None] = mapped_column(Text)
     stdout_path: Mapped[str | None] = mapped_column(Text)
     stderr_path: Mapped[str | None] = mapped_column(Text)
@@ -147,8 +149,15 @@ class InstanceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        # find_cached: newest SUCCESS per identity, answered from the index alone.
-        Index("ix_instances_cache", "identity", "state", "id"),
+        # find_cached: newest SUCCESS per identity, answered from the index alone. Partial,
+        # so that the many state changes before SUCCESS never touch this randomly-keyed index.
+        Index(
+            "ix_instances_cache",
+            "identity",
+            "id",
+            sqlite_where=text("state = 'SUCCESS'"),
+            postgresql_where=text("state = 'SUCCESS'"),
+        ),
         # status_counts / cache_counts / count_latest: one covering index range per run.
         Index("ix_instances_summary", "run_id", "latest", "task_name", "state", "cached"),
         # task_seen, nearest_preimage, history: earlier instances of a task of a workflow.
@@ -178,19 +187,17 @@ class TransitionRow(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     instance_id: Mapped[int] = mapped_column(Id, ForeignKey("instances.id", ondelete="CASCADE"))
-    run_id: Mapped[str] = mapped_column(String(255))
-    task_name: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String())
+    task_name: Mapped[str] = mapped_column(String())
     array_index: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer)
-    from_state: Mapped[str | None] = mapped_column(String(32))
-    to_state: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String())
+    to_state: Mapped[str] = mapped_column(String())
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     detail: Mapped[str] = mapped_column(Text)
 
-    __table_args__ = (
-        Index(None, "run_id", "id"),  # the live feed: transitions of a run since an id
-        Index(None, "instance_id", "id"),  # one instance's history
-    )
+    # The live feed: transitions of a run since an id.
+    __table_args__ = (Index(None, "run_id", "id"),)
 
 
 class VerifyFailureRow(Base):
@@ -200,8 +207,8 @@ class VerifyFailureRow(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     instance_id: Mapped[int] = mapped_column(Id, ForeignKey("instances.id", ondelete="CASCADE"))
-    run_id: Mapped[str] = mapped_column(String(255))
-    task_name: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String())
+    task_name: Mapped[str] = mapped_column(String())
     array_index: Mapped[int | None] = mapped_column(Integer)
     # "check" is a reserved word in SQL.
     check: Mapped[str] = mapped_column("check_name", Text)

@@ -35,10 +35,10 @@ class NetworkFilesystemWarning(UserWarning):
     """A SQLite store sits on a network filesystem, where its locking is unreliable."""
 
 
-def filesystem_type(path: Path, mounts_file: Path = MOUNTS_FILE) -> str | None:
+def filesystem_type(path: Path, mounts_file: Path | None = None) -> str | None:
     """The fstype of the mount holding ``path`` (the longest matching mount point), if known."""
     try:
-        lines = mounts_file.read_text().splitlines()
+        lines = (mounts_file or MOUNTS_FILE).read_text().splitlines()
     except OSError:
         return None
     target = str(path.resolve())

@@ -72,6 +72,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _aware(value: datetime, name: str) -> datetime:
+    """Refuse naive datetimes here, as a plain ValueError naming the argument."""
+    if value.tzinfo is None:
+        raise ValueError(f"{name} {value!r} is a naive datetime; pass an aware UTC time")
+    return value
+
+
 class Store:
     """A manifest store. Open with ``Store.open(location)``; close or use as a context manager."""
 
@@ -109,7 +116,13 @@ class Store:
                         f"no reflow store at {path}; check --store-path / REFLOW_STORE_PATH, "
                         "or run a pipeline once to create it"
                     )
-                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot create the directory of store {path}: {exc.strerror}; "
+                        "choose a writable location with --store-path or REFLOW_STORE_PATH"
+                    ) from exc
         db = Database(url, deadline_s=deadline)
         try:
             revision = ensure_schema(db, create=create)
@@ -152,7 +165,8 @@ class Store:
             "id": run.run_id, "workflow": run.workflow, "entrypoint": run.entrypoint,
             "run_dir": run.run_dir, "username": run.user, "host": run.host,
             "status": str(run.status), "parameters": run.parameters, "options": run.options,
-            "reflow_version": run.reflow_version, "created_at": run.created_at,
+            "reflow_version": run.reflow_version,
+            "created_at": _aware(run.created_at, "NewRun.created_at"),
             "updated_at": now,
         }  # fmt: skip
         spec_rows = [
@@ -209,9 +223,9 @@ class Store:
         if statuses is not None:
             query = query.where(RunRow.status.in_([str(s) for s in statuses]))
         if since is not None:
-            query = query.where(RunRow.created_at >= since)
+            query = query.where(RunRow.created_at >= _aware(since, "since"))
         if until is not None:
-            query = query.where(RunRow.created_at <= until)
+            query = query.where(RunRow.created_at <= _aware(until, "until"))
         if limit is not None:
             query = query.limit(limit)
         return self._db.run(lambda conn: [RunRecord(*row) for row in conn.execute(query)])

@@ -9,8 +9,11 @@ old state in the WHERE clause. Of two drivers racing for one instance, exactly o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -75,28 +78,57 @@ def insert_instances(
 
 def _locked_rows(
     conn: Connection, sql: BulkSql, ids: Collection[int], columns: str
-) -> dict[int, list[object]]:
+) -> dict[int, list[Any]]:
     """Current values of ``columns`` (after ``id``) of the instances ``ids``, rows locked."""
-    found: dict[int, list[object]] = {}
+    found: dict[int, list[Any]] = {}
     for condition, params in sql.in_lists("id", sorted(ids)):
         result = conn.exec_driver_sql(
             f"SELECT id, {columns} FROM instances WHERE {condition} ORDER BY id{sql.for_update}",
             params,
         )
-        for row in result:
-            found[int(row[0])] = list(row[1:])
+        for row in result.all():
+            found[row[0]] = list(row[1:])
     return found
 
 
-def _accepts(change: StateChange, state: object) -> bool:
-    # from_states may hold str enums; compare by value, not by the enum's own hash.
-    return state in change.from_states or state in {str(s) for s in change.from_states}
+def _plain(value: object) -> object:
+    # A str enum member is stored as its value on every driver.
+    return str(value) if isinstance(value, Enum) else value
 
 
-def _field_value(sql: BulkSql, name: str, value: object) -> object:
-    if name in _TIMESTAMP_FIELDS:
-        return sql.ts(value)  # type: ignore[arg-type]  # a datetime or None, else ts() fails
-    return str(value) if isinstance(value, str) else value
+@dataclass(slots=True)
+class _Plan:
+    """What one instance's UPDATE will do: expected old state, new state, columns to set."""
+
+    old_state: object
+    new_state: str
+    fields: Mapping[str, object]
+
+
+def _plan_changes(
+    changes: Sequence[StateChange], current: dict[int, list[Any]], stamp: object
+) -> tuple[dict[int, _Plan], list[Row]]:
+    """Replay the changes on the current states: the winning UPDATEs and their transitions."""
+    plans: dict[int, _Plan] = {}
+    transitions: list[Row] = []
+    for change in changes:
+        row = current.get(change.instance_id)
+        if row is None:
+            continue
+        state = row[0]
+        # from_states may hold str enums: compare by value, not by the enum member's hash.
+        if state not in change.from_states and state not in {str(s) for s in change.from_states}:
+            continue
+        to_state = str(change.to_state)
+        transitions.append((change.instance_id, *row[1:], state, to_state, stamp, change.detail))
+        plan = plans.get(change.instance_id)
+        if plan is None:
+            plans[change.instance_id] = _Plan(state, to_state, change.fields)
+        else:
+            plan.new_state = to_state
+            plan.fields = {**plan.fields, **change.fields}
+        row[0] = to_state
+    return plans, transitions
 
 
 def apply(
@@ -105,7 +137,8 @@ def apply(
     """Apply each change whose instance is in one of its ``from_states``; returns those ids.
 
     Several changes to one instance in a batch are applied in order (each checked against the
-    state the previous one left) and written as one UPDATE, with one transition each.
+    state the previous one left) and written as one UPDATE, with one transition each. UPDATEs
+    that set the same columns go to the driver as one ``executemany``.
     """
     current = _locked_rows(
         conn,
@@ -114,34 +147,25 @@ def apply(
         "state, run_id, task_name, array_index, attempt",
     )
     stamp = sql.ts(now)
-    plans: dict[int, tuple[object, list[object], dict[str, object]]] = {}
-    transitions: list[Row] = []
-    for change in changes:
-        row = current.get(change.instance_id)
-        if row is None or not _accepts(change, row[0]):
-            continue
-        to_state = str(change.to_state)
-        transitions.append((change.instance_id, *row[1:], row[0], to_state, stamp, change.detail))
-        plan = plans.get(change.instance_id)
-        if plan is None:
-            plans[change.instance_id] = (row[0], [to_state], dict(change.fields))
-        else:
-            plan[1][0] = to_state
-            plan[2].update(change.fields)
-        row[0] = to_state
-    groups: dict[tuple[str, ...], list[Row]] = {}
-    for instance_id, (old_state, (new_state,), fields) in plans.items():
-        names = tuple(sorted(fields))
-        values = [_field_value(sql, name, fields[name]) for name in names]
-        groups.setdefault(names, []).append((new_state, stamp, *values, instance_id, old_state))
-    for names, params in groups.items():
+    plans, transitions = _plan_changes(changes, current, stamp)
+    groups: dict[tuple[str, ...], list[tuple[int, _Plan]]] = {}
+    for instance_id, plan in plans.items():
+        groups.setdefault(tuple(plan.fields), []).append((instance_id, plan))
+    m = sql.mark
+    for names, members in groups.items():
         unknown = set(names) - SETTABLE_FIELDS
         if unknown:
             raise ValueError(
                 f"apply() cannot set instance column(s) {sorted(unknown)}; "
                 f"settable: {sorted(SETTABLE_FIELDS)}"
             )
-        m = sql.mark
+        convert = [sql.ts if name in _TIMESTAMP_FIELDS else _plain for name in names]
+        params = [
+            (plan.new_state, stamp,
+             *[to_db(plan.fields[name]) for to_db, name in zip(convert, names, strict=True)],
+             instance_id, plan.old_state)
+            for instance_id, plan in members
+        ]  # fmt: skip
         sets = "".join(f", {name} = {m}" for name in names)
         conn.exec_driver_sql(
             f"UPDATE instances SET state = {m}, updated_at = {m}{sets} "
@@ -196,7 +220,7 @@ def new_attempts(
     conn.exec_driver_sql(
         _insert_sql(sql, "transitions", _TRANSITION_COLUMNS),
         [
-            (new_id, row[2], row[3], row[4], int(row[5]) + 1, None, retrying, stamp, detail)  # type: ignore[call-overload]
+            (new_id, row[2], row[3], row[4], row[5] + 1, None, retrying, stamp, detail)
             for new_id, (_, row) in zip(new_ids, old, strict=True)
         ],
     )

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from reflow.errors import ReflowError
 from reflow.tui.data import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -48,6 +49,12 @@ class ReflowScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # set once the first load reached the screen (or failed): keys pressed by scripts
+        # and tests before that would act on empty tables
+        self.loaded = asyncio.Event()
+
     @property
     def rapp(self) -> ReflowApp:
         from reflow.tui.app import ReflowApp
@@ -65,6 +72,7 @@ class ReflowScreen(Screen[None]):
         return Static("", id="message")
 
     def say(self, text: str, *, error: bool = False) -> None:
+        self.rapp.last_message = text
         line = self.query("#message")
         if line:
             widget = line.first(Static)
@@ -82,13 +90,16 @@ class ReflowScreen(Screen[None]):
         try:
             data = await asyncio.to_thread(self.load)
         except StoreUnavailable as exc:
-            if self.is_attached:
-                self._set_banner(f"store unreachable: {exc} (retrying)")
-            return
-        if not self.is_attached or not self.app.is_running:
-            return
-        self._set_banner("")
-        self.show(data)
+            problem = f"store unreachable: {exc} (retrying)"
+        except ReflowError as exc:
+            problem = str(exc).strip("'\"")
+        else:
+            problem = ""
+        if self.is_attached and self.app.is_running:
+            self._set_banner(problem)
+            if not problem:
+                self.show(data)
+        self.loaded.set()
 
     def _set_banner(self, text: str) -> None:
         found = self.query("#banner")

@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 PAGE_SIZE = 50
 FEED_LINES = 200
+TRANSITION_BATCH = 5000
 LOG_TAIL_LINES = 20
 
 _ACTIVE = (TaskState.RUNNING, TaskState.SUBMITTED, TaskState.RETRYING)
@@ -108,7 +109,6 @@ class InstanceDetail:
 
     instance: InstanceRecord
     attempts: list[InstanceRecord]
-    transitions: list[TransitionRecord]
     why: str
     stdout_tail: list[str]
     stderr_tail: list[str]
@@ -153,6 +153,8 @@ class Reader:
     store: Store
     _specs: dict[str, list[_Spec]] = field(default_factory=dict)
     _last_transition: dict[str, int] = field(default_factory=dict)
+    _counts: dict[str, tuple[dict[str, dict[str, int]], dict[str, tuple[int, int]]]] = field(
+        default_factory=dict)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run one read, turning store failures into :class:`StoreUnavailable`."""
@@ -186,10 +188,15 @@ class Reader:
             if run_id not in self._specs:
                 self._specs[run_id] = [_spec(s) for s in self.store.task_specs(run_id)]
             counts = self.store.status_counts(run_id)
-            cache = self.store.cache_counts(run_id)
+            seen = self._counts.get(run_id)
+            if seen is None or seen[0] != counts:
+                # cached/recomputed move only when the state counts do; skip the heavier
+                # query on ticks where nothing changed (most ticks of a finished run)
+                self._counts[run_id] = (counts, self.store.cache_counts(run_id))
+            cache = self._counts[run_id][1]
         rows = []
         for s in self._specs[run_id]:
-            cached, recomputed = _cache_totals({s.name: cache.get(s.name, {})})
+            cached, recomputed = cache.get(s.name, (0, 0))
             rows.append(TaskSummary(s.name, s.position, s.is_array, s.dependencies, s.after,
                                     dict(counts.get(s.name, {})), cached, recomputed))
         return rows
@@ -204,9 +211,14 @@ class Reader:
             return self.store.count_latest(run_id, task)
 
     def new_transitions(self, run_id: str) -> list[TransitionRecord]:
-        """Transitions recorded since the previous call for this run (the first call: all)."""
+        """Transitions recorded since the previous call for this run.
+
+        At most ``TRANSITION_BATCH`` rows per call, so opening a huge finished run catches up
+        over a few ticks instead of making one tick read its whole history.
+        """
         with _guard():
-            rows = self.store.transitions(run_id, since_id=self._last_transition.get(run_id, 0))
+            rows = self.store.transitions(run_id, since_id=self._last_transition.get(run_id, 0),
+                                          limit=TRANSITION_BATCH)
         if rows:
             self._last_transition[run_id] = rows[-1].id
         return rows[-FEED_LINES:]
@@ -222,18 +234,14 @@ class Reader:
         with _guard():
             inst = self.store.instance(instance_id)
             attempts = self.store.history(inst.run_id, inst.task_name, inst.array_index)
-            ids = {a.id for a in attempts}
-            transitions = [t for t in self.store.instance_transitions(list(ids))]
             try:
                 explanation = why(self.store, inst.run_id, inst.task_name, inst.array_index)
             except KeyError as exc:
                 explanation = str(exc).strip("'\"")
-        return InstanceDetail(inst, attempts, transitions, explanation,
+        return InstanceDetail(inst, attempts, explanation,
                               tail(inst.stdout_path), tail(inst.stderr_path))
 
 
-def _cache_totals(cache: dict[str, dict[str, int]]) -> tuple[int, int]:
+def _cache_totals(cache: dict[str, tuple[int, int]]) -> tuple[int, int]:
     """(cached, recomputed) summed over tasks from ``Store.cache_counts``."""
-    cached = sum(int(v.get("cached", 0)) for v in cache.values())
-    recomputed = sum(int(v.get("recomputed", 0)) for v in cache.values())
-    return cached, recomputed
+    return sum(c for c, _ in cache.values()), sum(r for _, r in cache.values())

@@ -64,9 +64,9 @@ class RunScreen(ReflowScreen):
     def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
-        self.task: str | None = None
-        self.offset = 0
-        self.count = 0
+        self.task_name: str | None = None
+        self.page_offset = 0
+        self.page_count = 0
         self.needle = ""
         self.tasks: list[TaskSummary] = []
         self.feed: deque[TransitionRecord] = deque(maxlen=FEED_KEEP)
@@ -101,8 +101,8 @@ class RunScreen(ReflowScreen):
         reader = self.rapp.reader
         run = reader.run(self.run_id)
         tasks = reader.tasks(self.run_id)
-        task = self.task if self.task is not None else (tasks[0].name if tasks else None)
-        offset = self.offset
+        task = self.task_name if self.task_name is not None else (tasks[0].name if tasks else None)
+        offset = self.page_offset
         rows: list[InstanceRecord] = []
         count = 0
         if task is not None:
@@ -114,12 +114,12 @@ class RunScreen(ReflowScreen):
 
     def show(self, data: RunView) -> None:
         self.tasks = data.tasks
-        if self.task is None or self.task == data.task:
-            self.task, self.offset, self.count = data.task, data.offset, data.count
+        if self.task_name is None or self.task_name == data.task:
+            self.task_name, self.page_offset, self.page_count = data.task, data.offset, data.count
         self._show_title(data.run)
         self._show_tasks()
         self.query_one("#dag", Static).update(render_dag(data.tasks))
-        if data.task == self.task:
+        if data.task == self.task_name:
             self._show_instances(data.instances)
         self.feed.extend(data.transitions)
         tz = self.rapp.clock().tzinfo
@@ -160,27 +160,27 @@ class RunScreen(ReflowScreen):
                 duration(r.started_at, r.finished_at),
             )))
         sync_rows(self.query_one("#instances", Table), rows)
-        end = self.offset + len(instances)
-        where = f"{self.offset + 1}-{end} of {self.count}" if instances else "none yet"
+        end = self.page_offset + len(instances)
+        where = f"{self.page_offset + 1}-{end} of {self.page_count}" if instances else "none yet"
         self.query_one("#page", Static).update(
-            Text.assemble((f"{self.task or '-'}", "bold"), f" instances {where}",
-                          ("  n/p: page" if self.count > PAGE_SIZE else "", "dim")))
+            Text.assemble((f"{self.task_name or '-'}", "bold"), f" instances {where}",
+                          ("  n/p: page" if self.page_count > PAGE_SIZE else "", "dim")))
 
     # -- selection and keys ----------------------------------------------------------------
     def selection(self) -> Selection:
         inst = self.query_one("#instances", Table)
-        if inst.row_count and self.task is not None:
+        if inst.row_count and self.task_name is not None:
             key = inst.coordinate_to_cell_key(inst.cursor_coordinate).row_key.value
             index_cell = inst.get_row_at(inst.cursor_row)[0]
             index = None if index_cell == "-" else int(index_cell)
-            return Selection(self.run_id, self.task, index, int(str(key)), has_index=True)
-        return Selection(self.run_id, self.task)
+            return Selection(self.run_id, self.task_name, index, int(str(key)), has_index=True)
+        return Selection(self.run_id, self.task_name)
 
     def on_data_table_row_highlighted(self, event: Table.RowHighlighted) -> None:
         if event.data_table.id != "tasks" or event.row_key.value is None:
             return
-        if event.row_key.value != self.task:
-            self.task, self.offset = event.row_key.value, 0
+        if event.row_key.value != self.task_name:
+            self.task_name, self.page_offset = event.row_key.value, 0
             self.query_one("#instances", Table).clear()
             self.run_worker(self.reload(), exclusive=True, group="tick")
 
@@ -191,11 +191,11 @@ class RunScreen(ReflowScreen):
             self.rapp.open_instance(int(event.row_key.value))
 
     def action_page(self, step: int) -> None:
-        target = self.offset + step * PAGE_SIZE
-        if target < 0 or target >= max(self.count, 1):
+        target = self.page_offset + step * PAGE_SIZE
+        if target < 0 or target >= max(self.page_count, 1):
             self.say("no more pages")
             return
-        self.offset = target
+        self.page_offset = target
         self.run_worker(self.reload(), exclusive=True, group="tick")
 
     def action_filter(self) -> None:

@@ -25,16 +25,16 @@ TIMESTAMP = sa.DateTime(timezone=True)
 def upgrade() -> None:
     op.create_table(
         "runs",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("workflow", sa.String(255), nullable=False),
+        sa.Column("id", sa.String(), nullable=False),
+        sa.Column("workflow", sa.String(), nullable=False),
         sa.Column("entrypoint", sa.Text(), nullable=True),
         sa.Column("run_dir", sa.Text(), nullable=False),
-        sa.Column("username", sa.String(255), nullable=False),
-        sa.Column("host", sa.String(255), nullable=False),
-        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("username", sa.String(), nullable=False),
+        sa.Column("host", sa.String(), nullable=False),
+        sa.Column("status", sa.String(), nullable=False),
         sa.Column("parameters", sa.Text(), nullable=False),
         sa.Column("options", sa.Text(), nullable=False),
-        sa.Column("reflow_version", sa.String(64), nullable=False),
+        sa.Column("reflow_version", sa.String(), nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
@@ -44,11 +44,11 @@ def upgrade() -> None:
 
     op.create_table(
         "task_specs",
-        sa.Column("run_id", sa.String(255), nullable=False),
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("run_id", sa.String(), nullable=False),
+        sa.Column("name", sa.String(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("is_array", sa.Boolean(), nullable=False),
-        sa.Column("version", sa.String(255), nullable=False),
+        sa.Column("version", sa.String(), nullable=False),
         sa.Column("config", sa.Text(), nullable=False),
         sa.Column("dependencies", sa.Text(), nullable=False),
         sa.Column("return_type", sa.Text(), nullable=False),
@@ -61,26 +61,26 @@ def upgrade() -> None:
     op.create_table(
         "instances",
         sa.Column("id", ID, autoincrement=True, nullable=False),
-        sa.Column("run_id", sa.String(255), nullable=False),
-        sa.Column("workflow", sa.String(255), nullable=False),
-        sa.Column("task_name", sa.String(255), nullable=False),
+        sa.Column("run_id", sa.String(), nullable=False),
+        sa.Column("workflow", sa.String(), nullable=False),
+        sa.Column("task_name", sa.String(), nullable=False),
         sa.Column("array_index", sa.Integer(), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("latest", sa.Boolean(), nullable=False),
-        sa.Column("state", sa.String(32), nullable=False),
-        sa.Column("identity", sa.String(64), nullable=False),
-        sa.Column("input_hash", sa.String(64), nullable=False),
+        sa.Column("state", sa.String(), nullable=False),
+        sa.Column("identity", sa.String(), nullable=False),
+        sa.Column("input_hash", sa.String(), nullable=False),
         sa.Column("preimage", sa.Text(), nullable=False),
         sa.Column("input", sa.Text(), nullable=False),
         sa.Column("output", sa.Text(), nullable=True),
-        sa.Column("output_hash", sa.String(64), nullable=True),
+        sa.Column("output_hash", sa.String(), nullable=True),
         sa.Column("fingerprints", sa.Text(), nullable=True),
         sa.Column("cached", sa.Boolean(), nullable=False),
         sa.Column("cache_source", ID, nullable=True),
-        sa.Column("reason", sa.String(255), nullable=False),
-        sa.Column("job_id", sa.String(255), nullable=True),
+        sa.Column("reason", sa.String(), nullable=False),
+        sa.Column("job_id", sa.String(), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
-        sa.Column("scheduler_state", sa.String(64), nullable=True),
+        sa.Column("scheduler_state", sa.String(), nullable=True),
         sa.Column("error_text", sa.Text(), nullable=True),
         sa.Column("stdout_path", sa.Text(), nullable=True),
         sa.Column("stderr_path", sa.Text(), nullable=True),
@@ -100,7 +100,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_instances"),
     )
-    op.create_index("ix_instances_cache", "instances", ["identity", "state", "id"])
+    op.create_index(
+        "ix_instances_cache",
+        "instances",
+        ["identity", "id"],
+        sqlite_where=sa.text("state = 'SUCCESS'"),
+        postgresql_where=sa.text("state = 'SUCCESS'"),
+    )
     op.create_index(
         "ix_instances_summary", "instances", ["run_id", "latest", "task_name", "state", "cached"]
     )
@@ -120,12 +126,12 @@ def upgrade() -> None:
         "transitions",
         sa.Column("id", ID, autoincrement=True, nullable=False),
         sa.Column("instance_id", ID, nullable=False),
-        sa.Column("run_id", sa.String(255), nullable=False),
-        sa.Column("task_name", sa.String(255), nullable=False),
+        sa.Column("run_id", sa.String(), nullable=False),
+        sa.Column("task_name", sa.String(), nullable=False),
         sa.Column("array_index", sa.Integer(), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("from_state", sa.String(32), nullable=True),
-        sa.Column("to_state", sa.String(32), nullable=False),
+        sa.Column("from_state", sa.String(), nullable=True),
+        sa.Column("to_state", sa.String(), nullable=False),
         sa.Column("at", TIMESTAMP, nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -137,14 +143,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_transitions"),
     )
     op.create_index("ix_transitions_run_id_id", "transitions", ["run_id", "id"])
-    op.create_index("ix_transitions_instance_id_id", "transitions", ["instance_id", "id"])
 
     op.create_table(
         "verify_failures",
         sa.Column("id", ID, autoincrement=True, nullable=False),
         sa.Column("instance_id", ID, nullable=False),
-        sa.Column("run_id", sa.String(255), nullable=False),
-        sa.Column("task_name", sa.String(255), nullable=False),
+        sa.Column("run_id", sa.String(), nullable=False),
+        sa.Column("task_name", sa.String(), nullable=False),
         sa.Column("array_index", sa.Integer(), nullable=True),
         sa.Column("check_name", sa.Text(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),

@@ -1,0 +1,184 @@
+"""``submit``, ``cancel``, ``resume`` and retry continuation for runs that go through a driver.
+
+``submit_run`` records the run with ``"executor": <name>`` in its options (so retry and cancel
+find their way back here) and hands it to a driver host: the foreground loop with
+``wait=True``, a detached background process for the local executor, chained scheduler jobs
+for cluster schedulers (the first step runs right here, so the first jobs are queued when
+``submit`` returns and errors in planning surface at once).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reflow.engine.driver import ACTIVE
+from reflow.engine.driver_host import (
+    CHAINED,
+    DETACHED,
+    FOREGROUND,
+    load_context,
+    make_executor,
+    poll_bounds,
+    run_foreground,
+    stalled_reason,
+    start_host,
+)
+from reflow.engine.local_runner import check_task_names
+from reflow.engine.run_records import record_run
+from reflow.executors.base import Executor
+from reflow.states import RunState, TaskState
+from reflow.store import StateChange, Store
+
+if TYPE_CHECKING:
+    from reflow.config import Config
+    from reflow.core.flow import Workflow
+    from reflow.run import Run
+
+def detect_executor(config: Config) -> str:
+    """The configured executor, else the scheduler found on PATH, else ``local``."""
+    from reflow.config import normalise_executor_name
+    from reflow.executors import detect_executor_name
+
+    if config.executor.mode:
+        return normalise_executor_name(config.executor.mode)
+    return detect_executor_name()
+
+
+def _entrypoint(wf: Workflow) -> str | None:
+    """How a new process imports ``wf``: its script when it was itself loaded from one."""
+    entry = wf.entrypoint()
+    module_file = getattr(wf, "_module_file", None)
+    if entry and entry.startswith("_reflow_entry_") and module_file:
+        return str(Path(module_file).resolve())
+    return entry
+
+
+def submit_run(
+    wf: Workflow,
+    run_dir: str | Path,
+    *,
+    store: Any = None,
+    executor: Executor | str | None = None,
+    force: bool = False,
+    force_tasks: Iterable[str] | None = None,
+    verify: bool = False,
+    wait: bool = False,
+    **params: Any,
+) -> Run:
+    """Record a run and hand it to the driver (SPEC §2, §5)."""
+    from reflow.config import load_config, normalise_executor_name
+    from reflow.core.parameters import resolve_parameters
+    from reflow.errors import ReflowError
+    from reflow.run import Run
+
+    graph = wf.validate()
+    forced = check_task_names(graph, force_tasks or (), "force_tasks")
+    _, record = resolve_parameters(graph.specs, params)
+    config = wf.config or load_config()
+    if isinstance(executor, Executor):
+        instance: Executor | None = executor
+        name = executor.name
+    else:
+        instance = None
+        name = normalise_executor_name(executor) if executor else detect_executor(config)
+    entry = _entrypoint(wf)
+    if entry is None:
+        raise ReflowError(
+            f"workflow '{wf.name}' was defined without a file (notebook or -c), so workers "
+            "cannot import it; move it into a .py file, or use wf.run_local(...)"
+        )
+    st = Store.open(store)
+    directory = Path(run_dir).expanduser().resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    host = FOREGROUND if wait else (DETACHED if name == "local" else CHAINED)
+    options: dict[str, Any] = {"executor": name, "force": force, "force_tasks": forced,
+                               "verify": verify, "host": host, "entrypoint": entry}
+    max_workers = getattr(instance, "max_workers", None)
+    if max_workers is not None:
+        options["max_workers"] = max_workers
+    run_id = record_run(st, wf, graph, directory, record, options)
+    run = Run(run_id, store=st, workflow=wf)
+    ctx = load_context(st, run_id, executor=instance or make_executor(name, config),
+                       config=config)
+    if name == "dry-run":
+        from reflow.engine.driver import step
+
+        step(ctx)  # logs what would be submitted; nothing runs, so the run stays as it is
+        return run
+    if host == FOREGROUND:
+        first, longest = poll_bounds(ctx.executor, config)
+        run_foreground(ctx, first, longest)
+    else:
+        start_host(ctx, host, config)
+    return run
+
+
+def _host_of(run: Run) -> tuple[str, dict[str, Any]]:
+    options: dict[str, Any] = json.loads(run.record().options or "{}")
+    host = options.get("host", CHAINED)
+    if host == FOREGROUND:  # nobody is waiting any more: continue in the background
+        host = DETACHED if options.get("executor") == "local" else CHAINED
+    return host, options
+
+
+def kick_driver(run: Run) -> None:
+    """Carry a run on after ``retry`` marked instances RETRYING: make sure a driver runs."""
+    from reflow.config import load_config
+
+    host, _ = _host_of(run)
+    config = load_config()
+    ctx = load_context(run.store, run.run_id, config=config)
+    start_host(ctx, host, config)
+
+
+def resume_run(run: Run) -> None:
+    """Restart the driver of a run whose chain stopped with work still active."""
+    from reflow.config import load_config
+
+    if run.state.terminal or stalled_reason(run.store, run.run_id) is None:
+        return
+    host, _ = _host_of(run)
+    config = load_config()
+    ctx = load_context(run.store, run.run_id, config=config)
+    start_host(ctx, host, config)
+
+
+def cancel_run(run: Run, task: str | None = None) -> int:
+    """Cancel a run's active instances (or one task's); returns how many were cancelled.
+
+    States change first (compare-and-set), then the scheduler is told: a worker finishing in
+    between finds its instance CANCELLED and its late result is ignored.
+    """
+    from reflow.config import load_config
+
+    store = run.store
+    rows = store.latest_instances(run.run_id, task, states=ACTIVE)
+    now = datetime.now(UTC)
+    text = "cancelled by user" + (f" (task '{task}')" if task else "")
+    moved = set(store.apply([
+        StateChange(r.id, frozenset({r.state}), TaskState.CANCELLED, text,
+                    {"finished_at": now, "error_text": text, "scheduler_state": "CANCELLED"})
+        for r in rows
+    ]))
+    if task is None:
+        store.set_run_status(run.run_id, RunState.CANCELLED, only_from={RunState.RUNNING.value})
+    jobs = [r.job_id for r in rows if r.id in moved and r.job_id]
+    _, options = _host_of(run)
+    config = load_config()
+    executor = make_executor(options["executor"], config, options.get("max_workers"))
+    from reflow.engine.driver_host import read_heartbeat
+
+    beat = read_heartbeat(Path(run.record().run_dir))
+    if task is None and beat and beat.get("host") == CHAINED and beat.get("job_id"):
+        jobs.append(str(beat["job_id"]))
+    if jobs:
+        try:
+            executor.cancel(jobs)
+        except Exception as exc:  # states are already CANCELLED; say what may still run
+            sys.stderr.write(f"reflow: cancelling jobs of run {run.run_id} failed: {exc}\n")
+    return len(moved)

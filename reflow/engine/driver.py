@@ -1,0 +1,541 @@
+"""The driver step: the one function every host (foreground, detached, chained job) runs.
+
+A step is idempotent and keeps no state in memory between calls: ingest worker files,
+reconcile active jobs with one executor query, start automatic retries, expand and plan every
+task whose upstream is complete, submit what is ready, and finalise the run when nothing is
+left. Anything a step learns is in the store (or in the run dir's ``jobs.jsonl`` ledger of
+submissions) before it returns, so a step killed half way is simply repeated by the next one.
+
+Exclusivity: a step holds the run's lease (``flock`` on ``<run_dir>/.reflow/driver.lock``)
+so two drivers never plan or submit one run at the same time; a second driver finds the lease
+taken and does nothing. Under the lease an instance is submitted first and then moved
+PENDING → SUBMITTED by compare-and-set with its job id, so a concurrent ``cancel`` still wins:
+an element whose CAS fails is cancelled at the scheduler at once. See docs/schedulers.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reflow.core.codec import loads
+from reflow.engine import reasons, results
+from reflow.engine.expand import TaskOutputs, expand_task
+from reflow.engine.payloads import Element, Meta, write_payload
+from reflow.engine.recording import cached_row, fresh_row, plan_task, verify_failure_rows
+from reflow.errors import ExecutorError, ReflowError
+from reflow.executors.base import Executor, JobResources, JobSpec, JobState, JobStatus
+from reflow.executors.local import STREAMABLE_ENV
+from reflow.states import RunState, TaskState
+from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
+
+if TYPE_CHECKING:
+    from reflow.core.graph import TaskGraph
+    from reflow.core.spec import TaskSpec
+
+log = logging.getLogger("reflow.driver")
+
+ACTIVE = frozenset({"PENDING", "SUBMITTED", "RUNNING", "RETRYING"})
+_IN_FLIGHT = frozenset({"SUBMITTED", "RUNNING"})
+_READY = ("PENDING", "RETRYING")
+_DONE_BAD = frozenset({"FAILED", "CANCELLED"})
+UNKNOWN_GRACE = timedelta(minutes=5)
+SUBMIT_FAILURES_BEFORE_GIVING_UP = 3
+
+
+@dataclass
+class DriverContext:
+    """Everything a step needs; built once per host process (see ``driver_host.load``)."""
+
+    store: Store
+    run_id: str
+    run_dir: Path
+    workflow: str
+    entrypoint: str
+    graph: TaskGraph
+    params: Mapping[str, Mapping[str, Any]]
+    executor: Executor
+    python: str
+    force: bool = False
+    force_tasks: frozenset[str] = frozenset()
+    verify: bool = False
+    max_submit_jobs: int | None = None
+    caps: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.run_dir / ".reflow"
+
+
+@dataclass
+class StepReport:
+    """What one step did; hosts use it to adapt their polling and to chain successors."""
+
+    busy: bool = False  # another driver held the lease
+    finished: RunState | None = None
+    changed: int = 0
+    submitted_jobs: list[str] = field(default_factory=list)
+    active_jobs: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ the lease
+@contextlib.contextmanager
+def lease(ctx: DriverContext) -> Iterator[bool]:
+    """Hold the run's driver lease for one step; yields False when another driver has it."""
+    ctx.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(ctx.state_dir / "driver.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError as exc:  # a filesystem without locks: CAS alone must do
+            log.warning("run %s: cannot lock %s (%s); relying on compare-and-set only",
+                        ctx.run_id, handle.name, exc)
+            yield True
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------------------------ the step
+def step(ctx: DriverContext) -> StepReport:
+    """One driver step (see the module docstring); safe to call from any host, any time."""
+    report = StepReport()
+    with lease(ctx) as held:
+        if not held:
+            report.busy = True
+            return report
+        status = RunState(ctx.store.get_run(ctx.run_id).status)
+        if status.terminal:
+            report.finished = status
+            return report
+        failed: list[InstanceRecord] = []
+        active = ctx.store.latest_instances(ctx.run_id, states=ACTIVE)
+        by_id = {r.id: r for r in active}
+        report.changed += _ingest(ctx, by_id, failed, report)
+        report.changed += _reconcile(ctx, by_id, failed, report)
+        report.changed += _auto_retry(ctx, failed)
+        inserted, planned = _plan(ctx)
+        report.changed += inserted
+        report.changed += _submit(ctx, report)
+        report.finished = _finalise(ctx, planned)
+    return report
+
+
+# ------------------------------------------------------------------------------ ingest
+def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
+            failed: list[InstanceRecord], report: StepReport) -> int:
+    started: list[results.Started] = []
+    finished: list[results.Finished] = []
+    for item in results.scan(ctx.run_dir):
+        if isinstance(item, results.BadFile):
+            message = f"ignored malformed worker file {item.path}: {item.problem}"
+            log.warning("run %s: %s", ctx.run_id, message)
+            report.problems.append(message)
+            results.set_aside(item)
+        elif isinstance(item, results.Started):
+            started.append(item)
+        else:
+            finished.append(item)
+    return _record_reports(ctx, by_id, started, finished, failed)
+
+
+def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
+                    started: Sequence[results.Started], finished: Sequence[results.Finished],
+                    failed: list[InstanceRecord]) -> int:
+    """Apply started/result files to the store; files of other attempts are dropped."""
+    changes: list[StateChange] = []
+    for s in started:
+        row = by_id.get(s.instance_id)
+        if row is not None and row.attempt == s.attempt:
+            changes.append(StateChange(s.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
+                                       "worker started", {"started_at": s.started_at}))
+    for f in finished:
+        row = by_id.get(f.instance_id)
+        if row is None or row.attempt != f.attempt:
+            continue
+        if row.state == "SUBMITTED" and not any(s.instance_id == f.instance_id
+                                                 for s in started):
+            changes.append(StateChange(f.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
+                                       "worker started", {"started_at": f.finished_at}))
+        changes.append(_result_change(f))
+    moved = set(ctx.store.apply(changes)) if changes else set()
+    for f in finished:
+        row = by_id.get(f.instance_id)
+        if f.instance_id in moved and f.state == "FAILED" and row is not None:
+            failed.append(row)
+        if f.instance_id in moved:
+            by_id.pop(f.instance_id, None)
+    consumed: list[results.Started | results.Finished] = [*started, *finished]
+    for report_file in consumed:
+        results.consume(report_file)
+    return len(moved)
+
+
+def _result_change(f: results.Finished) -> StateChange:
+    if f.state == "SUCCESS":
+        return StateChange(f.instance_id, _IN_FLIGHT, "SUCCESS", "", {
+            "output": f.output, "output_hash": f.output_hash, "fingerprints": f.fingerprints,
+            "finished_at": f.finished_at, "exit_code": 0,
+        })
+    text = (f.error_text or "failed").strip()
+    return StateChange(f.instance_id, _IN_FLIGHT, "FAILED", text.splitlines()[-1][:500], {
+        "error_text": text, "finished_at": f.finished_at, "exit_code": f.exit_code,
+    })
+
+
+# ------------------------------------------------------------------------------ reconcile
+def _ledger(ctx: DriverContext) -> Path:
+    return ctx.state_dir / "jobs.jsonl"
+
+
+def _record_submission(ctx: DriverContext, job_id: str, elements: Sequence[str]) -> None:
+    with open(_ledger(ctx), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"job": job_id, "elements": list(elements)}) + "\n")
+
+
+def _jobs_of(ctx: DriverContext, element_ids: set[str]) -> list[str]:
+    """The submissions (scheduler job ids) that hold any of these elements."""
+    try:
+        lines = _ledger(ctx).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    jobs: list[str] = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash: its elements are reconciled as unknown
+        if entry["job"] not in jobs and element_ids.intersection(entry["elements"]):
+            jobs.append(entry["job"])
+    return jobs
+
+
+def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
+               failed: list[InstanceRecord], report: StepReport) -> int:
+    flying = [r for r in by_id.values() if r.state in _IN_FLIGHT and r.job_id]
+    if not flying:
+        return 0
+    jobs = _jobs_of(ctx, {r.job_id for r in flying if r.job_id})
+    try:
+        statuses = ctx.executor.query(jobs) if jobs else {}
+    except ExecutorError as exc:  # a flaky scheduler command: try again next step
+        report.problems.append(f"status query failed, will retry: {exc}")
+        log.warning("run %s: status query failed, will retry next step: %s", ctx.run_id, exc)
+        report.active_jobs = jobs
+        return 0
+    now = datetime.now(UTC)
+    lost: list[InstanceRecord] = []
+    still: set[str] = set()
+    for r in flying:
+        assert r.job_id is not None
+        st = statuses.get(r.job_id)
+        if st is None or st.state == JobState.UNKNOWN:
+            if r.submitted_at is not None and now - r.submitted_at > UNKNOWN_GRACE:
+                lost.append(r)
+            else:
+                still.add(r.job_id)
+        elif JobState(st.state).terminal:
+            lost.append(r)
+        else:
+            still.add(r.job_id)
+    report.active_jobs = _jobs_of(ctx, still) if still else []
+    if not lost:
+        return 0
+    # A result may have landed between the scan and the query: take it before giving up.
+    late = [x for x in (results.read_one(ctx.run_dir, r.id) for r in lost)
+            if isinstance(x, results.Finished)]
+    changed = _record_reports(ctx, by_id, [], late, failed) if late else 0
+    changes = [_lost_change(r, statuses.get(r.job_id or "")) for r in lost if r.id in by_id]
+    moved = set(ctx.store.apply(changes))
+    failed.extend(r for r in lost if r.id in moved)
+    return changed + len(moved)
+
+
+def _lost_change(r: InstanceRecord, st: JobStatus | None) -> StateChange:
+    raw = (st.raw_state.split()[0] if st and st.raw_state else "UNKNOWN")
+    code = st.exit_code if st else None
+    log_hint = f"; see {r.stderr_path}" if r.stderr_path else ""
+    text = (f"job {r.job_id} ended {raw}" + (f" (exit {code})" if code is not None else "")
+            + f" without writing a result{log_hint}")
+    if st and st.reason:
+        text += f" ({st.reason})"
+    return StateChange(r.id, _IN_FLIGHT, "FAILED", text, {
+        "error_text": text, "scheduler_state": raw, "exit_code": code,
+        "finished_at": datetime.now(UTC),
+    })
+
+
+# ------------------------------------------------------------------------------ retries
+def _matches(retry_on: Sequence[str | int], state: str | None, code: int | None) -> bool:
+    if not retry_on:
+        return True
+    for item in retry_on:
+        if isinstance(item, int) and code is not None and item == code:
+            return True
+        if isinstance(item, str) and state is not None and item.upper() == state.upper():
+            return True
+    return False
+
+
+def _auto_retry(ctx: DriverContext, failed: Sequence[InstanceRecord]) -> int:
+    """New attempts for failures the task's ``retries``/``retry_on`` policy covers."""
+    if not failed:
+        return 0
+    ids = [r.id for r in failed]
+    current = {r.id: r for r in ctx.store.latest_instances(ctx.run_id, states={"FAILED"})
+               if r.id in set(ids)}
+    wanted: dict[str, list[int]] = {}
+    for i in ids:
+        r = current.get(i)
+        spec = ctx.graph.specs.get(r.task_name) if r else None
+        if r is None or spec is None or r.attempt > spec.config.retries:
+            continue
+        if _matches(spec.config.retry_on, r.scheduler_state, r.exit_code):
+            why = r.scheduler_state or f"exit {r.exit_code}"
+            detail = f"automatic retry {r.attempt}/{spec.config.retries} after {why}"
+            wanted.setdefault(detail, []).append(r.id)
+    return sum(len(ctx.store.new_attempts(v, detail=k)) for k, v in wanted.items())
+
+
+# ------------------------------------------------------------------------------ plan
+def _task_status(counts: Mapping[str, int]) -> str:
+    if not counts:
+        return "new"
+    if any(counts.get(s, 0) for s in ACTIVE):
+        return "active"
+    if any(counts.get(s, 0) for s in _DONE_BAD):
+        return "failed"
+    return "success"
+
+
+def _outputs(ctx: DriverContext, task: str) -> TaskOutputs:
+    rows = ctx.store.latest_instances(ctx.run_id, task)
+    rows.sort(key=lambda r: -1 if r.array_index is None else r.array_index)
+    return TaskOutputs(ctx.graph.specs[task].is_array,
+                       [loads(r.output or "null") for r in rows],
+                       [r.output_hash or "" for r in rows])
+
+
+def task_statuses(ctx: DriverContext) -> dict[str, str]:
+    counts = ctx.store.status_counts(ctx.run_id)
+    return {name: _task_status(counts.get(name, {})) for name in ctx.graph.order}
+
+
+def _plan(ctx: DriverContext) -> tuple[int, dict[str, str]]:
+    """Expand and decide every task whose upstream has all succeeded (one insert per task).
+
+    Returns how many rows were inserted and each task's status as planning left it.
+    """
+    status = task_statuses(ctx)
+    inserted = 0
+    for name in ctx.graph.order:
+        if status[name] != "new":
+            continue
+        spec = ctx.graph.specs[name]
+        ups = spec.upstream()
+        bad = [u for u in ups if status[u] == "failed"]
+        if bad:
+            status[name] = "failed"
+            inserted += _skip_marker(ctx, spec, bad[0])
+            continue
+        if any(status[u] != "success" for u in ups):
+            continue
+        try:
+            count, status[name] = _expand(ctx, spec)
+        except ReflowError as exc:  # wiring or encoding problem found only at run time
+            status[name] = "failed"
+            inserted += _skip_marker(ctx, spec, None, str(exc))
+            continue
+        inserted += count
+    return inserted, status
+
+
+def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
+    upstream = {u: _outputs(ctx, u) for u in spec.upstream()}
+    expanded = expand_task(ctx.workflow, spec, ctx.graph.wires[spec.name], upstream,
+                           ctx.params.get(spec.name, {}))
+    decisions = plan_task(ctx.store, ctx.workflow, ctx.run_id, spec, expanded,
+                          forced=ctx.force or spec.name in ctx.force_tasks, verify=ctx.verify)
+    now = datetime.now(UTC)
+    rows = [cached_row(ctx.run_id, ctx.workflow, spec.name, d, now) if d.hit is not None
+            else fresh_row(ctx.run_id, ctx.workflow, spec.name, d.expanded, d.reason,
+                           TaskState.PENDING, f"planned ({d.reason})")
+            for d in decisions]
+    if not rows:
+        return 0, "success"  # an empty fan-out: zero instances, done
+    try:
+        ids = ctx.store.insert_instances(rows)
+    except InstanceConflict:  # another driver recorded this task first (lease not shared)
+        return 0, "active"
+    misses = [(d, i) for d, i in zip(decisions, ids, strict=True) if d.problems]
+    if misses:
+        ctx.store.add_verify_failures(verify_failure_rows(
+            ctx.run_id, spec, [d for d, _ in misses], [i for _, i in misses]))
+    return len(rows), ("active" if any(d.hit is None for d in decisions) else "success")
+
+
+def _skip_marker(ctx: DriverContext, spec: TaskSpec, upstream: str | None,
+                 message: str | None = None) -> int:
+    text = message or f"skipped: upstream task '{upstream}' failed"
+    from reflow.store import NewInstance
+
+    try:
+        ctx.store.insert_instances([NewInstance(
+            run_id=ctx.run_id, workflow=ctx.workflow, task_name=spec.name, array_index=None,
+            attempt=1, state=TaskState.CANCELLED if message is None else TaskState.FAILED,
+            identity="", input_hash="", preimage="{}", input="{}",
+            reason=reasons.SKIPPED if message is None else reasons.NEW, error_text=text,
+            finished_at=datetime.now(UTC), detail=text[:500],
+        )])
+    except InstanceConflict:
+        return 0
+    return 1
+
+
+# ------------------------------------------------------------------------------ submit
+def resources_for(spec: TaskSpec, attempt: int, caps: Mapping[str, str]) -> JobResources:
+    """The task's resources, escalated once per earlier attempt within the configured caps."""
+    c = spec.config
+    res = JobResources.from_options(cpus=c.cpus, mem=c.mem, time=c.time,
+                                    submit_options=c.submit_options, **c.scheduler_options)
+    for _ in range(attempt - 1):
+        if c.escalate:
+            res = res.scaled(c.escalate, caps)
+    return res
+
+
+def _submit(ctx: DriverContext, report: StepReport) -> int:
+    ready = ctx.store.latest_instances(ctx.run_id, states=_READY)
+    if ctx.max_submit_jobs is not None:
+        ready = ready[:ctx.max_submit_jobs]
+    groups: dict[tuple[str, int], list[InstanceRecord]] = {}
+    for r in ready:
+        groups.setdefault((r.task_name, r.attempt), []).append(r)
+    moved = 0
+    for (task, attempt), rows in groups.items():
+        moved += _submit_group(ctx, ctx.graph.specs[task], attempt, rows, report)
+    return moved
+
+
+def _submit_group(ctx: DriverContext, spec: TaskSpec, attempt: int,
+                  rows: list[InstanceRecord], report: StepReport) -> int:
+    logs = ctx.run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    meta = Meta(ctx.workflow, ctx.entrypoint, spec.name, ctx.run_dir, spec.is_array)
+    payload = write_payload(ctx.run_dir, meta, [
+        Element(r.id, r.attempt, r.array_index, r.input) for r in rows])
+    suffix = f".{attempt}" if attempt > 1 else ""
+    stem = f"{spec.name}" + ("-{index}" if spec.is_array else "") + suffix
+    job = JobSpec(
+        name=f"{ctx.workflow}-{spec.name}",
+        command=(ctx.python, "-m", "reflow.engine.worker", str(payload)),
+        resources=resources_for(spec, attempt, ctx.caps),
+        workdir=ctx.run_dir,
+        stdout=logs / f"{stem}.out",
+        stderr=logs / f"{stem}.err",
+        array_indices=tuple(r.array_index for r in rows if r.array_index is not None)
+        if spec.is_array else None,
+        array_parallelism=spec.config.array_parallelism if spec.is_array else None,
+        env={STREAMABLE_ENV: "1"},
+    )
+    try:
+        parts = ctx.executor.submit_many(job)
+    except ExecutorError as exc:
+        return _submit_failed(ctx, spec, rows, str(exc), report)
+    _clear_failures(ctx, spec.name)
+    now = datetime.now(UTC)
+    element_of: dict[int | None, str] = {}
+    for job_id, part in parts:
+        elements = ([ctx.executor.array_element_id(job_id, i) for i in part.array_indices]
+                    if part.array_indices is not None else [job_id])
+        _record_submission(ctx, job_id, elements)
+        report.submitted_jobs.append(job_id)
+        if part.array_indices is None:
+            element_of[None] = job_id
+        else:
+            element_of.update(zip(part.array_indices, elements, strict=True))
+    changes = []
+    for r in rows:
+        element = element_of[r.array_index]
+        out = str(job.stdout).replace("{index}", str(r.array_index))
+        err = str(job.stderr).replace("{index}", str(r.array_index))
+        changes.append(StateChange(r.id, frozenset({r.state}), "SUBMITTED",
+                                   f"job {element} ({ctx.executor.name})",
+                                   {"job_id": element, "submitted_at": now,
+                                    "stdout_path": out, "stderr_path": err}))
+    moved = set(ctx.store.apply(changes))
+    lost = [element_of[r.array_index] for r in rows if r.id not in moved]
+    if lost:  # cancelled (or claimed) meanwhile: do not let the duplicate run
+        log.warning("run %s: %d element(s) changed state while submitting; cancelling %s",
+                    ctx.run_id, len(lost), ", ".join(lost[:5]))
+        with contextlib.suppress(ExecutorError):
+            ctx.executor.cancel(lost)
+    return len(moved)
+
+
+def _failures_file(ctx: DriverContext) -> Path:
+    return ctx.state_dir / "submit_failures.json"
+
+
+def _read_failures(ctx: DriverContext) -> dict[str, int]:
+    try:
+        data = json.loads(_failures_file(ctx).read_text(encoding="utf-8"))
+        return {str(k): int(v) for k, v in data.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _clear_failures(ctx: DriverContext, task: str) -> None:
+    counts = _read_failures(ctx)
+    if counts.pop(task, None) is not None:
+        results.write_atomic(_failures_file(ctx), dict(counts))
+
+
+def _submit_failed(ctx: DriverContext, spec: TaskSpec, rows: Sequence[InstanceRecord],
+                   message: str, report: StepReport) -> int:
+    """A refused submission: try again next step, and give up (FAILED) after a few tries."""
+    counts = _read_failures(ctx)
+    counts[spec.name] = counts.get(spec.name, 0) + 1
+    results.write_atomic(_failures_file(ctx), dict(counts))
+    report.problems.append(f"submitting task '{spec.name}' failed: {message}")
+    log.warning("run %s: submitting task '%s' failed (%d/%d): %s", ctx.run_id, spec.name,
+                counts[spec.name], SUBMIT_FAILURES_BEFORE_GIVING_UP, message)
+    if counts[spec.name] < SUBMIT_FAILURES_BEFORE_GIVING_UP:
+        return 0
+    now = datetime.now(UTC)
+    text = f"the scheduler refused the job: {message}"
+    return len(ctx.store.apply([
+        StateChange(r.id, frozenset(_READY), "FAILED", text[:500],
+                    {"error_text": text, "finished_at": now, "scheduler_state": "REFUSED"})
+        for r in rows
+    ]))
+
+
+# ------------------------------------------------------------------------------ finalise
+def _finalise(ctx: DriverContext, planned: Mapping[str, str]) -> RunState | None:
+    """Set the run's final state once no task is active or still to be planned.
+
+    A task without rows counts as planning left it (an empty fan-out is done with zero).
+    """
+    status = task_statuses(ctx)
+    for name, value in status.items():
+        if value == "new":
+            status[name] = planned.get(name, "new")
+    if any(s in ("active", "new") for s in status.values()):
+        return None
+    final = (RunState.SUCCESS if all(s == "success" for s in status.values())
+             else RunState.FAILED)
+    ctx.store.set_run_status(ctx.run_id, final, only_from={RunState.RUNNING.value})
+    return RunState(ctx.store.get_run(ctx.run_id).status)

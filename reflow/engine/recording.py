@@ -1,0 +1,68 @@
+"""Turning cache decisions into instance rows: shared by ``run_local`` and the driver.
+
+Both paths decide a task's expanded instances the same way (bulk lookup, then a pre-image
+diff for misses) and record a cache hit the same way, so that an instance looks identical in
+the store whichever path produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from reflow.core.spec import TaskSpec
+from reflow.engine import reasons
+from reflow.engine.expand import Expanded
+from reflow.engine.planner import Decision, decide, explain_misses
+from reflow.states import TaskState
+from reflow.store import NewInstance, NewVerifyFailure, Store
+
+
+def plan_task(
+    store: Store, workflow: str, run_id: str, spec: TaskSpec, expanded: Sequence[Expanded],
+    *, forced: bool, verify: bool,
+) -> list[Decision]:
+    """Decide every instance (bulk lookup) and give each miss its reason."""
+    decisions = decide(spec, expanded, store.find_cached, forced=forced, verify=verify)
+    misses = [d for d in decisions if d.hit is None]
+    if any(not d.reason for d in misses):
+        references: dict[int | None, str] = {}
+        if store.task_seen(workflow, spec.name, exclude_run=run_id):
+            references = store.reference_preimages(workflow, spec.name, exclude_run=run_id)
+        explain_misses(misses, references)
+    return decisions
+
+
+def cached_row(run_id: str, workflow: str, task: str, d: Decision, now: datetime) -> NewInstance:
+    """The SUCCESS row that records a cache hit (no job, linked to its source)."""
+    hit, e = d.hit, d.expanded
+    assert hit is not None
+    return NewInstance(
+        run_id=run_id, workflow=workflow, task_name=task, array_index=e.index, attempt=1,
+        state=TaskState.SUCCESS, identity=e.identity, input_hash=e.input_hash,
+        preimage=e.preimage_json, input=e.input_json, reason=reasons.CACHED, cached=True,
+        cache_source=hit.instance_id, output=hit.output, output_hash=hit.output_hash,
+        fingerprints=hit.fingerprints, started_at=now, finished_at=now,
+        detail=f"cached from instance {hit.instance_id} of run {hit.run_id}",
+    )
+
+
+def fresh_row(run_id: str, workflow: str, task: str, e: Expanded, reason: str, state: str,
+              detail: str, started_at: datetime | None = None) -> NewInstance:
+    """A row for an instance that will be computed."""
+    return NewInstance(
+        run_id=run_id, workflow=workflow, task_name=task, array_index=e.index, attempt=1,
+        state=state, identity=e.identity, input_hash=e.input_hash, preimage=e.preimage_json,
+        input=e.input_json, reason=reason, started_at=started_at, detail=detail,
+    )
+
+
+def verify_failure_rows(run_id: str, spec: TaskSpec, decisions: Sequence[Decision],
+                        ids: Sequence[int]) -> list[NewVerifyFailure]:
+    """Verify-failure rows for recomputed instances whose cached output failed its check."""
+    return [
+        NewVerifyFailure(i, run_id, spec.name, d.expanded.index, prob.check,
+                         f"{prob.kind}: {prob.reason}")
+        for d, i in zip(decisions, ids, strict=True)
+        for prob in d.problems
+    ]

@@ -1,0 +1,184 @@
+"""Driver steps against a fake scheduler: polite polling, bad files, flaky commands, a lost
+store, two drivers at once, and automatic retries with escalated resources."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import states, write_pipeline
+from fake_executor import FakeExecutor
+
+from reflow import Run, Store, Workflow
+from reflow.engine.driver import DriverContext, step
+from reflow.engine.driver_host import load_context
+from reflow.engine.results import results_dir
+from reflow.errors import StoreError
+
+
+@pytest.fixture(autouse=True)
+def _fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFLOW_POLL_INTERVAL", "0.001")
+
+
+def start(wf: Workflow, tmp_path: Path, fake: FakeExecutor, store: Store | str | None = None,
+          **params: int) -> tuple[Run, DriverContext]:
+    """Record a run whose chain is driven by hand: the fake ignores driver jobs."""
+    fake.run_jobs = False
+    run = wf.submit(tmp_path / "r", store=store or str(tmp_path / "m.db"), executor=fake,
+                    **params)
+    fake.run_jobs = True
+    return run, load_context(run.store, run.run_id, executor=fake)
+
+
+def steps_until_done(ctx: DriverContext, limit: int = 20) -> str:
+    for _ in range(limit):
+        report = step(ctx)
+        if report.finished is not None:
+            return str(report.finished)
+    raise AssertionError("run did not finish")
+
+
+def test_scheduler_calls_do_not_grow_with_the_number_of_elements(tmp_path: Path) -> None:
+    counts = []
+    for n in (10, 1000):
+        fake = FakeExecutor()
+        wf = write_pipeline(tmp_path)
+        run = wf.submit(tmp_path / f"r{n}", store=str(tmp_path / "m.db"), executor=fake,
+                        wait=True, n=n)
+        assert run.state == "SUCCESS"
+        assert len(fake.task_jobs()) == 3  # produce, one array, total
+        counts.append(dict(fake.calls))
+    assert counts[0] == counts[1]
+    assert counts[1]["query"] <= 6
+
+
+def test_corrupted_result_file_is_reported_and_the_instance_fails_cleanly(
+        tmp_path: Path) -> None:
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    fake.no_result[1] = ["COMPLETED"]  # element 1's job ends, leaving only a corrupt file
+    step(ctx)  # produce ran; work submitted
+    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    bad = results_dir(ctx.run_dir) / f"{row.id}.result"
+    bad.write_text(f'{{"instance_id": {row.id}, "attempt": 1, "state": "SUCC')
+    report = step(ctx)
+    assert any("malformed" in p and str(bad) in p for p in report.problems)
+    assert bad.with_name(bad.name + ".bad").exists() and not bad.exists()
+    assert states(run, "work") == ["SUCCESS", "FAILED", "SUCCESS"]
+    failed = run.store.instance(row.id)
+    assert failed.scheduler_state == "COMPLETED" and "without writing a result" in (
+        failed.error_text or "")
+    assert steps_until_done(ctx) == "FAILED"
+
+
+def test_late_result_of_a_superseded_attempt_is_ignored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=2)
+    fake.no_result[0] = ["NODE_FAIL"]
+    assert steps_until_done(ctx) == "FAILED"
+    (old,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 0]
+    monkeypatch.setattr("reflow.engine.dispatch.kick_driver", lambda run: None)
+    assert run.retry("work") == 1  # this test drives the steps itself
+    late = results_dir(ctx.run_dir) / f"{old.id}.result"
+    late.write_text(f'{{"instance_id": {old.id}, "attempt": 1, "state": "SUCCESS", '
+                    '"output": "99", "output_hash": "x", "exit_code": 0, '
+                    '"finished_at": "2030-01-01T00:00:00+00:00"}')
+    assert steps_until_done(ctx) == "SUCCESS"
+    assert run.store.instance(old.id).state == "FAILED"  # the old attempt kept its outcome
+    (total,) = run.store.latest_instances(run.run_id, "total")
+    assert total.output == "10"
+
+
+def test_scheduler_commands_failing_once_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=4)
+    fake.fail_next = {"query"}
+    report = step(ctx)
+    assert any("status query failed" in p for p in report.problems)
+    fake.fail_next = {"submit"}
+    report = step(ctx)  # produce ingested; submitting the array fails once
+    assert any("submitting task 'work' failed" in p for p in report.problems)
+    assert states(run, "work") == ["PENDING"] * 4
+    assert steps_until_done(ctx) == "SUCCESS"
+    submitted = [t for t in run.transitions() if t["to_state"] == "SUBMITTED"]
+    assert len(submitted) == 6 == len({t["instance_id"] for t in submitted})
+
+
+def test_store_locked_mid_step_is_retried_then_a_clear_error(tmp_path: Path) -> None:
+    fake = FakeExecutor()
+    db = tmp_path / "m.db"
+    store = Store.open(str(db), deadline=1.0)
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, store=store, n=3)
+    step(ctx)
+
+    def hold(seconds: float, ready: threading.Event) -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        ready.set()
+        threading.Event().wait(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    ready = threading.Event()
+    brief = threading.Thread(target=hold, args=(0.3, ready))
+    brief.start()
+    ready.wait()
+    step(ctx)  # waits out a short lock
+    brief.join()
+    ready.clear()
+    long = threading.Thread(target=hold, args=(2.5, ready))
+    long.start()
+    ready.wait()
+    with pytest.raises(StoreError, match=r"locked for 1 s.*wait for the other reflow process"):
+        step(ctx)
+    long.join()
+    assert steps_until_done(ctx) == "SUCCESS"
+    assert len(run.store.latest_instances(run.run_id)) == 5
+    assert all(r.attempt == 1 for r in run.store.latest_instances(run.run_id))
+
+
+def test_two_drivers_on_one_run_submit_each_instance_once(tmp_path: Path) -> None:
+    fake = FakeExecutor()
+    run, _ = start(write_pipeline(tmp_path), tmp_path, fake, n=30)
+
+    def drive() -> None:
+        other = load_context(Store.open(str(tmp_path / "m.db")), run.run_id, executor=fake)
+        for _ in range(200):  # the fake is only ever called under the run's lease
+            report = step(other)
+            if report.finished is not None or run.state.terminal:
+                return
+
+    threads = [threading.Thread(target=drive) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert run.state == "SUCCESS"
+    submitted = [t["instance_id"] for t in run.transitions() if t["to_state"] == "SUBMITTED"]
+    assert len(submitted) == 32 == len(set(submitted))
+    assert len(fake.task_jobs()) == 3
+
+
+def test_automatic_retry_escalates_memory_within_the_cap(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    config = tmp_path / "config" / "reflow" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[executor.caps]\nmem = "3G"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    fake = FakeExecutor()
+    wf = write_pipeline(tmp_path, mem="1G", retries=3, retry_on=("OUT_OF_MEMORY",),
+                        escalate={"mem": 2.0})
+    run, ctx = start(wf, tmp_path, fake, n=2)
+    fake.no_result[1] = ["OUT_OF_MEMORY", "OUT_OF_MEMORY"]
+    assert steps_until_done(ctx) == "SUCCESS"
+    history = run.store.history(run.run_id, "work", 1)
+    assert [(r.attempt, r.state, r.scheduler_state) for r in history] == [
+        (1, "FAILED", "OUT_OF_MEMORY"), (2, "FAILED", "OUT_OF_MEMORY"), (3, "SUCCESS", None)]
+    mems = [j.resources.mem for j in fake.task_jobs().values() if j.name.endswith("-work")]
+    assert mems == ["1G", "2G", "3G"]  # 4G capped
+    assert ctx.caps == {"mem": "3G"}

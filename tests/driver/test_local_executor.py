@@ -1,0 +1,107 @@
+"""submit(executor="local"): detached driver, long-lived workers, failures, cancel, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from conftest import ctl, pid_alive, states, wait_for, write_pipeline
+
+from reflow import Run
+from reflow.engine.dispatch import resume_run
+from reflow.engine.driver_host import read_heartbeat, stalled_reason
+from reflow.executors.local import LocalExecutor
+
+
+def test_detached_run_completes_and_resubmit_is_fully_cached(local_env: Path) -> None:
+    wf = write_pipeline(local_env)
+    store = str(local_env / "m.db")
+    run = wf.submit(local_env / "r1", store=store, executor="local", n=20)
+    assert run.wait(60) == "SUCCESS"
+    assert states(run, "work") == ["SUCCESS"] * 20
+    (total,) = run.store.latest_instances(run.run_id, "total")
+    assert total.output == "1900" and total.job_id
+    assert (local_env / "r1" / "logs" / "driver.log").exists()
+    # the worker's started -> result history is recorded
+    hist = [(t["from_state"], t["to_state"]) for t in run.transitions()
+            if t["task_name"] == "work" and t["array_index"] == 3]
+    assert hist == [(None, "PENDING"), ("PENDING", "SUBMITTED"), ("SUBMITTED", "RUNNING"),
+                    ("RUNNING", "SUCCESS")]
+    jobs_before = set(os.listdir(local_env / "cache" / "reflow" / "local-jobs"))
+    again = wf.submit(local_env / "r2", store=store, executor="local", n=20)
+    assert again.wait(60) == "SUCCESS"
+    rows = again.store.latest_instances(again.run_id)
+    assert all(r.cached and r.job_id is None for r in rows)
+    assert set(os.listdir(local_env / "cache" / "reflow" / "local-jobs")) == jobs_before
+
+
+def test_foreground_wait_uses_real_array_indices_and_max_workers(local_env: Path) -> None:
+    wf = write_pipeline(local_env)
+    run = wf.submit(local_env / "r", store=str(local_env / "m.db"),
+                    executor=LocalExecutor(max_workers=2), wait=True, n=6)
+    assert run.state == "SUCCESS"
+    rows = run.store.latest_instances(run.run_id, "work")
+    assert [r.job_id.rsplit("_", 1)[1] for r in rows if r.job_id] == [str(i) for i in range(6)]
+    assert all(Path(r.stdout_path or "").name == f"work-{r.array_index}.out" for r in rows)
+    # long-lived workers: at most max_workers processes served the six elements
+    pids = {(local_env / "r" / "ctl" / f"pid-{i}").read_text() for i in range(6)}
+    assert 1 <= len(pids) <= 2
+
+
+def test_worker_killed_ends_failed_with_its_state_and_retry_completes(local_env: Path) -> None:
+    wf = write_pipeline(local_env)
+    run_dir = local_env / "r"
+    ctl(run_dir, "hang-1")
+    run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local", n=3)
+    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-1").exists()
+                       and (run_dir / "ctl" / "pid-1").read_text(), what="element 1 to start"))
+    os.kill(pid, signal.SIGKILL)
+    assert run.wait(60) == "FAILED"
+    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    assert row.state == "FAILED" and row.scheduler_state == "KILLED" and row.exit_code == 137
+    assert "without writing a result" in (row.error_text or "")
+    assert states(run, "total") == ["CANCELLED"]  # skipped: its upstream failed
+    (run_dir / "ctl" / "hang-1").unlink()
+    assert run.retry() == 1
+    assert run.wait(60) == "SUCCESS"
+    assert [r.attempt for r in run.store.latest_instances(run.run_id, "work")] == [1, 2, 1]
+
+
+def test_cancel_stops_running_workers_and_records_cancelled(local_env: Path) -> None:
+    wf = write_pipeline(local_env)
+    run_dir = local_env / "r"
+    for i in range(3):
+        ctl(run_dir, f"hang-{i}")
+    run = wf.submit(run_dir, store=str(local_env / "m.db"),
+                    executor=LocalExecutor(max_workers=1), n=3)
+    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-0").exists()
+                       and (run_dir / "ctl" / "pid-0").read_text(), what="element 0"))
+    assert run.cancel() == 3
+    assert run.state == "CANCELLED"
+    assert states(run, "work") == ["CANCELLED"] * 3
+    wait_for(lambda: not pid_alive(pid), what="the worker to be terminated")
+    assert not (run_dir / "ctl" / "pid-1").exists()  # the queued elements never started
+    assert run.retry() == 3  # a cancelled run can be retried: hangs removed first
+    for i in range(3):
+        (run_dir / "ctl" / f"hang-{i}").unlink()
+    assert run.wait(60) == "SUCCESS"
+
+
+def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None:
+    wf = write_pipeline(local_env)
+    run_dir = local_env / "r"
+    ctl(run_dir, "hang-0")
+    run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local", n=2)
+    wait_for(lambda: (run_dir / "ctl" / "pid-0").exists(), what="element 0")
+    beat = read_heartbeat(run_dir)
+    assert beat is not None and beat["host"] == "detached"
+    assert stalled_reason(run.store, run.run_id) is None
+    os.kill(int(beat["pid"]), signal.SIGKILL)
+    reason = wait_for(lambda: stalled_reason(run.store, run.run_id), what="stall detection")
+    assert "is gone" in reason
+    (run_dir / "ctl" / "hang-0").unlink()
+    resume_run(Run.load(run.run_id, store=run.store))
+    assert run.wait(60) == "SUCCESS"
+    assert json.loads(run.record().options)["executor"] == "local"

@@ -1,0 +1,74 @@
+"""SQLite specifics: journal mode by filesystem, the network-filesystem warning."""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from pathlib import Path
+
+import pytest
+from store_builders import add_run
+
+from reflow.store import NetworkFilesystemWarning, Store
+from reflow.store import sqlite as sqlite_policy
+
+
+def _mounts(tmp_path: Path, *lines: str) -> Path:
+    mounts = tmp_path / "mounts"
+    mounts.write_text("".join(f"{line}\n" for line in lines))
+    return mounts
+
+
+def test_filesystem_type_uses_the_longest_matching_mount_point(tmp_path: Path) -> None:
+    mounts = _mounts(
+        tmp_path,
+        "/dev/vda / ext4 rw 0 0",
+        "server:/home /home nfs4 rw 0 0",
+        "lfs@o2ib:/scratch /home/alice/scr\\040atch lustre rw 0 0",
+        "broken-line",
+    )
+    assert sqlite_policy.filesystem_type(Path("/home/alice/x"), mounts) == "nfs4"
+    assert sqlite_policy.filesystem_type(Path("/home/alice/scr atch/db"), mounts) == "lustre"
+    assert sqlite_policy.filesystem_type(Path("/home2"), mounts) == "ext4"
+    assert sqlite_policy.filesystem_type(Path("/x"), tmp_path / "missing") is None
+
+
+def _journal_mode(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def test_a_local_store_uses_wal(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "manifest.db") as store:
+        add_run(store, "r1")
+    assert _journal_mode(tmp_path / "manifest.db") == "wal"
+
+
+def test_a_store_on_a_network_filesystem_warns_once_and_avoids_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mounts = _mounts(tmp_path, "/dev/vda / ext4 rw 0 0",
+                     f"nas:/export {shared} nfs rw 0 0")  # fmt: skip
+    monkeypatch.setattr(sqlite_policy, "MOUNTS_FILE", mounts)
+    monkeypatch.setattr(sqlite_policy, "_warned", set())
+    db = shared / "manifest.db"
+
+    with (
+        pytest.warns(NetworkFilesystemWarning, match="nfs network filesystem") as caught,
+        Store.open(db) as store,
+    ):
+        add_run(store, "r1")
+    assert len(caught) == 1 and "PostgreSQL" in str(caught[0].message)
+    assert _journal_mode(db) == "delete"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NetworkFilesystemWarning)
+        with Store.open(db) as again:  # the same file does not warn twice
+            assert again.get_run("r1").run_id == "r1"
+
+
+def test_an_in_memory_store_works_for_quick_experiments() -> None:
+    with Store.open("sqlite://") as store:
+        add_run(store, "r1")
+        assert store.get_run("r1").run_id == "r1"
