@@ -25,7 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
-_RESERVED_OPTIONS = {"retries", "retry_on", "escalate"}
+# Module names given to pipeline scripts imported by path (see engine/entrypoints.py): not
+# importable by name from another process, so such workflows record their file instead.
+SCRIPT_MODULE_PREFIX = "_reflow_entry_"
 
 
 class Flow:
@@ -211,6 +213,8 @@ class Workflow(Flow):
                 return str(Path(self._module_file).resolve())
             return None
         module = sys.modules.get(self._module)
+        if self._module.startswith(SCRIPT_MODULE_PREFIX):  # loaded from a script by path
+            module = None
         for attr, value in vars(module).items() if module else ():
             if value is self:
                 return f"{self._module}:{attr}"

@@ -49,15 +49,6 @@ def detect_executor(config: Config) -> str:
     return detect_executor_name()
 
 
-def _entrypoint(wf: Workflow) -> str | None:
-    """How a new process imports ``wf``: its script when it was itself loaded from one."""
-    entry = wf.entrypoint()
-    module_file = getattr(wf, "_module_file", None)
-    if entry and entry.startswith("_reflow_entry_") and module_file:
-        return str(Path(module_file).resolve())
-    return entry
-
-
 def submit_run(
     wf: Workflow,
     run_dir: str | Path,
@@ -86,7 +77,7 @@ def submit_run(
     else:
         instance = None
         name = normalise_executor_name(executor) if executor else detect_executor(config)
-    entry = _entrypoint(wf)
+    entry = wf.entrypoint()
     if entry is None:
         raise ReflowError(
             f"workflow '{wf.name}' was defined without a file (notebook or -c), so workers "
@@ -97,7 +88,7 @@ def submit_run(
     directory.mkdir(parents=True, exist_ok=True)
     host = FOREGROUND if wait else (DETACHED if name == "local" else CHAINED)
     options: dict[str, Any] = {"executor": name, "force": force, "force_tasks": forced,
-                               "verify": verify, "host": host, "entrypoint": entry}
+                               "verify": verify, "host": host}
     max_workers = getattr(instance, "max_workers", None)
     if max_workers is not None:
         options["max_workers"] = max_workers

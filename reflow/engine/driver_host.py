@@ -72,7 +72,7 @@ def load_context(store: Store, run_id: str, executor: Executor | None = None,
 
     rec = store.get_run(run_id)
     options: dict[str, Any] = json.loads(rec.options or "{}")
-    entrypoint = options.get("entrypoint") or rec.entrypoint
+    entrypoint = rec.entrypoint
     wf = load_workflow(entrypoint, rec.workflow)
     graph = wf.validate()
     per_task, _ = resolve_parameters(graph.specs, loads(rec.parameters))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reflow.core.flow import SCRIPT_MODULE_PREFIX
 from reflow.errors import ReflowError
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def load_workflow(entrypoint: str | None, name: str) -> Workflow:
                 f"the pipeline file {path} of workflow '{name}' no longer exists; restore it "
                 "or pass the script explicitly"
             )
-        module_name = f"_reflow_entry_{abs(hash(str(path)))}"
+        module_name = f"{SCRIPT_MODULE_PREFIX}{abs(hash(str(path.resolve())))}"
         module = sys.modules.get(module_name)  # type: ignore[assignment]
         if module is None:
             spec = importlib.util.spec_from_file_location(module_name, path)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from reflow.states import TaskState
-from reflow.store.bulk import BulkSql
+from reflow.store.bulk import BulkSql, Row
 from reflow.store.models import InstanceRow
 from reflow.store.records import NewInstance, StateChange
 
@@ -40,12 +40,6 @@ _FIXED = frozenset(
 SETTABLE_FIELDS = frozenset(c.name for c in InstanceRow.__table__.columns) - _FIXED
 _TIMESTAMP_FIELDS = frozenset({"submitted_at", "started_at", "finished_at"})
 RETRYABLE_STATES = frozenset({TaskState.FAILED.value, TaskState.CANCELLED.value})
-
-Row = tuple[object, ...]
-
-
-def _insert_sql(sql: BulkSql, table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({sql.marks(len(columns))})"
 
 
 def insert_instances(
@@ -70,9 +64,8 @@ def insert_instances(
             new_id, r.run_id, r.task_name, r.array_index, r.attempt, None, state, created,
             r.detail,
         ))  # fmt: skip
-    if instances:
-        conn.exec_driver_sql(_insert_sql(sql, "instances", _INSERT_COLUMNS), instances)
-        conn.exec_driver_sql(_insert_sql(sql, "transitions", _TRANSITION_COLUMNS), transitions)
+    sql.insert_many(conn, "instances", _INSERT_COLUMNS, instances)
+    sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
     return ids
 
 
@@ -151,7 +144,6 @@ def apply(
     groups: dict[tuple[str, ...], list[tuple[int, _Plan]]] = {}
     for instance_id, plan in plans.items():
         groups.setdefault(tuple(plan.fields), []).append((instance_id, plan))
-    m = sql.mark
     for names, members in groups.items():
         unknown = set(names) - SETTABLE_FIELDS
         if unknown:
@@ -160,20 +152,14 @@ def apply(
                 f"settable: {sorted(SETTABLE_FIELDS)}"
             )
         convert = [sql.ts if name in _TIMESTAMP_FIELDS else _plain for name in names]
-        params = [
-            (plan.new_state, stamp,
+        rows = [
+            (plan.new_state,
              *[to_db(plan.fields[name]) for to_db, name in zip(convert, names, strict=True)],
              instance_id, plan.old_state)
             for instance_id, plan in members
         ]  # fmt: skip
-        sets = "".join(f", {name} = {m}" for name in names)
-        conn.exec_driver_sql(
-            f"UPDATE instances SET state = {m}, updated_at = {m}{sets} "
-            f"WHERE id = {m} AND state = {m}",
-            params,
-        )
-    if transitions:
-        conn.exec_driver_sql(_insert_sql(sql, "transitions", _TRANSITION_COLUMNS), transitions)
+        sql.update_instances(conn, names, stamp, rows)
+    sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
     return list(plans)
 
 
@@ -217,8 +203,10 @@ def new_attempts(
             for new_id, (i, _) in zip(new_ids, old, strict=True)
         ],
     )
-    conn.exec_driver_sql(
-        _insert_sql(sql, "transitions", _TRANSITION_COLUMNS),
+    sql.insert_many(
+        conn,
+        "transitions",
+        _TRANSITION_COLUMNS,
         [
             (new_id, row[2], row[3], row[4], row[5] + 1, None, retrying, stamp, detail)
             for new_id, (_, row) in zip(new_ids, old, strict=True)

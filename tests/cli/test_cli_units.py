@@ -1,0 +1,167 @@
+"""The CLI's pure parts: value parsing, list flags, time filters, flag generation, loading."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import pytest
+import typer
+
+from reflow import Param, Workflow
+from reflow.cli.flags import WorkflowFlags, spread_values
+from reflow.cli.loading import load_pipeline
+from reflow.cli.submit import RESERVED_FLAGS, workflow_flags
+from reflow.cli.timespec import parse_when
+from reflow.cli.values import metavar, parse_value
+from reflow.core.parameters import collect_parameters
+from reflow.errors import ParameterError, ReflowError
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "given", "expected"),
+    [
+        (int, "1_000", 1000),
+        (int, "-3", -3),
+        (float, "2.5", 2.5),
+        (str, "x y", "x y"),
+        (Path, "a/b", Path("a/b")),
+        (Path | None, "a", Path("a")),
+        (datetime, "2024-05-01T12:30:00+02:00",
+         datetime(2024, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))),
+        (date, "2024-05-01", date(2024, 5, 1)),
+        (UUID, "12345678-1234-5678-1234-567812345678",
+         UUID("12345678-1234-5678-1234-567812345678")),
+        (Literal["a", "b"], "b", "b"),
+        (Literal[1, 2], "2", 2),
+        (Color, "blue", Color.BLUE),
+        (dict[str, Any], '{"k": [1]}', {"k": [1]}),
+        (list[int], ["1", "2"], [1, 2]),
+        (tuple[float, ...], ["1", "2.5"], (1.0, 2.5)),
+        (list[Literal["x", "y"]], ["y", "x"], ["y", "x"]),
+        (Any, "raw", "raw"),
+    ],
+)
+def test_values_parse_by_annotation(annotation: Any, given: Any, expected: Any) -> None:
+    value = parse_value(annotation, given, "--p")
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "given", "message"),
+    [
+        (int, "x", "--p got 'x'; pass a whole number"),
+        (float, "1,5", "--p got '1,5'; pass a number"),
+        (datetime, "yesterday", "ISO-8601 date-time"),
+        (Literal["a", "b"], "c", "choose one of: a, b"),
+        (list[int], ["1", "two"], "--p got 'two'"),
+        (dict[str, Any], "[1]", "JSON object"),
+    ],
+)
+def test_bad_values_name_the_flag_and_what_it_accepts(annotation: Any, given: Any,
+                                                        message: str) -> None:
+    with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        parse_value(annotation, given, "--p")
+
+
+def test_metavars_describe_the_expected_value() -> None:
+    assert metavar(list[int]) == "INT..."
+    assert metavar(Literal["a", "b"]) == "[a|b]"
+    assert metavar(Path | None) == "PATH"
+    assert metavar(datetime) == "DATETIME"
+
+
+def test_list_flags_take_several_values_after_one_flag() -> None:
+    multi = {"--files", "-f"}
+    assert spread_values(["--files", "a", "b", "--n", "3", "-f", "c", "d"], multi) == [
+        "--files", "a", "--files", "b", "--n", "3", "-f", "c", "-f", "d"]
+    # negative numbers are values; "--" stops the rewriting; other flags are untouched
+    assert spread_values(["--files", "-1", "-2", "--", "x", "y"], multi) == [
+        "--files", "-1", "--files", "-2", "--", "x", "y"]
+    assert spread_values(["--run-dir", "d", "--files=a"], multi) == ["--run-dir", "d",
+                                                                     "--files=a"]
+
+
+def test_time_filters_accept_dates_times_and_ages() -> None:
+    now = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
+    assert parse_when("12h", "--since", end_of_day=False, now=now) == now - timedelta(hours=12)
+    assert parse_when("7d", "--since", end_of_day=False, now=now) == now - timedelta(days=7)
+    assert parse_when("2024-05-01T00:00:00+00:00", "--since", end_of_day=False) == datetime(
+        2024, 5, 1, tzinfo=UTC)
+    start = parse_when("2024-05-01", "--since", end_of_day=False)
+    end = parse_when("2024-05-01", "--until", end_of_day=True)
+    assert end - start == timedelta(days=1)
+    assert start.tzinfo is not None
+    with pytest.raises(typer.BadParameter, match="not a date or an age"):
+        parse_when("last tuesday", "--since", end_of_day=False)
+
+
+def _flags_workflow() -> Workflow:
+    wf = Workflow("flags")
+
+    @wf.job()
+    def a(
+        force: Annotated[bool, Param(help="clashes with submit's --force")] = False,
+        size: Annotated[int, Param(help="size", short="s")] = 1,
+    ) -> int:
+        return size
+
+    @wf.job()
+    def b(size: Annotated[int, Param(help="shared global")] = 1,
+          level: Annotated[int, Param(namespace="local")] = 0) -> int:
+        return size + level
+
+    return wf
+
+
+def test_flags_merge_globals_and_refuse_clashes_with_submit_options() -> None:
+    flags = workflow_flags(_flags_workflow())
+    assert [f.param.flag for f in flags.flags] == ["--size", "--b-level"]
+    assert flags.flags[0].param.tasks == ("a", "b")
+    assert flags.flags[0].declarations() == ["--size", "-s"]
+    with pytest.raises(ParameterError, match="--force, which submit already uses"):
+        flags.check()
+
+
+def test_only_given_flags_become_run_parameters() -> None:
+    wf = _flags_workflow()
+    reserved = RESERVED_FLAGS - {"--force", "--no-force"}
+    flags = WorkflowFlags(collect_parameters(wf.tasks.values()), reserved)
+    names = {f.param.key: f.argname for f in flags.flags}
+    given = {names["force"]: True, names["size"]: "7", names["b_level"]: None}
+    assert flags.run_parameters(given) == {"force": True, "size": 7}
+
+
+def test_load_pipeline_finds_selects_and_explains(tmp_path: Path) -> None:
+    one = tmp_path / "one.py"
+    one.write_text("from reflow import Workflow\nwf = Workflow('solo')\n")
+    wf = load_pipeline(str(one))
+    assert wf.name == "solo"
+    assert wf.entrypoint() == str(one.resolve())  # re-importable by path, not a module name
+
+    two = tmp_path / "two.py"
+    two.write_text("from reflow import Workflow\na = Workflow('first')\nb = Workflow('second')\n")
+    with pytest.raises(ReflowError, match=r"several workflows \(first, second\).*:NAME"):
+        load_pipeline(str(two))
+    assert load_pipeline(f"{two}:b").name == "second"
+    assert load_pipeline(f"{two}:first").name == "first"
+    with pytest.raises(ReflowError, match=r"no workflow 'secnd'\. Did you mean 'second'"):
+        load_pipeline(f"{two}:secnd")
+
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(ReflowError, match="defines no Workflow"):
+        load_pipeline(str(empty))
+    with pytest.raises(ReflowError, match="does not exist"):
+        load_pipeline(str(tmp_path / "missing.py"))
+    with pytest.raises(ReflowError, match="neither a file nor an importable module"):
+        load_pipeline("no_such_module_xyz:wf")
