@@ -7,7 +7,10 @@ so there is exactly one place that decides what a retry means.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +19,7 @@ from reflow.engine import reasons
 from reflow.engine.reasons import diff_preimages
 from reflow.errors import ReflowError, UnknownTaskError, suggestion
 from reflow.states import RunState, TaskState
-from reflow.store import NewVerifyFailure, Store
+from reflow.store import NewVerifyFailure, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -109,6 +112,34 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
     return len(new_ids)
 
 
+def force_rerun(run: Run, task: str) -> int:
+    """Recompute one task of a finished run (reason ``forced``) and re-plan its dependants.
+
+    The task's instances get new attempts; everything downstream is planned afresh from the
+    new outputs, so dependants are recomputed where their inputs change and reused where the
+    forced output turns out identical. Returns how many instances of ``task`` were restarted.
+    """
+    store = run.store
+    check_run_task(store, run.run_id, task)
+    graph = run.workflow().validate()
+    rows = store.latest_instances(run.run_id)
+    targets = [r.id for r in rows if r.task_name == task and r.reason != reasons.SKIPPED]
+    downstream = graph.descendants([task]) - {task}
+    dependants = [r.id for r in rows if r.task_name in downstream
+                  or (r.task_name == task and r.reason == reasons.SKIPPED)]
+    if not targets and not dependants:
+        return 0
+    if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
+            RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
+        raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
+    new_ids = store.new_attempts(targets, detail="force-rerun requested", force=True,
+                                 reason=reasons.FORCED)
+    if dependants:
+        store.supersede(dependants)
+    _continue(run)
+    return len(new_ids)
+
+
 def _verify_upstream(run: Run, rows: list[Any], tasks: set[str]) -> set[int]:
     from reflow.engine.verify import verify_output
 
@@ -155,6 +186,88 @@ def _continue(run: Run) -> None:
         verify=bool(options.get("verify")), on_error=options.get("on_error", "stop"),
         max_workers=int(options.get("max_workers", 1)), existing=existing,
     ).execute()
+
+
+# -- resume and logs ------------------------------------------------------------------------
+def resume(run: Run) -> None:
+    """Restart the driver of a run that stopped while work was still active.
+
+    A run recorded by ``run_local`` whose process is gone (killed, node rebooted) has its
+    orphaned RUNNING rows closed as CANCELLED and retried in this process.
+    """
+    rec = run.record()
+    if RunState(rec.status).terminal:
+        raise ReflowError(
+            f"run {run.run_id} is {rec.status}; nothing to resume (use `reflow retry "
+            f"{run.run_id}` to re-run failed instances)"
+        )
+    options = _options(run.store, run.run_id)
+    if options.get("executor", "inline") != "inline":
+        from reflow.engine.dispatch import resume_run
+
+        resume_run(run)
+        return
+    if options.get("host") == socket.gethostname() and _alive(options.get("pid")):
+        raise ReflowError(
+            f"run {run.run_id} is still running in process {options.get('pid')} on this host; "
+            "wait for it or stop that process first"
+        )
+    store = run.store
+    orphans = store.latest_instances(run.run_id, states=[TaskState.RUNNING.value,
+                                                         TaskState.RETRYING.value])
+    now = datetime.now(UTC)
+    why_text = "interrupted: the process running this run is gone"
+    store.apply([StateChange(r.id, frozenset({r.state}), TaskState.CANCELLED, why_text,
+                             {"error_text": why_text, "finished_at": now}) for r in orphans])
+    store.set_run_status(run.run_id, RunState.FAILED, only_from={RunState.RUNNING.value})
+    if orphans:
+        retry(run, verify=False)
+    else:
+        store.set_run_status(run.run_id, RunState.RUNNING, only_from={RunState.FAILED.value})
+        _continue(run)
+
+
+def stalled_reason(store: Store, run_id: str) -> str | None:
+    """Why a RUNNING run is no longer progressing (its driver or process is gone), else None."""
+    rec = store.get_run(run_id)
+    if RunState(rec.status).terminal:
+        return None
+    options = json.loads(rec.options or "{}")
+    if options.get("executor", "inline") != "inline":
+        from reflow.engine.driver_host import stalled_reason as driver_stalled
+
+        return driver_stalled(store, run_id)
+    if options.get("host") == socket.gethostname() and not _alive(options.get("pid")):
+        return f"the process {options.get('pid')} that ran it in-process is gone"
+    return None
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def log_paths(store: Store, run_id: str, task: str,
+              index: int | None = None) -> tuple[Path | None, Path | None]:
+    """The stdout and stderr files of an instance's latest attempt (None where there are none).
+
+    Runs made in-process (``run_local``) write no log files: their output went to the
+    terminal that ran them.
+    """
+    check_run_task(store, run_id, task)
+    for r in store.latest_instances(run_id, task):
+        if r.array_index == index:
+            return (Path(r.stdout_path) if r.stdout_path else None,
+                    Path(r.stderr_path) if r.stderr_path else None)
+    where = f"{task}[{index}]" if index is not None else task
+    raise UnknownTaskError(f"run {run_id} has no instance {where}; pass --index for arrays")
 
 
 # -- cancel --------------------------------------------------------------------------------

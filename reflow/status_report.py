@@ -95,13 +95,15 @@ def ordered_summary(store: Store, run_id: str) -> dict[str, dict[str, int]]:
 
 
 def status_document(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:
+    from reflow.actions import stalled_reason
+
     run = store.get_run(run_id)
     summary = ordered_summary(store, run_id)
     if task is not None:
         summary = {task: summary.get(task, {})}
     instances = [instance_dict(r) for r in store.latest_instances(run_id, task)]
     return {
-        "run": run_dict(run),
+        "run": {**run_dict(run), "stalled": stalled_reason(store, run_id)},
         "summary": summary,
         "cache": {t: {"cached": c, "recomputed": r}
                   for t, (c, r) in store.cache_counts(run_id).items()
@@ -125,6 +127,11 @@ def status_text(store: Store, run_id: str, task: str | None = None,
         f"Status {run.status}",
         f"Created {_iso(run.created_at)}",
     ]
+    from reflow.actions import stalled_reason
+
+    stalled = stalled_reason(store, run_id)
+    if stalled:
+        lines.append(f"Stalled {stalled}; `reflow resume {run_id}` restarts it")
     for name, states in summary.items():
         if task is not None and name != task:
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -76,6 +77,11 @@ def guarded(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader went away (`... | head`): stop quietly, as other Unix tools do,
+            # and keep the interpreter's final flush from raising again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_ERROR) from None
 
     debug = inspect.Parameter(
         "debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOption

@@ -138,12 +138,13 @@ def _submit_and_wait(
         return [] if as_json else [f"run_id   = {record.run_id}", f"run_dir  = {record.run_dir}"]
 
     target = str(Path(run_dir).expanduser().resolve())
-    watcher = RunWatcher(
-        Store.open(options["store"]), wf.name, target, datetime.now(UTC), announce,
-        live=is_terminal() and not as_json,
-    )
-    with watcher:
-        run = wf.submit(run_dir, wait=True, **options, **params)
+    with Store.open(options["store"]) as progress_store:  # its own connections: other thread
+        watcher = RunWatcher(
+            progress_store, wf.name, target, datetime.now(UTC), announce,
+            live=is_terminal() and not as_json,
+        )
+        with watcher:
+            run = wf.submit(run_dir, wait=True, **options, **params)
     if not as_json and (watcher.found is None or watcher.found.run_id != run.run_id):
         emit(f"run_id   = {run.run_id}")
         emit(f"run_dir  = {run.run_dir}")

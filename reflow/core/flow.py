@@ -18,6 +18,7 @@ from reflow.errors import GraphError
 
 if TYPE_CHECKING:
     from reflow.config import Config
+    from reflow.core.describe import WorkflowDescription
     from reflow.core.graph import TaskGraph
     from reflow.run import Run
 
@@ -196,7 +197,7 @@ class Workflow(Flow):
     def topological_order(self) -> list[str]:
         return list(self.validate().order)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> WorkflowDescription:
         """JSON-safe description of the workflow (SPEC §6 shape)."""
         from reflow.core.describe import describe_workflow
 

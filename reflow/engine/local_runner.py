@@ -10,6 +10,8 @@ each; a crash loses at most the batch in flight, which the next run simply recom
 from __future__ import annotations
 
 import json
+import os
+import socket
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 BATCH = 1000
 _RUNNING = frozenset({TaskState.RUNNING.value})
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
+_INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
 
 
 def check_task_names(graph: TaskGraph, names: Iterable[str], what: str) -> list[str]:
@@ -78,7 +81,8 @@ def run_local(
     directory = Path(run_dir).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)
     options = {"executor": "inline", "force": force, "force_tasks": forced, "verify": verify,
-               "on_error": on_error, "max_workers": max_workers}
+               "on_error": on_error, "max_workers": max_workers, "pid": os.getpid(),
+               "host": socket.gethostname()}
     run_id = record_run(st, wf, graph, directory, record, options)
     execution = InlineExecution(
         wf.name, graph, st, run_id, directory, per_task,
@@ -311,15 +315,24 @@ class InlineExecution:
 
     def _execute_batch(self, batch: list[_Pending]) -> None:
         changes: list[StateChange] = []
-        if self.max_workers == 1:
-            for p in batch:
-                changes.append(self._call(p))
-                if self.on_error == "stop" and changes[-1].to_state == TaskState.FAILED:
-                    self.stopped_by = p.spec.name
-                    self._cancel_unstarted(batch[len(changes):], changes)
-                    break
-        else:
-            changes = self._execute_parallel(batch)
+        try:
+            if self.max_workers == 1:
+                for p in batch:
+                    changes.append(self._call(p))
+                    if self.on_error == "stop" and changes[-1].to_state == TaskState.FAILED:
+                        self.stopped_by = p.spec.name
+                        self._cancel_unstarted(batch[len(changes):], changes)
+                        break
+            else:
+                changes = self._execute_parallel(batch)
+        except KeyboardInterrupt:
+            # Keep what finished and close the rest, so no row is left RUNNING forever.
+            done = {c.instance_id for c in changes}
+            self.stopped_by = self.stopped_by or "(interrupted)"
+            self._cancel_unstarted([p for p in batch if p.instance_id not in done], changes,
+                                   _INTERRUPTED)
+            self.store.apply(changes)
+            raise
         self.store.apply(changes)
 
     def _execute_parallel(self, batch: list[_Pending]) -> list[StateChange]:
@@ -342,13 +355,14 @@ class InlineExecution:
                     self._cancel_unstarted(cancelled, changes)
         return changes
 
-    def _cancel_unstarted(self, rest: Sequence[_Pending], changes: list[StateChange]) -> None:
+    def _cancel_unstarted(self, rest: Sequence[_Pending], changes: list[StateChange],
+                          why: str = _STOPPED) -> None:
         now = datetime.now(UTC)
         for p in rest:
             self.tasks[p.spec.name].failed = True
         changes.extend(
-            StateChange(p.instance_id, _RUNNING, TaskState.CANCELLED, _STOPPED,
-                        {"error_text": _STOPPED, "finished_at": now})
+            StateChange(p.instance_id, _RUNNING, TaskState.CANCELLED, why,
+                        {"error_text": why, "finished_at": now})
             for p in rest
         )
 

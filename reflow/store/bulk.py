@@ -2,11 +2,10 @@
 
 Recording 10,000 instances must cost a few microseconds per row (SPEC §10). SQLAlchemy's
 per-row parameter processing alone costs more than the database work, so the bulk writes and
-the cache lookup hand tuples straight to the driver: ``executemany`` on SQLite (in-process, so
-one call per row is cheap) and, on PostgreSQL, where each statement costs a server round trip,
-one ``INSERT ... SELECT FROM unnest(arrays)`` or ``UPDATE ... FROM unnest(arrays)`` per batch.
-The SQL text is built only from our own table and column names, never from values. Everything
-else in the store uses ordinary SQLAlchemy Core.
+the cache lookup hand tuples straight to the driver's ``executemany`` (psycopg pipelines it)
+through ``Connection.exec_driver_sql``. On PostgreSQL, COPY and ``unnest(arrays)`` were measured
+and gained nothing over that. The SQL text is built only from our own table and column names,
+never from values. Everything else in the store uses ordinary SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -14,10 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-
-from reflow.store.models import InstanceRow, TransitionRow
 
 Row = tuple[object, ...]
 
@@ -41,47 +37,25 @@ class BulkSql:
     def insert_many(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Row]
     ) -> None:
-        if not rows:
-            return
-        if self.sqlite:
+        if rows:
             conn.exec_driver_sql(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({self.marks(len(columns))})",
                 rows,
             )
-            return
-        arrays = ", ".join(f"{self.mark}::{_PG_TYPES[table][name]}[]" for name in columns)
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})",
-            tuple(list(column) for column in zip(*rows, strict=True)),
-        )
 
     def update_instances(
-        self, conn: Connection, columns: Sequence[str], stamp: object, rows: Sequence[Row]
+        self, conn: Connection, columns: Sequence[str], rows: Sequence[Row]
     ) -> None:
         """Compare-and-set UPDATEs of instances that all set the same ``columns``.
 
-        Each row is ``(new_state, *column values, id, expected_old_state)``; ``stamp`` becomes
-        every row's ``updated_at``.
+        Each row is ``(new_state, updated_at, *column values, id, expected_old_state)``.
         """
         m = self.mark
-        if self.sqlite:
-            sets = "".join(f", {name} = {m}" for name in columns)
-            conn.exec_driver_sql(
-                f"UPDATE instances SET state = {m}, updated_at = {m}{sets} "
-                f"WHERE id = {m} AND state = {m}",
-                [(row[0], stamp, *row[1:]) for row in rows],
-            )
-            return
-        names = ["new_state", *columns, "id", "old_state"]
-        kinds = _PG_TYPES["instances"]
-        types = ["VARCHAR", *(kinds[name] for name in columns), "BIGINT", "VARCHAR"]
-        sets = "".join(f", {name} = v.{name}" for name in columns)
-        arrays = ", ".join(f"{m}::{kind}[]" for kind in types)
+        sets = "".join(f", {name} = {m}" for name in columns)
         conn.exec_driver_sql(
-            f"UPDATE instances AS i SET state = v.new_state, updated_at = {m}{sets} "
-            f"FROM unnest({arrays}) AS v({', '.join(names)}) "
-            "WHERE i.id = v.id AND i.state = v.old_state",
-            (stamp, *(list(column) for column in zip(*rows, strict=True))),
+            f"UPDATE instances SET state = {m}, updated_at = {m}{sets} "
+            f"WHERE id = {m} AND state = {m}",
+            rows,
         )
 
     def marks(self, count: int) -> str:
@@ -168,13 +142,3 @@ class BulkSql:
             (count,),
         )
         return [int(row[0]) for row in rows]
-
-
-# Column types by table, for the casts of unnest() arrays.
-_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-_PG_TYPES = {
-    model.__tablename__: {
-        column.name: column.type.compile(dialect=_PG_DIALECT) for column in model.__table__.columns
-    }
-    for model in (InstanceRow, TransitionRow)
-}

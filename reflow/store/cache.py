@@ -1,9 +1,11 @@
 """Cache lookups and the lineage queries that explain cache misses.
 
-A hit is the most recent SUCCESS with the same identity in any run (SPEC §3). The lookup is
-asked for a whole run's identities at once and answered from the partial (identity, id) index
-of SUCCESS rows: the newest id per identity comes from the index alone and only those rows are
-read.
+A hit is the most recent SUCCESS with the same identity in any run (SPEC §3) that computed its
+output. Cached copies are skipped: they repeat their source's output, so pointing at the source
+gives the same output with the provenance a user asks for ("computed by instance N of run R"),
+and keeping copies out of the index makes recording a fully cached run cheap. The lookup is
+asked for a whole run's identities at once and answered from a partial index: the newest id per
+identity comes from the index alone, and only those rows are read.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from reflow.states import TaskState
 from reflow.store.bulk import BulkSql
 from reflow.store.records import CacheHit
 
-# A literal, not a parameter: the planner only uses the partial index (WHERE state =
-# 'SUCCESS') when it can see the same condition in the query.
+# Literals, not parameters: the planner only uses the partial index when it sees the same
+# condition in the query.
 _SUCCESS = TaskState.SUCCESS.value
 
 
@@ -29,24 +31,19 @@ def find_cached(conn: Connection, sql: BulkSql, identities: Collection[str]) -> 
         result = conn.exec_driver_sql(
             "SELECT identity, id, run_id, output, output_hash, fingerprints, finished_at "
             "FROM instances WHERE id IN (SELECT max(id) FROM instances "
-            f"WHERE state = '{_SUCCESS}' AND {condition} GROUP BY identity)",
+            f"WHERE state = '{_SUCCESS}' AND cached = {sql.false} AND {condition} "
+            "GROUP BY identity)",
             params,
         )
         for identity, id_, run_id, output, output_hash, fingerprints, finished in result.all():
             hits[identity] = CacheHit(
-                instance_id=int(id_),
-                run_id=run_id,
-                identity=identity,
-                output=output,
-                output_hash=output_hash,
-                fingerprints=fingerprints,
-                finished_at=read_ts(finished),
+                id_, run_id, identity, output, output_hash, fingerprints, read_ts(finished)
             )
     return hits
 
 
 def _other_runs_with_task(sql: BulkSql, exclude_run: str | None) -> tuple[str, list[object]]:
-    """Runs of a workflow (newest first) that have current instances of a task.
+    """Runs of a workflow that have current instances of a task (order left to the caller).
 
     Walking the workflow's runs and probing each with the (run, task) index stays fast when
     the excluded run has 100,000 instances of the task, unlike scanning the task's instances.
@@ -56,7 +53,7 @@ def _other_runs_with_task(sql: BulkSql, exclude_run: str | None) -> tuple[str, l
     query = (
         f"SELECT r.id FROM runs r WHERE r.workflow = {m}{exclude} AND EXISTS ("
         f"SELECT 1 FROM instances i WHERE i.run_id = r.id AND i.task_name = {m} "
-        f"AND i.latest = {sql.true}) ORDER BY r.created_at DESC, r.id DESC"
+        f"AND i.latest = {sql.true})"
     )
     return query, [exclude_run] if exclude_run is not None else []
 
@@ -76,7 +73,8 @@ def reference_preimages(
     m = sql.mark
     result = conn.exec_driver_sql(
         "SELECT array_index, preimage FROM instances "
-        f"WHERE run_id = ({query} LIMIT 1) AND task_name = {m} AND latest = {sql.true}",
+        f"WHERE run_id = ({query} ORDER BY r.created_at DESC, r.id DESC LIMIT 1) "
+        f"AND task_name = {m} AND latest = {sql.true}",
         (workflow, *extra, task_name, task_name),
     )
     return {index: preimage for index, preimage in result}

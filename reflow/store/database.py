@@ -10,6 +10,7 @@ store and the fix.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,8 +54,9 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # never echo a password
         raise StoreError(
-            f"store location {url!r} is not a SQLAlchemy URL; use sqlite:////path/manifest.db, "
+            f"store location {shown!r} is not a SQLAlchemy URL; use sqlite:////path/manifest.db, "
             "postgresql+psycopg://user@host/db or a plain file path"
         ) from exc
     if parsed.drivername in ("postgresql", "postgres"):
@@ -95,8 +97,9 @@ class Database:
             sqlite.configure(engine, journal_mode=mode, busy_timeout_s=self.deadline_s)
             return engine
         connect_args: dict[str, Any] = {}
-        if self.dialect == "postgresql" and "connect_timeout" not in self.url.query:
+        if "connect_timeout" not in self.url.query:  # an unroutable host must not hang us
             connect_args["connect_timeout"] = max(1, min(10, round(self.deadline_s)))
+        # pre_ping replaces pooled connections that a server restart has cut.
         return create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
 
     def run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:

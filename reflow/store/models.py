@@ -149,14 +149,17 @@ class InstanceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        # find_cached: newest SUCCESS per identity, answered from the index alone. Partial,
-        # so that the many state changes before SUCCESS never touch this randomly-keyed index.
+        # find_cached: the newest computed SUCCESS per identity, from the index alone. Partial:
+        # state changes before SUCCESS and cached copies (which only repeat their source) never
+        # touch this randomly keyed index, so recording a fully cached run writes none of it.
         Index(
             "ix_instances_cache",
             "identity",
+            "state",  # redundant, but SQLite only treats the index as covering with them
+            "cached",
             "id",
-            sqlite_where=text("state = 'SUCCESS'"),
-            postgresql_where=text("state = 'SUCCESS'"),
+            sqlite_where=text("state = 'SUCCESS' AND cached = 0"),
+            postgresql_where=text("state = 'SUCCESS' AND cached = false"),
         ),
         # status_counts / cache_counts / count_latest: one covering index range per run.
         Index("ix_instances_summary", "run_id", "latest", "task_name", "state", "cached"),

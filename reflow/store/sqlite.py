@@ -10,7 +10,6 @@ warns: PostgreSQL is the store for teams on such filesystems.
 
 from __future__ import annotations
 
-import logging
 import re
 import warnings
 from pathlib import Path
@@ -27,7 +26,6 @@ WRITE_OPTION = "reflow_write"
 
 _OCTAL = re.compile(r"\\([0-7]{3})")  # /proc/mounts escapes blanks in paths as \040
 
-log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
 
@@ -67,8 +65,8 @@ def journal_mode_for(database: Path) -> str:
             "is unreliable; using journal_mode=DELETE. Use a PostgreSQL store "
             "(--store postgresql+psycopg://...) when several hosts write to it."
         )
-        warnings.warn(message, NetworkFilesystemWarning, stacklevel=4)
-        log.warning(message)
+        # Points at the caller of Store.open (through Database and its engine factory).
+        warnings.warn(message, NetworkFilesystemWarning, stacklevel=5)
     return "DELETE"
 
 

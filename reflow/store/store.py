@@ -297,19 +297,31 @@ class Store:
         return self._db.run(lambda conn: writes.apply(conn, self._sql, changes, _now()), write=True)
 
     def new_attempts(
-        self, instance_ids: Sequence[int], *, detail: str = "retry", force: bool = False
+        self,
+        instance_ids: Sequence[int],
+        *,
+        detail: str = "retry",
+        force: bool = False,
+        reason: str = "retry",
     ) -> list[int]:
         """Start a new RETRYING attempt of each instance that is latest and FAILED/CANCELLED.
 
-        ``force`` also restarts SUCCESS instances. Instances that are not latest or not in
-        such a state are left alone (a concurrent retry already did it). Returns the new ids.
+        ``force`` also restarts SUCCESS instances; ``reason`` is the new attempts' reason (a
+        forced rerun is not a retry). Instances that are not latest or not in such a state are
+        left alone (a concurrent retry already did it). Returns the new ids.
         """
         if not instance_ids:
             return []
         states = writes.RETRYABLE_STATES | ({TaskState.SUCCESS.value} if force else set())
         return self._db.run(
             lambda conn: writes.new_attempts(
-                conn, self._sql, instance_ids, states=states, detail=detail, now=_now()
+                conn,
+                self._sql,
+                instance_ids,
+                states=states,
+                detail=detail,
+                reason=str(reason),
+                now=_now(),
             ),
             write=True,
         )
@@ -399,7 +411,10 @@ class Store:
 
     # -- cache -------------------------------------------------------------------------------
     def find_cached(self, identities: Collection[str]) -> dict[str, CacheHit]:
-        """The most recent SUCCESS instance for each identity that has one, across all runs."""
+        """The most recent SUCCESS that computed each identity's output, across all runs.
+
+        Cached copies are never returned: their source is (same output, real provenance).
+        """
         if not identities:
             return {}
         return self._db.run(lambda conn: cache.find_cached(conn, self._sql, identities))

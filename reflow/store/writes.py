@@ -153,12 +153,12 @@ def apply(
             )
         convert = [sql.ts if name in _TIMESTAMP_FIELDS else _plain for name in names]
         rows = [
-            (plan.new_state,
+            (plan.new_state, stamp,
              *[to_db(plan.fields[name]) for to_db, name in zip(convert, names, strict=True)],
              instance_id, plan.old_state)
             for instance_id, plan in members
         ]  # fmt: skip
-        sql.update_instances(conn, names, stamp, rows)
+        sql.update_instances(conn, names, rows)
     sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
     return list(plans)
 
@@ -170,6 +170,7 @@ def new_attempts(
     *,
     states: Collection[str],
     detail: str,
+    reason: str,
     now: datetime,
 ) -> list[int]:
     """Start attempt n+1 of each instance that is still latest and in ``states``.
@@ -199,7 +200,7 @@ def new_attempts(
         f"identity, input_hash, preimage, input, {sql.false}, {m}, {m}, {m} "
         f"FROM instances WHERE id = {m}",
         [
-            (new_id, retrying, "retry", stamp, stamp, i)
+            (new_id, retrying, reason, stamp, stamp, i)
             for new_id, (i, _) in zip(new_ids, old, strict=True)
         ],
     )

@@ -24,7 +24,10 @@ from reflow.tui.data import PAGE_SIZE, TaskSummary
 from reflow.tui.fmt import clock_time, duration, label
 
 TASK_COLUMNS = ("task", "state", "done", "total", "failed", "cached", "recomp")
-INSTANCE_COLUMNS = ("index", "try", "state", "reason", "job", "exit", "took")
+# Fixed widths: pages replace every row, and widths fitted to each page would make the
+# columns jump while scrolling through an array.
+INSTANCE_COLUMNS = (("index", 6), ("try", 3), ("state", 9), ("reason", 24), ("job", 12),
+                    ("exit", 4), ("took", 6))
 FEED_KEEP = 50
 
 
@@ -89,8 +92,8 @@ class RunScreen(ReflowScreen):
         for col in TASK_COLUMNS:
             tasks.add_column(col, key=col)
         inst = self.query_one("#instances", Table)
-        for col in INSTANCE_COLUMNS:
-            inst.add_column(col, key=col)
+        for col, width in INSTANCE_COLUMNS:
+            inst.add_column(col, key=col, width=width)
         self.query_one("#filter", Input).display = False
         self.query_one("#feed", Static).border_title = "transitions (newest first)"
         self.query_one("#dag", Static).border_title = "DAG"

@@ -50,8 +50,10 @@ def prepare(
 def square(
     x: Annotated[int, Result(step="prepare")],
     fail_on: Annotated[int, Param(help="Index that fails", namespace="local")] = -1,
+    run_dir: RunDir = RunDir(),
 ) -> int:
-    if x == fail_on:
+    print(f"squaring {x}")
+    if x == fail_on and not (Path(run_dir) / "fixed").exists():
         raise RuntimeError(f"boom on {x}")
     return x * x
 
@@ -81,6 +83,21 @@ if __name__ == "__main__":
     wf.cli()
 '''
 
+
+BLOCKING_PIPELINE = '''
+import time
+from pathlib import Path
+from reflow import RunDir, Workflow
+
+wf = Workflow("blocking")
+
+
+@wf.job()
+def hold(run_dir: RunDir = RunDir()) -> str:
+    while not (Path(run_dir) / "go").exists():  # released by the test
+        time.sleep(0.05)
+    return "released"
+'''
 
 @dataclass
 class Project:

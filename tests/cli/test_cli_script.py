@@ -192,7 +192,9 @@ def test_retry_marks_failed_work_and_leaves_finished_runs_alone(
 
     again = project.cli("retry", runs.failed, "--task", "square", "--no-verify")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith(f"{runs.failed}: 1 instance(s) of task 'square' retried")
+    # an in-process run retries in this process: the task's own print comes first
+    assert again.stdout.splitlines() == [
+        "squaring 2", f"{runs.failed}: 1 instance(s) of task 'square' retried; run is FAILED"]
     run = Run.load(runs.failed, store=str(project.store))
     square = [i for i in run.status(as_dict=True)["instances"] if i["task_name"] == "square"]
     assert [i["attempt"] for i in square if i["array_index"] == 2] == [2]
@@ -246,3 +248,15 @@ def test_malformed_config_is_a_one_line_error_naming_the_file(project: Project) 
     # an explicit store never needs the config file: this error is about the store alone
     explicit = project.cli("runs")
     assert "no reflow store at" in error_line(explicit) and "teleport" not in explicit.stderr
+
+
+def test_store_url_selects_the_database(project: Project, store_url: str) -> None:
+    """``--store URL`` on both supported databases (PostgreSQL when a server answers)."""
+    from reflow import Run
+
+    run = project.workflow().run_local(project.root / "u", store=store_url, label="pg")
+    listed = project.cli("runs", "--store", store_url, store=False)
+    assert listed.stdout.split()[:2] == [run.run_id, "SUCCESS"]
+    status = project.cli("status", run.run_id, "--json", "--store", store_url, store=False)
+    assert json.loads(status.stdout) == Run.load(run.run_id, store=store_url).status(
+        as_dict=True)

@@ -30,6 +30,12 @@ def test_find_cached_picks_the_most_recent_success_in_any_run(store: Store) -> N
     store.insert_instances([instance("newest", index=1, identity="same", state="RUNNING")])
     _succeeded(store, "old", "other", "third", index=1)
 
+    # A cached copy repeats its source: the hit names the instance that computed the output.
+    add_run(store, "copy", minutes=30)
+    store.insert_instances([instance("copy", index=0, identity="same", state="SUCCESS",
+                                     cached=True, cache_source=winner, output="second",
+                                     output_hash="hash-second")])  # fmt: skip
+
     hits = store.find_cached(["same", "other", "never-seen"])
     assert set(hits) == {"same", "other"}
     hit = hits["same"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -138,3 +139,24 @@ def test_a_refused_login_fails_at_once_without_retrying(pg_url: str) -> None:
     with pytest.raises(StoreError, match=r"refused the connection: .*does not exist"):
         Store.open(wrong.render_as_string(hide_password=False), deadline=30)
     assert time.monotonic() - start < 5
+
+
+def test_a_dropped_postgres_connection_is_replaced_without_losing_anything(pg_url: str) -> None:
+    import psycopg
+
+    name = f"reflow-test-{secrets.token_hex(4)}"
+    url = make_url(pg_url).update_query_dict({"application_name": name})
+    with Store.open(url.render_as_string(hide_password=False)) as store:
+        add_run(store, "r1")
+        (a,) = store.insert_instances([instance("r1")])
+        admin_url = make_url(pg_url).set(drivername="postgresql", query={})
+        with psycopg.connect(admin_url.render_as_string(hide_password=False),
+                             autocommit=True) as admin:  # fmt: skip
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (name,),
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        assert store.apply([StateChange(a, PENDING, "RUNNING", "after restart")]) == [a]
+        assert store.instance(a).state == "RUNNING"

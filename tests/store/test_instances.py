@@ -177,8 +177,10 @@ def test_forced_new_attempts_restart_successes(store: Store) -> None:
     add_run(store, "r1")
     (a,) = store.insert_instances([instance("r1", state="SUCCESS", output="1", output_hash="h")])
     assert store.new_attempts([a]) == []
-    (new,) = store.new_attempts([a], force=True)
-    assert store.instance(new).attempt == 2 and store.instance(new).output is None
+    (new,) = store.new_attempts([a], force=True, reason="forced", detail="force-rerun")
+    row = store.instance(new)
+    assert (row.attempt, row.output, row.reason, row.state) == (2, None, "forced", "RETRYING")
+    assert store.transitions("r1")[-1].detail == "force-rerun"
 
 
 def test_supersede_drops_markers_from_the_current_view(store: Store) -> None:

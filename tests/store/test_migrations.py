@@ -173,8 +173,9 @@ def test_a_file_that_is_not_a_database_gives_a_store_error(tmp_path: Path) -> No
 def test_an_unsupported_database_url_is_refused_by_name() -> None:
     with pytest.raises(StoreError, match="uses 'mysql\\+pymysql'; reflow stores live in SQLite"):
         Store.open("mysql+pymysql://u:pw@host/db")
-    with pytest.raises(StoreError, match="is not a SQLAlchemy URL"):
-        Store.open("postgresql+psycopg://host:notaport/db")
+    with pytest.raises(StoreError, match="is not a SQLAlchemy URL") as caught:
+        Store.open("postgresql+psycopg://alice:hunter2@host:notaport/db")
+    assert "hunter2" not in str(caught.value) and "alice:***@" in str(caught.value)
 
 
 def test_a_store_directory_that_cannot_be_created_is_a_store_error(tmp_path: Path) -> None:

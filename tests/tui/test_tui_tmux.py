@@ -83,8 +83,8 @@ def test_watch_retry_and_quit_in_a_real_terminal(tmp_path: Path, sqlite_url: str
     tui = pane(f"env {exports} {shlex.quote(str(REFLOW))} tui {run_id} "
                f"--store {shlex.quote(sqlite_url)}; echo EXIT=$?; sleep 60")
 
-    pane_text = tui.wait_for(lambda t: f"{run_id} FAILED" in t, "the run to finish as FAILED")
-    assert "work[]" in pane_text and "Retry" in pane_text
+    tui.wait_for(lambda t: f"{run_id} FAILED" in t and "work[]" in t and "Retry" in t,
+                 "the run to finish as FAILED (title, task table and footer painted)")
 
     flag.write_text("fixed")
     tui.keys("Down")

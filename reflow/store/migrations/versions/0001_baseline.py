@@ -103,9 +103,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_instances_cache",
         "instances",
-        ["identity", "id"],
-        sqlite_where=sa.text("state = 'SUCCESS'"),
-        postgresql_where=sa.text("state = 'SUCCESS'"),
+        ["identity", "state", "cached", "id"],
+        sqlite_where=sa.text("state = 'SUCCESS' AND cached = 0"),
+        postgresql_where=sa.text("state = 'SUCCESS' AND cached = false"),
     )
     op.create_index(
         "ix_instances_summary", "instances", ["run_id", "latest", "task_name", "state", "cached"]
