@@ -83,8 +83,8 @@ class Flag:
         return str(default)
 
     def parameter(self) -> inspect.Parameter:
-        value_type: Any = bool | None if self.switch else (
-            list[str] | None if self.multiple else str | None
+        value_type: Any = (
+            bool | None if self.switch else (list[str] | None if self.multiple else str | None)
         )
         option = typer.Option(
             *self.declarations(),
@@ -94,7 +94,9 @@ class Flag:
             show_default=False,
         )
         return inspect.Parameter(
-            self.argname, inspect.Parameter.KEYWORD_ONLY, default=None,
+            self.argname,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
             annotation=Annotated[value_type, option],
         )
 
@@ -137,8 +139,8 @@ class WorkflowFlags:
             raw = given.get(flag.argname)
             if raw is None or (flag.multiple and not raw):
                 continue
-            out[flag.param.key] = raw if flag.switch else parse_value(
-                flag.param.annotation, raw, flag.param.flag
+            out[flag.param.key] = (
+                raw if flag.switch else parse_value(flag.param.annotation, raw, flag.param.flag)
             )
         return out
 

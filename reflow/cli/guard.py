@@ -29,7 +29,11 @@ DEBUG_ENV = "REFLOW_DEBUG"
 # Validation raises the built-in types as well as ReflowError subclasses (SPEC §9), and a
 # wait that runs out raises TimeoutError: all are the user's to act on, not bugs to report.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ReflowError, ValueError, TypeError, KeyError, TimeoutError,
+    ReflowError,
+    ValueError,
+    TypeError,
+    KeyError,
+    TimeoutError,
 )
 
 DebugOption = Annotated[

@@ -92,8 +92,13 @@ def submit(ctx: typer.Context, pipeline: PipelineArgument) -> None:
 def runs(
     workflow: Annotated[
         str | None,
-        typer.Option("--workflow", "-w", metavar="NAME", help="Only runs of this workflow.",
-                     show_default=False),
+        typer.Option(
+            "--workflow",
+            "-w",
+            metavar="NAME",
+            help="Only runs of this workflow.",
+            show_default=False,
+        ),
     ] = None,
     last: LastOption = DEFAULT_LAST,
     all_runs: AllOption = False,
@@ -117,9 +122,7 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the instance ends.")
     ] = False,
-    stream: Annotated[
-        Stream, typer.Option("--stream", help="Which log to show.")
-    ] = "both",
+    stream: Annotated[Stream, typer.Option("--stream", help="Which log to show.")] = "both",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the log file paths as JSON instead.")
     ] = False,
@@ -135,11 +138,15 @@ def logs(
     actions.check_run_task(st, run_id, task)
     stdout, stderr = actions.log_paths(st, run_id, task, index)
     if as_json:
-        emit_json({
-            "run_id": run_id, "task": task, "index": index,
-            "stdout": None if stdout is None else str(stdout),
-            "stderr": None if stderr is None else str(stderr),
-        })
+        emit_json(
+            {
+                "run_id": run_id,
+                "task": task,
+                "index": index,
+                "stdout": None if stdout is None else str(stdout),
+                "stderr": None if stderr is None else str(stderr),
+            }
+        )
         return
     paths = log_files.choose(stdout, stderr, stream)
     where = f"{task}[{index}] of {run_id}" if index is not None else f"{task} of {run_id}"
@@ -202,15 +209,18 @@ def tui(
             "and `reflow status RUN_ID` instead"
         ) from None
     if not (is_terminal() and stdin_is_terminal()):
-        raise fail("reflow tui needs a terminal on stdin and stdout; run it in an interactive "
-                   "shell (ssh -t for a remote one), or use `reflow status RUN_ID`")
+        raise fail(
+            "reflow tui needs a terminal on stdin and stdout; run it in an interactive "
+            "shell (ssh -t for a remote one), or use `reflow status RUN_ID`"
+        )
     code = run_tui(run_id, store_url(store, store_path), readonly)
     if code:
         raise typer.Exit(code)
 
 
-store_app = typer.Typer(help="The manifest store: where it is, its schema, upgrades.",
-                        no_args_is_help=True)
+store_app = typer.Typer(
+    help="The manifest store: where it is, its schema, upgrades.", no_args_is_help=True
+)
 app.add_typer(store_app, name="store")
 
 
@@ -266,8 +276,12 @@ def config_init(
     ] = False,
     path: Annotated[
         str | None,
-        typer.Option("--path", metavar="FILE", show_default=False,
-                     help="Write here instead of $XDG_CONFIG_HOME/reflow/config.toml."),
+        typer.Option(
+            "--path",
+            metavar="FILE",
+            show_default=False,
+            help="Write here instead of $XDG_CONFIG_HOME/reflow/config.toml.",
+        ),
     ] = None,
 ) -> None:
     """Write a commented example config.toml (every setting, commented out)."""

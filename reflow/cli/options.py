@@ -43,9 +43,7 @@ StorePathOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print a JSON document instead of text.")
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of text.")]
 TaskOption = Annotated[
     str | None,
     typer.Option("--task", "-t", metavar="TASK", help="Only this task.", show_default=False),
@@ -62,7 +60,10 @@ RunIdArgument = Annotated[
 IndexOption = Annotated[
     int | None,
     typer.Option(
-        "--index", "-i", metavar="I", help="Array index of the instance (for array tasks).",
+        "--index",
+        "-i",
+        metavar="I",
+        help="Array index of the instance (for array tasks).",
         show_default=False,
     ),
 ]

@@ -130,5 +130,4 @@ class RunWatcher:
 
         assert self._live is not None
         record = self._store.get_run(run_id)
-        self._live.update(progress_view(record, ordered_summary(self._store, run_id)),
-                          refresh=True)
+        self._live.update(progress_view(record, ordered_summary(self._store, run_id)), refresh=True)

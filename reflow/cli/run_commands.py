@@ -34,9 +34,7 @@ ErrorsOption = Annotated[
     bool,
     typer.Option("--errors", "-e", help="Show the last 15 lines of each failed instance's error."),
 ]
-YesOption = Annotated[
-    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
-]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 VerifyOption = Annotated[
     bool,
     typer.Option(
@@ -54,21 +52,33 @@ AllOption = Annotated[
 ]
 SinceOption = Annotated[
     str | None,
-    typer.Option("--since", metavar="WHEN",
-                 help="Only runs created at or after WHEN: 2024-05-01, 2024-05-01T12:00, "
-                 "or an age such as 12h or 7d.", show_default=False),
+    typer.Option(
+        "--since",
+        metavar="WHEN",
+        help="Only runs created at or after WHEN: 2024-05-01, 2024-05-01T12:00, "
+        "or an age such as 12h or 7d.",
+        show_default=False,
+    ),
 ]
 UntilOption = Annotated[
     str | None,
-    typer.Option("--until", metavar="WHEN",
-                 help="Only runs created before WHEN (a bare date includes that day).",
-                 show_default=False),
+    typer.Option(
+        "--until",
+        metavar="WHEN",
+        help="Only runs created before WHEN (a bare date includes that day).",
+        show_default=False,
+    ),
 ]
 StatusFilterOption = Annotated[
     list[str] | None,
-    typer.Option("--status", "-s", metavar="STATUS",
-                 help="Only runs in this state (RUNNING, SUCCESS, FAILED, CANCELLED); "
-                 "repeat or separate with commas.", show_default=False),
+    typer.Option(
+        "--status",
+        "-s",
+        metavar="STATUS",
+        help="Only runs in this state (RUNNING, SUCCESS, FAILED, CANCELLED); "
+        "repeat or separate with commas.",
+        show_default=False,
+    ),
 ]
 
 
@@ -104,15 +114,21 @@ def _statuses(values: list[str] | None) -> list[str] | None:
     for value in (v.strip().upper() for text in values for v in text.split(",")):
         if value not in known:
             hint = suggestion(value, known) or f" Use one of: {', '.join(known)}."
-            raise typer.BadParameter(f"unknown run status '{value}'.{hint}",
-                                     param_hint="--status")
+            raise typer.BadParameter(f"unknown run status '{value}'.{hint}", param_hint="--status")
         out.append(value)
     return out
 
 
 def list_runs(
-    workflow: str | None, last: int, all_runs: bool, since: str | None, until: str | None,
-    status: list[str] | None, as_json: bool, store: str | None, store_path: str | None,
+    workflow: str | None,
+    last: int,
+    all_runs: bool,
+    since: str | None,
+    until: str | None,
+    status: list[str] | None,
+    as_json: bool,
+    store: str | None,
+    store_path: str | None,
 ) -> None:
     """``runs``: newest first, in the SPEC §6 line shape when piped."""
     from reflow.cli.timespec import parse_when
@@ -209,8 +225,10 @@ def add_run_commands(app: typer.Typer, wf: Workflow | None) -> None:
         if count:
             emit(f"{run_id}: {count} instance(s){scope} retried; run is {run.state.value}")
         else:
-            emit(f"{run_id}: nothing to retry{scope}; no failed or cancelled instances "
-                 f"(run is {run.state.value})")
+            emit(
+                f"{run_id}: nothing to retry{scope}; no failed or cancelled instances "
+                f"(run is {run.state.value})"
+            )
 
     @app.command("why")
     @guarded

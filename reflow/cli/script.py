@@ -34,9 +34,7 @@ if TYPE_CHECKING:
     from reflow.core.flow import Workflow
 
 DagFormat = Literal["text", "mermaid", "dot"]
-FormatOption = Annotated[
-    DagFormat, typer.Option("--format", "-f", help="Output format.")
-]
+FormatOption = Annotated[DagFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 def graph_problem(wf: Workflow) -> str | None:
@@ -58,8 +56,9 @@ def _show_version(value: bool) -> None:
 
 VersionOption = Annotated[
     bool,
-    typer.Option("--version", callback=_show_version, is_eager=True,
-                 help="Show reflow's version and exit."),
+    typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Show reflow's version and exit."
+    ),
 ]
 
 

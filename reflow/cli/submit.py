@@ -29,42 +29,96 @@ EXECUTORS = "local, slurm, pbs, lsf, sge, flux or dry-run"
 _KW = inspect.Parameter.KEYWORD_ONLY
 
 
-def _fixed_options() -> list[inspect.Parameter]:
-    def option(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> Any:
-        return inspect.Parameter(name, _KW, default=default, annotation=annotation)
+RunDirOption = Annotated[
+    str,
+    typer.Option(
+        "--run-dir",
+        metavar="DIR",
+        show_default=False,
+        help="Run directory (created if missing); logs and results go here.",
+    ),
+]
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        metavar="E",
+        show_default=False,
+        help=f"Where tasks run: {EXECUTORS}. Default: \\[executor] mode or REFLOW_MODE, "
+        "else the scheduler found on PATH, else local.",
+    ),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Recompute every task (no cache lookups).")
+]
+ForceTasksOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--force-tasks",
+        metavar="TASK...",
+        show_default=False,
+        help="Recompute these tasks (several names, or repeat the flag).",
+    ),
+]
+VerifyOption = Annotated[
+    bool,
+    typer.Option("--verify", help="Check cached outputs (files, verify callables) before reuse."),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="Drive the run from this process until it ends; exit 1 unless it succeeds."
+    ),
+]
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Show per task what would be cached and what recomputed, and why; submit nothing.",
+    ),
+]
 
+
+def _fixed_options() -> list[inspect.Parameter]:
+    """SPEC §6's submit options, as keyword parameters of the generated command."""
+    required = inspect.Parameter.empty
+    options: list[tuple[str, Any, Any]] = [
+        ("run_dir", RunDirOption, required),
+        ("store", StoreOption, None),
+        ("store_path", StorePathOption, None),
+        ("executor", ExecutorOption, None),
+        ("force", ForceOption, False),
+        ("force_tasks", ForceTasksOption, None),
+        ("verify", VerifyOption, False),
+        ("wait", WaitOption, False),
+        ("dry_run", DryRunOption, False),
+        ("as_json", JsonOption, False),
+    ]
     return [
-        option("run_dir", Annotated[str, typer.Option(
-            "--run-dir", metavar="DIR", show_default=False,
-            help="Run directory (created if missing); logs and results go here.")]),
-        option("store", StoreOption, None),
-        option("store_path", StorePathOption, None),
-        option("executor", Annotated[str | None, typer.Option(
-            "--executor", metavar="E", show_default=False,
-            help=f"Where tasks run: {EXECUTORS}. Default: \\[executor] mode or REFLOW_MODE, "
-            "else the scheduler found on PATH, else local.")], None),
-        option("force", Annotated[bool, typer.Option(
-            "--force", help="Recompute every task (no cache lookups).")], False),
-        option("force_tasks", Annotated[list[str] | None, typer.Option(
-            "--force-tasks", metavar="TASK...", show_default=False,
-            help="Recompute these tasks (several names, or repeat the flag).")], None),
-        option("verify", Annotated[bool, typer.Option(
-            "--verify", help="Check cached outputs (files, verify callables) before reuse.")],
-            False),
-        option("wait", Annotated[bool, typer.Option(
-            "--wait", help="Drive the run from this process until it ends; exit 1 unless it "
-            "succeeds.")], False),
-        option("dry_run", Annotated[bool, typer.Option(
-            "--dry-run", help="Show per task what would be cached and what recomputed, and "
-            "why; submit nothing.")], False),
-        option("as_json", JsonOption, False),
+        inspect.Parameter(name, _KW, default=default, annotation=annotation)
+        for name, annotation, default in options
     ]
 
 
 RESERVED_FLAGS = {
-    "--run-dir", "--store", "--store-path", "--executor", "--force", "--force-tasks",
-    "--verify", "--wait", "--dry-run", "--json", "--debug", "--help", "--no-verify",
-    "--no-wait", "--no-force", "--no-json", "--no-debug", "--no-dry-run",
+    "--run-dir",
+    "--store",
+    "--store-path",
+    "--executor",
+    "--force",
+    "--force-tasks",
+    "--verify",
+    "--wait",
+    "--dry-run",
+    "--json",
+    "--debug",
+    "--help",
+    "--no-verify",
+    "--no-wait",
+    "--no-force",
+    "--no-json",
+    "--no-debug",
+    "--no-dry-run",
 }
 MULTI_VALUE_FLAGS = {"--force-tasks"}
 
@@ -85,9 +139,7 @@ def submit_command(wf: Workflow, flags: WorkflowFlags) -> Callable[..., None]:
     parameters = _fixed_options() + flags.parameters()
     submit.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     submit.__annotations__ = {p.name: p.annotation for p in parameters}
-    submit.__doc__ = (
-        f"Submit a run of workflow '{wf.name}': prints its run id and run dir."
-    )
+    submit.__doc__ = f"Submit a run of workflow '{wf.name}': prints its run id and run dir."
     return guarded(submit)
 
 
@@ -140,7 +192,11 @@ def _submit_and_wait(
     target = str(Path(run_dir).expanduser().resolve())
     with Store.open(options["store"]) as progress_store:  # its own connections: other thread
         watcher = RunWatcher(
-            progress_store, wf.name, target, datetime.now(UTC), announce,
+            progress_store,
+            wf.name,
+            target,
+            datetime.now(UTC),
+            announce,
             live=is_terminal() and not as_json,
         )
         with watcher:
@@ -154,5 +210,4 @@ def _submit_and_wait(
     else:
         emit(f"status   = {state}")
     if state != "SUCCESS":
-        raise fail(f"run {run.run_id} ended {state}; see `{_status_hint(run.run_id)} "
-                   "--errors`")
+        raise fail(f"run {run.run_id} ended {state}; see `{_status_hint(run.run_id)} --errors`")

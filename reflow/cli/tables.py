@@ -61,10 +61,12 @@ def status_table(store: Store, run_id: str, task: str | None, errors: bool) -> R
         parts += [Text(), Text("Failed instances", style="bold red")]
     for row in failed:
         index = "" if row.array_index is None else f"[{row.array_index}]"
-        parts.append(Text.from_markup(
-            f"  {escape(row.task_name)}{escape(index)}  {styled_state(row.state)}  "
-            f"job={escape(row.job_id or '-')}  attempt={row.attempt}"
-        ))
+        parts.append(
+            Text.from_markup(
+                f"  {escape(row.task_name)}{escape(index)}  {styled_state(row.state)}  "
+                f"job={escape(row.job_id or '-')}  attempt={row.attempt}"
+            )
+        )
         if errors and row.error_text:
             tail = row.error_text.rstrip().splitlines()[-ERROR_LINES:]
             parts.append(Text("\n".join("      " + line for line in tail), style="dim"))
@@ -81,8 +83,10 @@ def runs_table(runs: Sequence[RunRecord]) -> RenderableType:
     table.add_column("Run dir", overflow="fold")
     for run in runs:
         table.add_row(
-            escape(run.run_id), styled_state(run.status),
+            escape(run.run_id),
+            styled_state(run.status),
             run.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-            escape(run.user), escape(run.run_dir),
+            escape(run.user),
+            escape(run.run_dir),
         )
     return table

@@ -15,9 +15,7 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_when(
-    text: str, flag: str, *, end_of_day: bool, now: datetime | None = None
-) -> datetime:
+def parse_when(text: str, flag: str, *, end_of_day: bool, now: datetime | None = None) -> datetime:
     """An aware UTC datetime for a ``--since``/``--until`` value.
 
     ``end_of_day`` makes a bare date cover that whole day (``--until 2024-05-01`` includes

@@ -68,8 +68,13 @@ def metavar(annotation: Any) -> str:
         return "[" + "|".join(str(c) for c in choices) + "]"
     base = strip_optional(annotation)
     names: dict[Any, str] = {
-        int: "INT", float: "FLOAT", str: "TEXT", datetime: "DATETIME", date: "DATE",
-        UUID: "UUID", dict: "JSON",
+        int: "INT",
+        float: "FLOAT",
+        str: "TEXT",
+        datetime: "DATETIME",
+        date: "DATE",
+        UUID: "UUID",
+        dict: "JSON",
     }
     if isinstance(base, type) and issubclass(base, Path):
         return "PATH"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PIPELINE = '''
+PIPELINE = """
 from __future__ import annotations
 
 from datetime import datetime
@@ -65,9 +65,9 @@ def total(xs: Annotated[list[int], Result(step="square")]) -> int:
 
 if __name__ == "__main__":
     wf.cli()
-'''
+"""
 
-OTHER_PIPELINE = '''
+OTHER_PIPELINE = """
 from typing import Annotated
 from reflow import Param, Workflow
 
@@ -81,10 +81,10 @@ def only(k: Annotated[int, Param(help="k")] = 1) -> int:
 
 if __name__ == "__main__":
     wf.cli()
-'''
+"""
 
 
-BLOCKING_PIPELINE = '''
+BLOCKING_PIPELINE = """
 import time
 from pathlib import Path
 from reflow import RunDir, Workflow
@@ -97,7 +97,8 @@ def hold(run_dir: RunDir = RunDir()) -> str:
     while not (Path(run_dir) / "go").exists():  # released by the test
         time.sleep(0.05)
     return "released"
-'''
+"""
+
 
 @dataclass
 class Project:
@@ -108,21 +109,29 @@ class Project:
     store: Path
     env: dict[str, str] = field(default_factory=dict)
 
-    def run(self, argv: Sequence[str], cwd: Path | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: Sequence[str], cwd: Path | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, *argv], cwd=cwd or self.root, env=self.env, input=input,
-            capture_output=True, text=True, timeout=120,
+            [sys.executable, *argv],
+            cwd=cwd or self.root,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
-    def cli(self, *args: str, cwd: Path | None = None,
-            store: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, cwd: Path | None = None, store: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """``python pipeline.py ARGS`` (with ``--store-path`` appended unless store=False)."""
         extra = ["--store-path", str(self.store)] if store else []
         return self.run([str(self.script), *args, *extra], cwd=cwd)
 
-    def reflow(self, *args: str, cwd: Path | None = None,
-               store: bool = True) -> subprocess.CompletedProcess[str]:
+    def reflow(
+        self, *args: str, cwd: Path | None = None, store: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """``python -m reflow.cli.main ARGS`` (the ``reflow`` console script's code)."""
         extra = ["--store-path", str(self.store)] if store else []
         return self.run(["-m", "reflow.cli.main", *args, *extra], cwd=cwd)
@@ -153,13 +162,25 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def in_pty(argv: Sequence[str], env: dict[str, str], cwd: Path, answer: str | None = None,
-           timeout: float = 60) -> tuple[int, str]:
+def in_pty(
+    argv: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    answer: str | None = None,
+    timeout: float = 60,
+) -> tuple[int, str]:
     """Run a command with a terminal on stdin/stdout/stderr; answer a prompt if asked."""
     master, slave = pty.openpty()
     env = {**env, "COLUMNS": "120", "LINES": "40", "TERM": "xterm-256color"}
-    proc = subprocess.Popen([sys.executable, *argv], stdin=slave, stdout=slave, stderr=slave,
-                            cwd=cwd, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     output = b""
     deadline = time.monotonic() + timeout

@@ -25,8 +25,20 @@ def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_help_and_version(project: Project) -> None:
     top = project.reflow("--help", store=False)
     assert top.returncode == 0, top.stderr
-    for command in ("submit", "runs", "status", "retry", "cancel", "why", "logs", "resume",
-                    "dag", "tui", "store", "config"):
+    for command in (
+        "submit",
+        "runs",
+        "status",
+        "retry",
+        "cancel",
+        "why",
+        "logs",
+        "resume",
+        "dag",
+        "tui",
+        "store",
+        "config",
+    ):
         assert f" {command} " in top.stdout, command
     assert project.reflow("--version", store=False).stdout.strip() == "reflow 0.1.0"
     generic = project.reflow("submit", "--help", store=False)
@@ -39,27 +51,50 @@ def test_help_and_version(project: Project) -> None:
 
 
 def test_submit_by_path_plans_from_another_directory(project: Project, elsewhere: Path) -> None:
-    plan = project.reflow("submit", str(project.script), "--run-dir", "r", "--dry-run",
-                          "--label", "x", "--tags", "a", "b", cwd=elsewhere)
+    plan = project.reflow(
+        "submit",
+        str(project.script),
+        "--run-dir",
+        "r",
+        "--dry-run",
+        "--label",
+        "x",
+        "--tags",
+        "a",
+        "b",
+        cwd=elsewhere,
+    )
     assert plan.returncode == 0, plan.stderr
     assert plan.stdout.splitlines()[0] == f"Plan for demo in {elsewhere / 'r'} (nothing submitted)"
-    missing = project.reflow("submit", str(elsewhere / "nope.py"), "--run-dir", "r",
-                             cwd=elsewhere)
+    missing = project.reflow("submit", str(elsewhere / "nope.py"), "--run-dir", "r", cwd=elsewhere)
     assert missing.returncode == 1
     assert "nope.py does not exist" in error_line(missing)
-    params = project.reflow("submit", str(project.script), "--run-dir", "r", "--dry-run",
-                            cwd=elsewhere)
+    params = project.reflow(
+        "submit", str(project.script), "--run-dir", "r", "--dry-run", cwd=elsewhere
+    )
     assert params.returncode == 1 and "--label" in error_line(params)
 
 
 def test_submit_wait_then_status_retry_and_logs_from_another_directory(
-        project: Project, elsewhere: Path) -> None:
+    project: Project, elsewhere: Path
+) -> None:
     from reflow import Run
 
     run_dir = project.root / "w"
-    waited = project.reflow("submit", str(project.script), "--run-dir", str(run_dir),
-                            "--executor", "local", "--wait", "--label", "x",
-                            "--square-fail-on", "1", cwd=elsewhere)
+    waited = project.reflow(
+        "submit",
+        str(project.script),
+        "--run-dir",
+        str(run_dir),
+        "--executor",
+        "local",
+        "--wait",
+        "--label",
+        "x",
+        "--square-fail-on",
+        "1",
+        cwd=elsewhere,
+    )
     assert waited.returncode == 1, waited.stderr  # the run failed, and says so
     lines = waited.stdout.splitlines()
     assert lines[0].startswith("run_id   = demo-")
@@ -80,8 +115,9 @@ def test_submit_wait_then_status_retry_and_logs_from_another_directory(
     logs = project.reflow("logs", run_id, "square", "--index", "0", cwd=elsewhere)
     assert logs.returncode == 0, logs.stderr
     assert "squaring 0" in logs.stdout
-    followed = project.reflow("logs", run_id, "prepare", "--follow", "--stream", "stdout",
-                              cwd=elsewhere)
+    followed = project.reflow(
+        "logs", run_id, "prepare", "--follow", "--stream", "stdout", cwd=elsewhere
+    )
     assert followed.stdout.strip() == "preparing 3 items for x"
     paths = json.loads(project.reflow("logs", run_id, "prepare", "--json", cwd=elsewhere).stdout)
     assert Path(paths["stdout"]).is_file() and paths["index"] is None
@@ -90,8 +126,18 @@ def test_submit_wait_then_status_retry_and_logs_from_another_directory(
 def test_submit_without_wait_returns_at_once(project: Project, elsewhere: Path) -> None:
     from reflow import Run
 
-    submitted = project.reflow("submit", str(project.script), "--run-dir", "d", "--executor",
-                               "local", "--label", "y", "--json", cwd=elsewhere)
+    submitted = project.reflow(
+        "submit",
+        str(project.script),
+        "--run-dir",
+        "d",
+        "--executor",
+        "local",
+        "--label",
+        "y",
+        "--json",
+        cwd=elsewhere,
+    )
     assert submitted.returncode == 0, submitted.stderr
     doc = json.loads(submitted.stdout)
     assert doc["run_dir"] == str(elsewhere / "d")
@@ -112,8 +158,10 @@ def test_resume_restarts_a_run_whose_process_died(project: Project, elsewhere: P
         "from reflow.cli.loading import load_pipeline\n"
         "load_pipeline(sys.argv[1]).run_local(sys.argv[2], store=sys.argv[3])\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", starter, str(script), str(run_dir),
-                             str(project.store)], env=project.env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", starter, str(script), str(run_dir), str(project.store)],
+        env=project.env,
+    )
     try:
         deadline = time.monotonic() + 60
         running: list[str] = []
@@ -123,8 +171,9 @@ def test_resume_restarts_a_run_whose_process_died(project: Project, elsewhere: P
             if project.store.exists():
                 store = Store.open(str(project.store))
                 runs = store.list_runs(workflow="blocking")
-                running = [r.run_id for r in runs
-                           if store.count_latest(r.run_id, states=["RUNNING"])]
+                running = [
+                    r.run_id for r in runs if store.count_latest(r.run_id, states=["RUNNING"])
+                ]
                 store.close()
             time.sleep(0.05)  # polling with a deadline, not a fixed wait
     finally:
@@ -137,8 +186,9 @@ def test_resume_restarts_a_run_whose_process_died(project: Project, elsewhere: P
     assert Run.load(running[0], store=str(project.store)).state == "SUCCESS"
 
 
-def test_run_commands_work_without_the_pipeline(project: Project, runs: Runs,
-                                                elsewhere: Path) -> None:
+def test_run_commands_work_without_the_pipeline(
+    project: Project, runs: Runs, elsewhere: Path
+) -> None:
     other = project.root / "other.py"
     other.write_text(OTHER_PIPELINE)
     other_run = project.workflow(other).run_local(project.root / "o", store=str(project.store))
@@ -167,8 +217,9 @@ def test_logs_errors_name_the_problem(project: Project, runs: Runs) -> None:
 
 
 def test_dag_by_path(project: Project, elsewhere: Path) -> None:
-    result = project.reflow("dag", str(project.script), "--format", "mermaid", store=False,
-                            cwd=elsewhere)
+    result = project.reflow(
+        "dag", str(project.script), "--format", "mermaid", store=False, cwd=elsewhere
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "flowchart TD"
     assert "    square --> total" in result.stdout

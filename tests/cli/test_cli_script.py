@@ -16,9 +16,23 @@ def test_help_lists_commands_and_generated_parameter_flags(project: Project) -> 
     helped = project.cli("submit", "--help", store=False)
     assert helped.returncode == 0, helped.stderr
     text = helped.stdout
-    for flag in ("--run-dir", "--executor", "--force-tasks", "--verify", "--wait",
-                 "--dry-run", "--label", "--tags", "--model", "--fast", "--no-fast",
-                 "--start", "--out", "--square-fail-on", "-n"):
+    for flag in (
+        "--run-dir",
+        "--executor",
+        "--force-tasks",
+        "--verify",
+        "--wait",
+        "--dry-run",
+        "--label",
+        "--tags",
+        "--model",
+        "--fast",
+        "--no-fast",
+        "--start",
+        "--out",
+        "--square-fail-on",
+        "-n",
+    ):
         assert flag in text, flag
     assert "How many [items]" in text  # user help text is not eaten as markup
     assert "[era5|icon]" in text
@@ -33,8 +47,9 @@ def test_version(project: Project) -> None:
 
 
 def test_help_works_on_an_invalid_graph_and_says_what_is_wrong(project: Project) -> None:
-    project.script.write_text(project.script.read_text().replace(
-        'Result(step="square")', 'Result(step="sqaure")'))
+    project.script.write_text(
+        project.script.read_text().replace('Result(step="square")', 'Result(step="sqaure")')
+    )
     top = project.cli("--help", store=False)
     assert top.returncode == 0, top.stderr
     flat = " ".join(top.stdout.replace("│", " ").split())
@@ -48,12 +63,12 @@ def test_help_works_on_an_invalid_graph_and_says_what_is_wrong(project: Project)
     assert "unknown step 'sqaure'" in error_line(submit)
 
 
-def test_dry_run_reports_the_plan_in_text_and_json_and_records_nothing(
-        project: Project) -> None:
+def test_dry_run_reports_the_plan_in_text_and_json_and_records_nothing(project: Project) -> None:
     text = project.cli("submit", "--run-dir", "r", "--dry-run", "--label", "x")
     assert text.returncode == 0, text.stderr
     assert text.stdout.splitlines()[0] == (
-        f"Plan for demo in {project.root / 'r'} (nothing submitted)")
+        f"Plan for demo in {project.root / 'r'} (nothing submitted)"
+    )
     assert "  prepare  cached=0 recompute=1 (new: 1)" in text.stdout
     as_json = project.cli("submit", "--run-dir", "r", "--dry-run", "--json", "--label", "x")
     plan = json.loads(as_json.stdout)
@@ -68,10 +83,35 @@ def test_flag_values_reach_the_tasks_exactly_as_python_arguments_do(project: Pro
     everything is cached only if each flag parsed to the very value Python passed."""
     from datetime import datetime
 
-    project.run_local("py", label="x", n=2, tags=["a", "b"], model="icon", fast=True,
-                      start=datetime(2024, 5, 1, 6), out=Path("res"), square_fail_on=7)
-    same = ["--label", "x", "-n", "2", "--tags", "a", "b", "--model", "icon", "--fast",
-            "--start", "2024-05-01T06:00:00", "--out", "res", "--square-fail-on", "7"]
+    project.run_local(
+        "py",
+        label="x",
+        n=2,
+        tags=["a", "b"],
+        model="icon",
+        fast=True,
+        start=datetime(2024, 5, 1, 6),
+        out=Path("res"),
+        square_fail_on=7,
+    )
+    same = [
+        "--label",
+        "x",
+        "-n",
+        "2",
+        "--tags",
+        "a",
+        "b",
+        "--model",
+        "icon",
+        "--fast",
+        "--start",
+        "2024-05-01T06:00:00",
+        "--out",
+        "res",
+        "--square-fail-on",
+        "7",
+    ]
     plan = project.cli("submit", "--run-dir", "r", "--dry-run", "--json", *same)
     assert plan.returncode == 0, plan.stderr
     tasks = {t["task"]: t for t in json.loads(plan.stdout)["tasks"]}
@@ -79,8 +119,9 @@ def test_flag_values_reach_the_tasks_exactly_as_python_arguments_do(project: Pro
     assert tasks["square"]["cached"] == 2 and tasks["total"]["cached"] == 1
 
     changed = [a if a != "b" else "c" for a in same]  # --tags a c
-    plan = project.cli("submit", "--run-dir", "r", "--dry-run", "--json", *changed,
-                       "--force-tasks", "total")
+    plan = project.cli(
+        "submit", "--run-dir", "r", "--dry-run", "--json", *changed, "--force-tasks", "total"
+    )
     tasks = {t["task"]: t for t in json.loads(plan.stdout)["tasks"]}
     assert tasks["prepare"]["recompute"] == {"param-changed:tags": 1}
 
@@ -94,8 +135,9 @@ def test_missing_and_malformed_parameters_are_one_line_errors(project: Project) 
     assert error_line(bad_int) == "error: --n got 'many'; pass a whole number"
     bad_choice = project.cli("submit", "--run-dir", "r", "--label", "x", "--model", "gfs")
     assert error_line(bad_choice) == "error: --model got 'gfs'; choose one of: era5, icon"
-    bad_task = project.cli("submit", "--run-dir", "r", "--label", "x", "--dry-run",
-                           "--force-tasks", "totl")
+    bad_task = project.cli(
+        "submit", "--run-dir", "r", "--label", "x", "--dry-run", "--force-tasks", "totl"
+    )
     assert bad_task.returncode == 1
     assert "Did you mean 'total'?" in error_line(bad_task)
 
@@ -134,18 +176,21 @@ def test_status_json_is_the_api_document(project: Project, runs: Runs) -> None:
     result = project.cli("status", runs.failed, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == Run.load(runs.failed, store=str(project.store)).status(
-        as_dict=True)
+        as_dict=True
+    )
     task = json.loads(project.cli("status", runs.ok, "--json", "--task", "total").stdout)
     assert {i["task_name"] for i in task["instances"]} == {"total"}
 
 
 def test_unknown_run_and_task_are_one_line_errors_with_suggestions(
-        project: Project, runs: Runs) -> None:
+    project: Project, runs: Runs
+) -> None:
     typo = runs.ok[:-1] + ("0" if runs.ok[-1] != "0" else "1")
     unknown = project.cli("status", typo)
     assert unknown.returncode == 1
     assert f"no run '{typo}'" in error_line(unknown) and f"Did you mean '{runs.ok}'" in (
-        unknown.stderr)
+        unknown.stderr
+    )
     task = project.cli("why", runs.ok, "squre", "--index", "0")
     assert task.returncode == 1
     assert "Did you mean 'square'?" in error_line(task)
@@ -164,10 +209,14 @@ def test_runs_filters_and_formats(project: Project, runs: Runs) -> None:
     lines = listed.stdout.splitlines()
     assert [ln.split()[0] for ln in lines] == [runs.failed, runs.ok]  # newest first, own only
     assert lines[0].startswith(f"  {runs.failed}  FAILED  20")
-    assert project.cli("runs", "--last", "1").stdout.split() [0] == runs.failed
+    assert project.cli("runs", "--last", "1").stdout.split()[0] == runs.failed
     assert project.cli("runs", "--status", "success").stdout.split()[0] == runs.ok
-    assert project.cli("runs", "--status", "failed,success", "--since", "1h", "--all"
-                       ).stdout.count("\n") == 2
+    assert (
+        project.cli("runs", "--status", "failed,success", "--since", "1h", "--all").stdout.count(
+            "\n"
+        )
+        == 2
+    )
     assert project.cli("runs", "--until", "2000-01-01").stdout.strip() == "No runs found."
     documents = json.loads(project.cli("runs", "--json").stdout)
     assert [d["run_id"] for d in documents] == [runs.failed, runs.ok]
@@ -182,19 +231,26 @@ def test_why_explains_in_text_and_json(project: Project, runs: Runs) -> None:
     assert text.stdout.startswith("square[2]: param-changed:fail_on")
     assert "fail_on: -1 -> 2" in text.stdout
     doc = json.loads(project.cli("why", runs.failed, "square", "-i", "2", "--json").stdout)
-    assert doc == {"run_id": runs.failed, "task": "square", "index": 2,
-                   "explanation": text.stdout.rstrip("\n")}
+    assert doc == {
+        "run_id": runs.failed,
+        "task": "square",
+        "index": 2,
+        "explanation": text.stdout.rstrip("\n"),
+    }
 
 
 def test_retry_marks_failed_work_and_leaves_finished_runs_alone(
-        project: Project, runs: Runs) -> None:
+    project: Project, runs: Runs
+) -> None:
     from reflow import Run
 
     again = project.cli("retry", runs.failed, "--task", "square", "--no-verify")
     assert again.returncode == 0, again.stderr
     # an in-process run retries in this process: the task's own print comes first
     assert again.stdout.splitlines() == [
-        "squaring 2", f"{runs.failed}: 1 instance(s) of task 'square' retried; run is FAILED"]
+        "squaring 2",
+        f"{runs.failed}: 1 instance(s) of task 'square' retried; run is FAILED",
+    ]
     run = Run.load(runs.failed, store=str(project.store))
     square = [i for i in run.status(as_dict=True)["instances"] if i["task_name"] == "square"]
     assert [i["attempt"] for i in square if i["array_index"] == 2] == [2]
@@ -223,8 +279,7 @@ def test_cancel_asks_first_and_refuses_without_a_terminal(project: Project, runs
 
 def test_dag_formats_and_describe(project: Project) -> None:
     text = project.cli("dag", store=False)
-    assert text.stdout.splitlines() == ["prepare", "square [array]  <- prepare",
-                                        "total  <- square"]
+    assert text.stdout.splitlines() == ["prepare", "square [array]  <- prepare", "total  <- square"]
     mermaid = project.cli("dag", "--format", "mermaid", store=False).stdout
     assert mermaid.startswith("flowchart TD") and "square[[square]]" in mermaid
     assert "prepare --> square" in mermaid
@@ -258,5 +313,4 @@ def test_store_url_selects_the_database(project: Project, store_url: str) -> Non
     listed = project.cli("runs", "--store", store_url, store=False)
     assert listed.stdout.split()[:2] == [run.run_id, "SUCCESS"]
     status = project.cli("status", run.run_id, "--json", "--store", store_url, store=False)
-    assert json.loads(status.stdout) == Run.load(run.run_id, store=store_url).status(
-        as_dict=True)
+    assert json.loads(status.stdout) == Run.load(run.run_id, store=store_url).status(as_dict=True)

@@ -10,8 +10,9 @@ from cli_harness import Project, Runs, in_pty
 
 def test_status_and_runs_are_tables_in_a_terminal(project: Project, runs: Runs) -> None:
     store = ["--store-path", str(project.store)]
-    code, out = in_pty([str(project.script), "status", runs.failed, "--errors", *store],
-                       project.env, project.root)
+    code, out = in_pty(
+        [str(project.script), "status", runs.failed, "--errors", *store], project.env, project.root
+    )
     assert code == 0, out
     assert "┃" in out and "Recomputed" in out  # a table header, not the piped line shapes
     assert "Failed instances" in out and "square[2]" in out and "boom on 2" in out
@@ -23,13 +24,15 @@ def test_status_and_runs_are_tables_in_a_terminal(project: Project, runs: Runs) 
 
 def test_cancel_asks_and_a_no_changes_nothing(project: Project, runs: Runs) -> None:
     store = ["--store-path", str(project.store)]
-    code, out = in_pty([str(project.script), "cancel", runs.ok, *store], project.env,
-                       project.root, answer="n")
+    code, out = in_pty(
+        [str(project.script), "cancel", runs.ok, *store], project.env, project.root, answer="n"
+    )
     assert code == 1, out
     assert f"Cancel 1 run(s): {runs.ok}? [y/N]" in out
     assert "error: cancel refused; nothing was changed" in out
-    code, out = in_pty([str(project.script), "cancel", runs.ok, *store], project.env,
-                       project.root, answer="y")
+    code, out = in_pty(
+        [str(project.script), "cancel", runs.ok, *store], project.env, project.root, answer="y"
+    )
     assert code == 0, out
     assert f"{runs.ok}: nothing to cancel (run is SUCCESS)" in out
 
@@ -42,6 +45,7 @@ def test_import_reflow_loads_no_cli_or_ui_library(project: Project) -> None:
         "heavy = [m for m in ('typer', 'rich', 'textual', 'reflow.cli') if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            env=project.env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=project.env, check=True
+    )
     assert result.stdout.strip() == "[]"

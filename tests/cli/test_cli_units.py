@@ -35,11 +35,17 @@ class Color(enum.Enum):
         (str, "x y", "x y"),
         (Path, "a/b", Path("a/b")),
         (Path | None, "a", Path("a")),
-        (datetime, "2024-05-01T12:30:00+02:00",
-         datetime(2024, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))),
+        (
+            datetime,
+            "2024-05-01T12:30:00+02:00",
+            datetime(2024, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=2))),
+        ),
         (date, "2024-05-01", date(2024, 5, 1)),
-        (UUID, "12345678-1234-5678-1234-567812345678",
-         UUID("12345678-1234-5678-1234-567812345678")),
+        (
+            UUID,
+            "12345678-1234-5678-1234-567812345678",
+            UUID("12345678-1234-5678-1234-567812345678"),
+        ),
         (Literal["a", "b"], "b", "b"),
         (Literal[1, 2], "2", 2),
         (Color, "blue", Color.BLUE),
@@ -67,8 +73,9 @@ def test_values_parse_by_annotation(annotation: Any, given: Any, expected: Any) 
         (dict[str, Any], "[1]", "JSON object"),
     ],
 )
-def test_bad_values_name_the_flag_and_what_it_accepts(annotation: Any, given: Any,
-                                                        message: str) -> None:
+def test_bad_values_name_the_flag_and_what_it_accepts(
+    annotation: Any, given: Any, message: str
+) -> None:
     with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("(", r"\(")):
         parse_value(annotation, given, "--p")
 
@@ -83,12 +90,28 @@ def test_metavars_describe_the_expected_value() -> None:
 def test_list_flags_take_several_values_after_one_flag() -> None:
     multi = {"--files", "-f"}
     assert spread_values(["--files", "a", "b", "--n", "3", "-f", "c", "d"], multi) == [
-        "--files", "a", "--files", "b", "--n", "3", "-f", "c", "-f", "d"]
+        "--files",
+        "a",
+        "--files",
+        "b",
+        "--n",
+        "3",
+        "-f",
+        "c",
+        "-f",
+        "d",
+    ]
     # negative numbers are values; "--" stops the rewriting; other flags are untouched
     assert spread_values(["--files", "-1", "-2", "--", "x", "y"], multi) == [
-        "--files", "-1", "--files", "-2", "--", "x", "y"]
-    assert spread_values(["--run-dir", "d", "--files=a"], multi) == ["--run-dir", "d",
-                                                                     "--files=a"]
+        "--files",
+        "-1",
+        "--files",
+        "-2",
+        "--",
+        "x",
+        "y",
+    ]
+    assert spread_values(["--run-dir", "d", "--files=a"], multi) == ["--run-dir", "d", "--files=a"]
 
 
 def test_time_filters_accept_dates_times_and_ages() -> None:
@@ -96,7 +119,8 @@ def test_time_filters_accept_dates_times_and_ages() -> None:
     assert parse_when("12h", "--since", end_of_day=False, now=now) == now - timedelta(hours=12)
     assert parse_when("7d", "--since", end_of_day=False, now=now) == now - timedelta(days=7)
     assert parse_when("2024-05-01T00:00:00+00:00", "--since", end_of_day=False) == datetime(
-        2024, 5, 1, tzinfo=UTC)
+        2024, 5, 1, tzinfo=UTC
+    )
     start = parse_when("2024-05-01", "--since", end_of_day=False)
     end = parse_when("2024-05-01", "--until", end_of_day=True)
     assert end - start == timedelta(days=1)
@@ -116,8 +140,10 @@ def _flags_workflow() -> Workflow:
         return size
 
     @wf.job()
-    def b(size: Annotated[int, Param(help="shared global")] = 1,
-          level: Annotated[int, Param(namespace="local")] = 0) -> int:
+    def b(
+        size: Annotated[int, Param(help="shared global")] = 1,
+        level: Annotated[int, Param(namespace="local")] = 0,
+    ) -> int:
         return size + level
 
     return wf
