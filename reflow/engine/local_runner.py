@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -27,6 +28,7 @@ from reflow.core.parameters import resolve_parameters
 from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
+from reflow.engine.gc_pause import gc_paused
 from reflow.engine.planner import Decision
 from reflow.engine.recording import cached_row, fresh_row, plan_task
 from reflow.engine.run_records import record_run
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
     from reflow.core.flow import Workflow
     from reflow.run import Run
 
-BATCH = 1000
+BATCH_FIRST, BATCH_MIN, BATCH_MAX = 256, 16, 8192
+BATCH_SECONDS = 0.5
 _RUNNING = frozenset({TaskState.RUNNING.value})
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
 _INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
@@ -172,8 +175,9 @@ class InlineExecution:
         try:
             for generation in self.graph.generations():
                 pending: list[_Pending] = []
-                for name in generation:
-                    pending.extend(self._prepare_task(name))
+                with gc_paused():
+                    for name in generation:
+                        pending.extend(self._prepare_task(name))
                 if pending:
                     self._run_pending(pending)
                 for name in generation:
@@ -269,18 +273,31 @@ class InlineExecution:
 
     # -- executing -------------------------------------------------------------------------
     def _run_pending(self, pending: list[_Pending]) -> None:
-        for start in range(0, len(pending), BATCH):
-            batch = pending[start:start + BATCH]
-            self._start_batch(batch)
+        """Run instances in batches sized so that each takes about ``BATCH_SECONDS``.
+
+        Fast tasks get large batches (few transactions), slow ones small batches, so that
+        the store shows RUNNING for roughly what is really running and a crash loses little.
+        """
+        start, size = 0, BATCH_FIRST
+        while start < len(pending):
+            batch = pending[start:start + size]
+            began = time.monotonic()
+            with gc_paused():
+                self._start_batch(batch)
             self._execute_batch(batch)
+            start += len(batch)
             if self.stopped_by:
-                rest = pending[start + BATCH:]
+                rest = pending[start:]
                 if rest:
-                    self._start_batch(rest)
-                    changes: list[StateChange] = []
-                    self._cancel_unstarted(rest, changes)
-                    self.store.apply(changes)
+                    with gc_paused():
+                        self._start_batch(rest)
+                        changes: list[StateChange] = []
+                        self._cancel_unstarted(rest, changes)
+                        self.store.apply(changes)
                 return
+            took = time.monotonic() - began
+            size = max(BATCH_MIN, min(BATCH_MAX, int(size * 2 if took < BATCH_SECONDS
+                                                      else size / 2)))
 
     def _start_batch(self, batch: list[_Pending]) -> None:
         """Record the batch as RUNNING: new rows for fresh instances, CAS for retries."""
@@ -333,7 +350,8 @@ class InlineExecution:
                                    _INTERRUPTED)
             self.store.apply(changes)
             raise
-        self.store.apply(changes)
+        with gc_paused():
+            self.store.apply(changes)
 
     def _execute_parallel(self, batch: list[_Pending]) -> list[StateChange]:
         changes: list[StateChange] = []

@@ -75,7 +75,7 @@ class TaskSpecRecord:
     return_type: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewInstance:
     """One attempt of one task instance to insert; ``detail`` goes to its first transition."""
 
@@ -104,7 +104,7 @@ class NewInstance:
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InstanceRecord:
     """One recorded attempt of one task instance (``latest`` marks the current attempt)."""
 
@@ -139,7 +139,7 @@ class InstanceRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateChange:
     """Move one instance to ``to_state`` if (and only if) it is in one of ``from_states``.
 
@@ -154,7 +154,7 @@ class StateChange:
     fields: Mapping[str, object] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransitionRecord:
     """One append-only state change; ``from_state`` is None for the row's creation."""
 
@@ -170,7 +170,7 @@ class TransitionRecord:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CacheHit:
     """The most recent successful instance with a given identity, anywhere in the store."""
 
