@@ -26,9 +26,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
-# Module names given to pipeline scripts imported by path (see engine/entrypoints.py): not
-# importable by name from another process, so such workflows record their file instead.
-SCRIPT_MODULE_PREFIX = "_reflow_entry_"
 
 
 class Flow:
@@ -208,14 +205,18 @@ class Workflow(Flow):
 
         Taken from where the Workflow object was created, not from ``sys.argv[0]``, so it is
         right from notebooks, ``python -m`` and test runners; None when there is no file.
+        Modules inside packages are recorded as ``package.module:attribute``; everything else
+        (scripts, top-level modules) by file path, which any process can load.
         """
         if self._module == "__main__" or not self._module:
             if self._module_file and Path(self._module_file).exists():
                 return str(Path(self._module_file).resolve())
             return None
+        if "." not in self._module and self._module_file and Path(self._module_file).exists():
+            # A top-level module is importable only from its own directory, which a worker on
+            # a compute node (or a driver started elsewhere) does not have on sys.path.
+            return str(Path(self._module_file).resolve())
         module = sys.modules.get(self._module)
-        if self._module.startswith(SCRIPT_MODULE_PREFIX):  # loaded from a script by path
-            module = None
         for attr, value in vars(module).items() if module else ():
             if value is self:
                 return f"{self._module}:{attr}"

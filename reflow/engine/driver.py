@@ -266,7 +266,8 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
 def _lost_change(r: InstanceRecord, st: JobStatus | None) -> StateChange:
     raw = (st.raw_state.split()[0] if st and st.raw_state else "UNKNOWN")
     code = st.exit_code if st else None
-    log_hint = f"; see {r.stderr_path}" if r.stderr_path else ""
+    log_hint = (f"; see {r.stderr_path}" if r.stderr_path and Path(r.stderr_path).exists()
+                else "")
     text = (f"job {r.job_id} ended {raw}" + (f" (exit {code})" if code is not None else "")
             + f" without writing a result{log_hint}")
     if st and st.reason:

@@ -12,11 +12,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reflow.core.flow import SCRIPT_MODULE_PREFIX
 from reflow.errors import ReflowError
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
+
+
+# Module name given to a pipeline script imported by path; being top-level, such a workflow
+# records its file as entry point (Workflow.entrypoint), never this name.
+SCRIPT_MODULE_PREFIX = "_reflow_entry_"
 
 
 def load_workflow(entrypoint: str | None, name: str) -> Workflow:

@@ -196,6 +196,7 @@ class _JobView:
     cancelled: set[int] = field(default_factory=set)
     alive: bool = False
     known: bool = True
+    directory: Path | None = None
 
     @classmethod
     def read(cls, directory: Path) -> _JobView:
@@ -203,7 +204,7 @@ class _JobView:
             job = json.loads((directory / "job.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return cls(None, known=False)
-        view = cls(job["indices"], alive=_alive(directory))
+        view = cls(job["indices"], alive=_alive(directory), directory=directory)
         try:
             text = (directory / "events").read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -228,12 +229,14 @@ class _JobView:
             if code == 0:
                 return JobStatus(job_id, JobState.COMPLETED, 0, "COMPLETED")
             raw = "KILLED" if code > 128 else "FAILED"
-            return JobStatus(job_id, JobState.FAILED, code, raw)
+            return JobStatus(job_id, JobState.FAILED, code, raw,
+                             f"worker logs in {self.directory}")
         if self.alive:
             state = JobState.RUNNING if index in self.started else JobState.PENDING
             return JobStatus(job_id, state, None, str(state))
         return JobStatus(job_id, JobState.NODE_FAIL, None, "LOST",
-                         "the local supervisor ended without finishing this element")
+                         "the local supervisor ended without finishing this element; its "
+                         f"logs are in {self.directory}")
 
 
 # ------------------------------------------------------------------------------ supervisor
