@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fanout import wf  # noqa: E402
+from fanout import wf
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ so there is exactly one place that decides what a retry means.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from reflow.core.hashing import short
 from reflow.engine import reasons
 from reflow.engine.reasons import diff_preimages
 from reflow.errors import ReflowError, UnknownTaskError, suggestion
+from reflow.processes import process_alive
 from reflow.states import RunState, TaskState
 from reflow.store import NewVerifyFailure, StateChange, Store
 
@@ -207,7 +207,7 @@ def resume(run: Run) -> None:
 
         resume_run(run)
         return
-    if options.get("host") == socket.gethostname() and _alive(options.get("pid")):
+    if options.get("host") == socket.gethostname() and process_alive(options.get("pid")):
         raise ReflowError(
             f"run {run.run_id} is still running in process {options.get('pid')} on this host; "
             "wait for it or stop that process first"
@@ -237,20 +237,11 @@ def stalled_reason(store: Store, run_id: str) -> str | None:
         from reflow.engine.driver_host import stalled_reason as driver_stalled
 
         return driver_stalled(store, run_id)
-    if options.get("host") == socket.gethostname() and not _alive(options.get("pid")):
+    if options.get("host") == socket.gethostname() and not process_alive(options.get("pid")):
         return f"the process {options.get('pid')} that ran it in-process is gone"
     return None
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

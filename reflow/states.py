@@ -45,3 +45,17 @@ class RunState(StrEnum):
     @property
     def terminal(self) -> bool:
         return self is not RunState.RUNNING
+
+
+# Rich style per state, shared by the CLI tables, the progress display and the TUI so that a
+# state looks the same everywhere. "WAITING" is a task (not a state) with no instances yet.
+STATE_STYLES: dict[str, str] = {
+    "PENDING": "dim",
+    "WAITING": "dim",
+    "SUBMITTED": "cyan",
+    "RUNNING": "blue",
+    "SUCCESS": "green",
+    "FAILED": "bold red",
+    "CANCELLED": "yellow",
+    "RETRYING": "magenta",
+}

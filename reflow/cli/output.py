@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from reflow.states import STATE_STYLES
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -41,18 +43,10 @@ def console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
-STATE_STYLES = {
-    "PENDING": "dim",
-    "SUBMITTED": "cyan",
-    "RUNNING": "blue",
-    "SUCCESS": "green",
-    "FAILED": "bold red",
-    "CANCELLED": "yellow",
-    "RETRYING": "magenta",
-}
 
 
 def styled_state(state: str) -> str:
+
     """Rich markup for a task or run state, coloured the same way everywhere."""
     style = STATE_STYLES.get(state)
     return f"[{style}]{state}[/]" if style else state

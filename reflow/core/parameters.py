@@ -126,14 +126,8 @@ def resolve_parameters(
     for p in params:
         for task in p.tasks:
             inp = next(i for i in specs[task].params if i.name == p.name)
-            if p.key in given:
-                value = given[p.key]
-            else:
-                value = inp.default
-            per_task[task][p.name] = value
-        record[p.key] = given[p.key] if p.key in given else (
-            None if p.default is _MISSING else p.default
-        )
+            per_task[task][p.name] = given.get(p.key, inp.default)
+        record[p.key] = given.get(p.key, None if p.default is _MISSING else p.default)
     return per_task, record
 
 

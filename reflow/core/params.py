@@ -30,7 +30,11 @@ class Param:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __init__(
-        self, help: str = "", short: str | None = None, namespace: Namespace = "global", **extra: Any
+        self,
+        help: str = "",
+        short: str | None = None,
+        namespace: Namespace = "global",
+        **extra: Any,
     ) -> None:
         if namespace not in ("global", "local"):
             raise GraphError(

@@ -30,6 +30,7 @@ from reflow.engine import results
 from reflow.engine.driver import DriverContext, StepReport, step
 from reflow.errors import ExecutorError, ReflowError
 from reflow.executors.base import Executor, JobResources, JobSpec, JobState
+from reflow.processes import process_alive
 from reflow.states import RunState
 
 if TYPE_CHECKING:
@@ -116,33 +117,6 @@ def read_heartbeat(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        cmdline = b""
-    if cmdline and b"reflow" not in cmdline and b"python" not in cmdline:
-        return False  # the pid was reused by something else
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """An exited child nobody has reaped yet (its parent dropped the Popen) is not alive."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
 def stalled_reason(store: Store, run_id: str, executor: Executor | None = None) -> str | None:
     """Why a RUNNING run has no driver any more, or None when one is alive (or not needed).
 
@@ -175,7 +149,7 @@ def stalled_reason(store: Store, run_id: str, executor: Executor | None = None) 
         return None
     if beat.get("hostname") == socket.gethostname():
         pid = int(beat.get("pid") or 0)
-        if pid and _process_alive(pid):
+        if process_alive(pid, cmdline_marks=(b"reflow", b"python")):
             return None
         return f"driver process {pid} on {beat.get('hostname')} is gone"
     if age > STALE_AFTER_S:

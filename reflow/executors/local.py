@@ -40,6 +40,7 @@ from reflow.executors.base import (
     JobState,
     JobStatus,
 )
+from reflow.processes import process_alive
 
 STREAMABLE_ENV = "REFLOW_STREAMABLE"
 _INDEX_VAR = "REFLOW_LOCAL_INDEX"
@@ -139,30 +140,7 @@ def _alive(directory: Path) -> bool:
         pid = int((directory / "pid").read_text())
     except (OSError, ValueError):
         return not (directory / "done").exists() and _young(directory)
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        cmdline = b""
-    if cmdline and str(directory).encode() not in cmdline:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """An exited child nobody has reaped yet (its parent dropped the Popen) is not alive."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+    return process_alive(pid, cmdline_marks=(str(directory).encode(),))
 
 
 def _young(directory: Path) -> bool:

@@ -9,18 +9,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from reflow.states import STATE_STYLES
 from reflow.tui.data import TaskSummary
-
-STATE_STYLE = {
-    "SUCCESS": "green",
-    "FAILED": "bold red",
-    "RUNNING": "yellow",
-    "SUBMITTED": "yellow",
-    "RETRYING": "yellow",
-    "PENDING": "bright_black",
-    "CANCELLED": "magenta",
-    "WAITING": "bright_black",
-}
 
 STATE_MARK = {
     "SUCCESS": "✔",
@@ -55,7 +45,7 @@ def render_dag(tasks: list[TaskSummary]) -> Text:
     for i, t in enumerate(sorted(tasks, key=lambda t: t.position)):
         if i:
             out.append("\n")
-        style = STATE_STYLE.get(t.state, "")
+        style = STATE_STYLES.get(t.state, "")
         out.append("  " * level.get(t.name, 0))
         out.append(f"{STATE_MARK.get(t.state, '?')} ", style=style)
         out.append(t.name + ("[]" if t.is_array else ""), style=f"bold {style}")

@@ -11,8 +11,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from reflow.core.hashing import short
+from reflow.states import STATE_STYLES
 from reflow.tui.base import ReflowScreen, Selection
-from reflow.tui.dag import STATE_STYLE
 from reflow.tui.data import InstanceDetail
 from reflow.tui.fmt import clock_time, duration, label, stamp
 
@@ -29,7 +29,7 @@ def render_detail(d: InstanceDetail, tz: tzinfo | None) -> Text:
     out = Text()
     out.append(label(r.task_name, r.array_index), style="bold")
     out.append(f"  attempt {r.attempt}  ")
-    out.append(r.state, style=STATE_STYLE.get(r.state, ""))
+    out.append(r.state, style=STATE_STYLES.get(r.state, ""))
     out.append(f"  reason {r.reason}")
     if r.cached:
         out.append(f"  cached from instance {r.cache_source}", style="cyan")
@@ -51,7 +51,7 @@ def render_detail(d: InstanceDetail, tz: tzinfo | None) -> Text:
         out.append(f"#{a.attempt} created {clock_time(a.created_at, tz)} "
                    f"started {clock_time(a.started_at, tz)} "
                    f"finished {clock_time(a.finished_at, tz)}  ")
-        out.append(a.state, style=STATE_STYLE.get(a.state, ""))
+        out.append(a.state, style=STATE_STYLES.get(a.state, ""))
         out.append(f"  {a.reason}\n", style="dim")
     _section(out, "Identity pre-image")
     try:

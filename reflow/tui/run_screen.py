@@ -17,9 +17,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Static
 
+from reflow.states import STATE_STYLES
 from reflow.store import InstanceRecord, RunRecord, TransitionRecord
 from reflow.tui.base import ReflowScreen, Selection, Table, sync_rows
-from reflow.tui.dag import STATE_STYLE, render_dag
+from reflow.tui.dag import render_dag
 from reflow.tui.data import PAGE_SIZE, TaskSummary
 from reflow.tui.fmt import clock_time, duration, label
 
@@ -46,9 +47,9 @@ def feed_line(t: TransitionRecord, tz: tzinfo | None) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(clock_time(t.at, tz) + " ", style="dim")
     line.append(label(t.task_name, t.array_index) + f"#{t.attempt} ", style="bold")
-    line.append(t.from_state or "new", style=STATE_STYLE.get(t.from_state or "", "dim"))
+    line.append(t.from_state or "new", style=STATE_STYLES.get(t.from_state or "", "dim"))
     line.append(" → ")
-    line.append(t.to_state, style=STATE_STYLE.get(t.to_state, ""))
+    line.append(t.to_state, style=STATE_STYLES.get(t.to_state, ""))
     if t.detail:
         line.append("  " + t.detail.splitlines()[0], style="dim")
     return line
@@ -133,7 +134,7 @@ class RunScreen(ReflowScreen):
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f"{run.workflow} ", style="bold")
         title.append(run.run_id + " ")
-        title.append(run.status, style=STATE_STYLE.get(run.status, ""))
+        title.append(run.status, style=STATE_STYLES.get(run.status, ""))
         title.append(f" · {run.user}@{run.host}", style="dim")
         refusal = self.rapp.refusal(run)
         if refusal:
@@ -148,7 +149,7 @@ class RunScreen(ReflowScreen):
                 continue
             rows.append((t.name, (
                 t.name + ("[]" if t.is_array else ""),
-                Text(t.state, style=STATE_STYLE.get(t.state, "")),
+                Text(t.state, style=STATE_STYLES.get(t.state, "")),
                 t.done, t.total, t.failed, t.cached, t.recomputed,
             )))
         sync_rows(self.query_one("#tasks", Table), rows)
@@ -158,7 +159,7 @@ class RunScreen(ReflowScreen):
         for r in instances:
             idx = "-" if r.array_index is None else str(r.array_index)
             rows.append((str(r.id), (
-                idx, r.attempt, Text(r.state, style=STATE_STYLE.get(r.state, "")),
+                idx, r.attempt, Text(r.state, style=STATE_STYLES.get(r.state, "")),
                 r.reason, r.job_id or "-", "-" if r.exit_code is None else r.exit_code,
                 duration(r.started_at, r.finished_at),
             )))

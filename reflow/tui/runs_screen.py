@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static
 
+from reflow.states import STATE_STYLES
 from reflow.tui.base import ReflowScreen, Selection, Table
-from reflow.tui.dag import STATE_STYLE
 from reflow.tui.data import RunSummary
 from reflow.tui.fmt import age
 
@@ -67,7 +67,7 @@ class RunsScreen(ReflowScreen):
             run = s.run
             table.add_row(
                 run.workflow, run.run_id, run.user,
-                Text(run.status, style=STATE_STYLE.get(run.status, "")),
+                Text(run.status, style=STATE_STYLES.get(run.status, "")),
                 f"{s.done}/{s.total}" + (f" ✘{s.failed}" if s.failed else ""),
                 str(s.cached), str(s.recomputed), age(run.created_at, now),
                 key=run.run_id,

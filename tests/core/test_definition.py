@@ -9,7 +9,7 @@ import pytest
 
 from reflow import Flow, Param, Result, RunDir, Workflow
 from reflow.core.wiring import WireMode
-from reflow.errors import GraphError, MissingParameterError, ParameterError, WiringError
+from reflow.errors import MissingParameterError, ParameterError, WiringError
 
 
 def modes(wf: Workflow) -> dict[str, dict[str, WireMode]]:
@@ -126,7 +126,7 @@ def test_steps_concatenate_and_every_step_is_type_checked() -> None:
     def d(x: Annotated[int, Result(steps=["a", "b"])]) -> int:
         return x
 
-    with pytest.raises(WiringError, match="'b'.*'d'"):
+    with pytest.raises(WiringError, match=r"'b'.*'d'"):
         wf2.validate()
 
 

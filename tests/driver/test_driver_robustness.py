@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import states, write_pipeline
+from driver_helpers import states, write_pipeline
 from fake_executor import FakeExecutor
 
 from reflow import Run, Store, Workflow

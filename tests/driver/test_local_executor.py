@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from conftest import ctl, pid_alive, states, wait_for, write_pipeline
+from driver_helpers import ctl, pid_alive, states, wait_for, write_pipeline
 
 from reflow import Run
 from reflow.engine.dispatch import resume_run

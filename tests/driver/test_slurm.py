@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ctl, states, wait_for, write_pipeline
+from driver_helpers import ctl, states, wait_for, write_pipeline
 from slurm_cluster import SlurmCluster
 
 from reflow import Run

@@ -12,24 +12,20 @@ import itertools
 import re
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_textual_snapshot as pts  # type: ignore[import-untyped]
 from syrupy.extensions.single_file import WriteMode
+from tui_demo import USER, Demo
 from tui_pipeline import demo
 
 from reflow.states import RunState, TaskState
-from reflow.store import StateChange, Store
-from reflow.tui.app import ReflowApp
+from reflow.store import StateChange
 
 SNAPSHOT_ROOT = Path(__file__).resolve().parents[2] / "snapshots"
 _IDS = re.compile(r"\bterminal-\d+-([\w-]+)")
-NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
-USER = "alice"
 
 
 class TopLevelSVG(pts.SVGImageExtension):  # type: ignore[misc]
@@ -60,23 +56,6 @@ def _tui_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     flag = tmp_path / "flag"
     monkeypatch.setenv("REFLOW_TUI_FLAG", str(flag))
     return flag
-
-
-@dataclass
-class Demo:
-    url: str
-    store: Store
-    first: str
-    second: str
-    flag: Path
-
-    def app(self, run_id: str | None = None, **kw: Any) -> ReflowApp:
-        kw.setdefault("refresh_interval", None)
-        kw.setdefault("clock", lambda: NOW)
-        kw.setdefault("user", USER)
-        app = ReflowApp(self.store, run_id, **kw)
-        app.theme = "textual-dark"
-        return app
 
 
 def _make_runs(tmp_path: Path, url: str, flag: Path) -> Demo:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Demo
+from tui_demo import Demo
 
 from reflow.errors import UnknownRunError
 from reflow.tui.app import ReflowApp, run_tui

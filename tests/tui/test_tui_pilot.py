@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Demo
 from textual.widgets import Input, Static
+from tui_demo import Demo
 from tui_pipeline import demo
 
 import reflow.actions

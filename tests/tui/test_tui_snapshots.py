@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Demo
+from tui_demo import Demo
 
 RUN_B = "demo-20300101-bbbbbbbbbb"
 RUN_C = "demo-20300101-cccccccccc"
