@@ -117,9 +117,7 @@ def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
         from reflow.core.hashing import value_hash
 
         t = time.perf_counter()
-        x = 0
-        for _ in range(length):
-            x += 1
+        for x in range(1, length + 1):
             value_hash(x)
         floors.append(time.perf_counter() - t)
     c, f = statistics.median(times), statistics.median(floors)
@@ -182,7 +180,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     plan = (
-        [("wide", 1000, 3), ("wide", 10000, 3), ("chain", 200, 3), ("status", 100000, 15)]
+        [("wide", 1000, 3), ("wide", 10000, 3), ("chain", 200, 3), ("chain", 1000, 3),
+         ("status", 100000, 15)]
         if not args.quick
         else [("wide", 1000, 3), ("chain", 50, 3), ("status", 10000, 9)]
     )

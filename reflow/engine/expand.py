@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any
 
 from reflow.core.codec import canonical_json, encode
@@ -74,15 +75,23 @@ def _wire_value(wire: Wire, upstream: Mapping[str, TaskOutputs]) -> tuple[Any, A
 
 def _wire_elements(
     task: str, wire: Wire, upstream: Mapping[str, TaskOutputs]
-) -> tuple[list[Any], list[str]]:
-    """Per-element modes: the elements and each element's own hash."""
+) -> tuple[list[Any], list[str], list[str]]:
+    """Per-element modes: the elements, each element's own hash and its canonical text.
+
+    Hashing an element already yields its canonical text, which is also its part of the
+    instance's input payload, so it is kept instead of encoding the element twice.
+    """
     elements: list[Any] = []
     hashes: list[str] = []
+    texts: list[str] = []
     for step in wire.steps:
         o = upstream[step]
         if wire.mode is WireMode.CHAIN:
+            # Upstream output hashes may fold in file fingerprints: not the text's hash.
+            where = _where(task, wire.param)
             elements.extend(o.values)
             hashes.extend(o.hashes)
+            texts.extend(canonical_json(encode(v, where=where)) for v in o.values)
             continue
         items: list[Any] = []
         if wire.mode is WireMode.FAN_OUT:
@@ -98,8 +107,16 @@ def _wire_elements(
                 items.extend(v)
         where = _where(task, wire.param)
         elements.extend(items)
-        hashes.extend(value_hash(item, where=where).digest for item in items)
-    return elements, hashes
+        for item in items:
+            h = value_hash(item, where=where)
+            hashes.append(h.digest)
+            texts.append(h.canonical)
+    return elements, hashes, texts
+
+
+def _object_text(texts: Mapping[str, str]) -> str:
+    """Canonical JSON of an object whose values are already canonical texts."""
+    return "{" + ",".join(f"{encode_basestring(k)}:{texts[k]}" for k in sorted(texts)) + "}"
 
 
 def expand_task(
@@ -120,11 +137,11 @@ def expand_task(
         after[dep] = list(o.hashes) if o.is_array else o.hashes[0]
     base_inputs: dict[str, Any] = {}
     base_kwargs: dict[str, Any] = dict(params)
-    per_element: list[tuple[str, list[Any], list[str]]] = []
+    per_element: list[tuple[str, list[Any], list[str], list[str]]] = []
     for wire in wires:
         if wire.mode.per_element:
-            elements, hashes = _wire_elements(spec.name, wire, upstream)
-            per_element.append((wire.param, elements, hashes))
+            elements, hashes, texts = _wire_elements(spec.name, wire, upstream)
+            per_element.append((wire.param, elements, hashes, texts))
         else:
             base_kwargs[wire.param], base_inputs[wire.param] = _wire_value(wire, upstream)
     order = [i.name for i in spec.inputs if i.kind != "rundir"]
@@ -152,22 +169,51 @@ def expand_task(
 
     if not spec.is_array:
         return [make(None, base_kwargs, encoded_base, base_inputs)]
-    sizes = {len(elements) for _, elements, _ in per_element}
+    sizes = {len(elements) for _, elements, _, _ in per_element}
     if len(sizes) > 1:
-        detail = ", ".join(f"'{p}' has {len(e)}" for p, e, _ in per_element)
+        detail = ", ".join(f"'{p}' has {len(e)}" for p, e, _, _ in per_element)
         raise WiringError(
             f"array task '{spec.name}' gets inputs of different lengths ({detail}); "
             "make the upstream lists the same length or broadcast one of them"
         )
     count = sizes.pop() if sizes else 0
+    # The pre-image and the input payload differ between elements only in the per-element
+    # entries, so the constant parts are made canonical once and the texts assembled per
+    # element. Keys sort "after" < "inputs" < "params" < "task" < "version" < "workflow".
+    wanted = set(order)
+    input_texts = {
+        k: canonical_json(v) for k, v in base_inputs.items() if k in wanted
+    }
+    payload_texts = {
+        k: canonical_json(v) for k, v in encoded_base.items() if k in wanted
+    }
+    head = '{"after":' + canonical_json(after) + ',"inputs":'
+    rest = canonical_json({"params": encoded_params, "task": spec.name,
+                           "version": spec.version, "workflow": workflow})
+    tail = "," + rest[1:]
+    varying = [item for item in per_element if item[0] in wanted]
     out: list[Expanded] = []
     for i in range(count):
         kwargs = dict(base_kwargs)
-        enc = dict(encoded_base)
         inputs = dict(base_inputs)
-        for param, elements, hashes in per_element:
+        in_texts = dict(input_texts)
+        pay_texts = dict(payload_texts)
+        for param, elements, hashes, _ in per_element:
             kwargs[param] = elements[i]
-            enc[param] = encode(elements[i], where=_where(spec.name, param))
             inputs[param] = hashes[i]
-        out.append(make(i, kwargs, enc, inputs))
+        for param, _, hashes, texts in varying:
+            in_texts[param] = f'"{hashes[i]}"'
+            pay_texts[param] = texts[i]
+        preimage = {
+            "workflow": workflow,
+            "task": spec.name,
+            "version": spec.version,
+            "params": encoded_params,
+            "inputs": {k: inputs[k] for k in order if k in inputs},
+            "after": after,
+        }
+        pre_json = head + _object_text(in_texts) + tail
+        input_json = _object_text(pay_texts)
+        out.append(Expanded(i, kwargs, input_json, sha256_hex(input_json), preimage, pre_json,
+                            sha256_hex(pre_json)))
     return out

@@ -2,9 +2,9 @@
 
 Tasks are processed in topological generations; inside one generation every instance of every
 task goes to one pool, so independent tasks and array elements run side by side. Rows are
-written in batches (one transaction per batch of new instances and one per batch of results),
-which keeps the per-instance overhead to a few row writes instead of a committed transaction
-each; a crash loses at most the batch in flight, which the next run simply recomputes.
+written behind, in one transaction per half second or so of running (``write_behind``), which
+keeps the per-instance overhead to a few row writes instead of several committed transactions
+per task; a crash loses at most the unwritten batch, which the next run simply recomputes.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from reflow.engine.planner import Decision
 from reflow.engine.recording import cached_row, fresh_row, plan_task
 from reflow.engine.run_records import record_run
 from reflow.engine.verify import VerifyProblem
+from reflow.engine.write_behind import Slot, WriteBehind
 from reflow.errors import EncodeError, RunFailedError, UnknownTaskError, suggestion
 from reflow.states import RunState, TaskState
-from reflow.store import InstanceRecord, NewInstance, NewVerifyFailure, StateChange, Store
+from reflow.store import InstanceRecord, NewInstance, Store
+from reflow.store.cache import TaskHistory
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 BATCH_FIRST, BATCH_MIN, BATCH_MAX = 256, 16, 8192
 BATCH_SECONDS = 0.5
 _RUNNING = frozenset({TaskState.RUNNING.value})
+_RETRYING = frozenset({TaskState.RETRYING.value})
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
 _INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
 
@@ -102,17 +105,28 @@ def run_local(
 class _Pending:
     """An instance that is about to execute in this process.
 
-    Fresh instances carry their expansion and reason until their row is written; retried
-    instances already have a row (``instance_id``) in state RETRYING.
+    Fresh instances carry their expansion and reason until their row is recorded; retried
+    instances already have a row in state RETRYING (``slot`` set from the start).
     """
 
     spec: TaskSpec
     index: int | None
     kwargs: dict[str, Any]
-    instance_id: int = 0
+    slot: Slot | None = None
     expanded: Expanded | None = None
     reason: str = ""
     problems: list[VerifyProblem] = field(default_factory=list)
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """How one call ended: the state to record and the columns that go with it."""
+
+    to_state: str
+    detail: str
+    fields: dict[str, object]
+    at: datetime
 
 
 class _Stored:
@@ -137,7 +151,11 @@ def _value(held: Any) -> Any:
 
 
 class InlineExecution:
-    """Executes (or resumes) one run in this process; also used by ``Run.retry``."""
+    """Executes (or resumes) one run in this process; also used by ``Run.retry``.
+
+    Everything it records goes through a write-behind buffer (see ``write_behind``), so the
+    store sees a few transactions per second of running, not several per task.
+    """
 
     def __init__(
         self,
@@ -169,23 +187,27 @@ class InlineExecution:
         self.existing = existing or {}
         self.tasks: dict[str, _TaskState] = {}
         self.stopped_by: str | None = None
+        self.buffer = WriteBehind(store, max_age=BATCH_SECONDS)
+        self._history: TaskHistory | None = None
+        self._history_at = 0.0
 
     # -- top level -------------------------------------------------------------------------
     def execute(self) -> RunState:
-        try:
-            for generation in self.graph.generations():
-                pending: list[_Pending] = []
-                with gc_paused():
+        with self.buffer.watching():
+            try:
+                for generation in self.graph.generations():
+                    pending: list[_Pending] = []
+                    with gc_paused():
+                        for name in generation:
+                            pending.extend(self._prepare_task(name))
+                    if pending:
+                        self._run_pending(pending)
                     for name in generation:
-                        pending.extend(self._prepare_task(name))
-                if pending:
-                    self._run_pending(pending)
-                for name in generation:
-                    self._close_task(name)
-                if self.stopped_by:
-                    break
-        finally:
-            status = self._finalise()
+                        self._close_task(name)
+                    if self.stopped_by:
+                        break
+            finally:
+                status = self._finalise()
         return status
 
     def raise_if_stopped(self) -> None:
@@ -218,10 +240,14 @@ class InlineExecution:
     def _outputs_of(self, name: str) -> TaskOutputs:
         state = self.tasks[name]
         keys = sorted(state.outputs, key=lambda k: -1 if k is None else k)
+        held = [state.outputs[k][0] for k in keys]
+        if held and all(isinstance(h, _Stored) and h.text is not None for h in held):
+            # Stored texts (cache hits, resumed rows): one parse for all instead of one each.
+            values = decode(json.loads("[" + ",".join(h.text for h in held) + "]"))
+        else:
+            values = [_value(h) for h in held]
         return TaskOutputs(
-            self.graph.specs[name].is_array,
-            [_value(state.outputs[k][0]) for k in keys],
-            [state.outputs[k][1] for k in keys],
+            self.graph.specs[name].is_array, values, [state.outputs[k][1] for k in keys]
         )
 
     def _resume_task(
@@ -233,10 +259,24 @@ class InlineExecution:
                 state.outputs[row.array_index] = (_Stored(row.output), row.output_hash or "")
             elif row.state == TaskState.RETRYING:
                 kwargs = decode(json.loads(row.input))
-                pending.append(_Pending(spec, row.array_index, kwargs, row.id))
+                slot = self.buffer.existing(row.id, TaskState.RETRYING.value)
+                pending.append(_Pending(spec, row.array_index, kwargs, slot))
             else:
                 state.failed = True
         return pending
+
+    def _task_history(self) -> TaskHistory:
+        """What the store knows about earlier instances of this workflow's tasks.
+
+        Asked once for all tasks instead of per task, and asked again after ``BATCH_SECONDS``
+        so that work recorded meanwhile by other runs is found as it would be per task.
+        """
+        now = time.monotonic()
+        if self._history is None or now - self._history_at >= BATCH_SECONDS:
+            self._history = self.store.task_history(self.workflow, self.graph.order,
+                                                    exclude_run=self.run_id)
+            self._history_at = now
+        return self._history
 
     def _plan(
         self, spec: TaskSpec, state: _TaskState, expanded: list[Expanded]
@@ -244,17 +284,14 @@ class InlineExecution:
         now = datetime.now(UTC)
         decisions = plan_task(self.store, self.workflow, self.run_id, spec, expanded,
                               forced=self.force or spec.name in self.force_tasks,
-                              verify=self.verify)
-        cached_rows: list[NewInstance] = []
+                              verify=self.verify, history=self._task_history())
         misses: list[Decision] = []
         for d in decisions:
             if d.hit is None:
                 misses.append(d)
                 continue
-            cached_rows.append(cached_row(self.run_id, self.workflow, spec.name, d, now))
-            state.outputs[d.expanded.index] = (loads(d.hit.output), d.hit.output_hash)
-        if cached_rows:
-            self.store.insert_instances(cached_rows)
+            self.buffer.add(cached_row(self.run_id, self.workflow, spec.name, d, now), now)
+            state.outputs[d.expanded.index] = (_Stored(d.hit.output), d.hit.output_hash)
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
                      reason=d.reason, problems=d.problems)
@@ -264,19 +301,20 @@ class InlineExecution:
     def _insert_skip_marker(self, spec: TaskSpec, upstream: str) -> None:
         now = datetime.now(UTC)
         message = f"skipped: upstream task '{upstream}' failed"
-        self.store.insert_instances([NewInstance(
+        self.buffer.add(NewInstance(
             run_id=self.run_id, workflow=self.workflow, task_name=spec.name, array_index=None,
             attempt=1, state=TaskState.CANCELLED, identity="", input_hash="", preimage="{}",
             input="{}", reason=reasons.SKIPPED, error_text=message, finished_at=now,
             detail=message,
-        )])
+        ), now)
 
     # -- executing -------------------------------------------------------------------------
     def _run_pending(self, pending: list[_Pending]) -> None:
         """Run instances in batches sized so that each takes about ``BATCH_SECONDS``.
 
-        Fast tasks get large batches (few transactions), slow ones small batches, so that
-        the store shows RUNNING for roughly what is really running and a crash loses little.
+        A batch is recorded as RUNNING when it starts; fast tasks get large batches, slow
+        ones small batches, so that the store shows RUNNING for roughly what is really
+        running once the buffer is written.
         """
         start, size = 0, BATCH_FIRST
         while start < len(pending):
@@ -291,9 +329,7 @@ class InlineExecution:
                 if rest:
                     with gc_paused():
                         self._start_batch(rest)
-                        changes: list[StateChange] = []
-                        self._cancel_unstarted(rest, changes)
-                        self.store.apply(changes)
+                        self._cancel_unstarted(rest)
                 return
             took = time.monotonic() - began
             size = max(BATCH_MIN, min(BATCH_MAX, int(size * 2 if took < BATCH_SECONDS
@@ -302,89 +338,78 @@ class InlineExecution:
     def _start_batch(self, batch: list[_Pending]) -> None:
         """Record the batch as RUNNING: new rows for fresh instances, CAS for retries."""
         now = datetime.now(UTC)
-        fresh = [p for p in batch if p.expanded is not None and not p.instance_id]
-        if fresh:
-            rows = []
-            for p in fresh:
-                e = p.expanded
-                assert e is not None
-                rows.append(fresh_row(self.run_id, self.workflow, p.spec.name, e, p.reason,
-                                      TaskState.RUNNING, f"running in-process ({p.reason})",
-                                      started_at=now))
-            for p, new_id in zip(fresh, self.store.insert_instances(rows), strict=True):
-                p.instance_id = new_id
-            failures = [
-                NewVerifyFailure(p.instance_id, self.run_id, p.spec.name, p.index, prob.check,
-                                 f"{prob.kind}: {prob.reason}")
-                for p in fresh
-                for prob in p.problems
-            ]
-            if failures:
-                self.store.add_verify_failures(failures)
-        retried = [p for p in batch if p.expanded is None]
-        if retried:
-            self.store.apply([
-                StateChange(p.instance_id, frozenset({TaskState.RETRYING.value}),
-                            TaskState.RUNNING, "running in-process (retry)",
-                            {"started_at": now})
-                for p in retried
-            ])
+        add, change = self.buffer.add, self.buffer.change
+        for p in batch:
+            e = p.expanded
+            if p.slot is None and e is not None:
+                row = fresh_row(self.run_id, self.workflow, p.spec.name, e, p.reason,
+                                TaskState.RUNNING, f"running in-process ({p.reason})",
+                                started_at=now)
+                p.slot = add(row, now, [(prob.check, f"{prob.kind}: {prob.reason}")
+                                        for prob in p.problems])
+            elif p.slot is not None and e is None:
+                change(p.slot, _RETRYING, TaskState.RUNNING, "running in-process (retry)",
+                       {"started_at": now}, now)
+        self.buffer.flush_if_due()
+
+    def _record(self, p: _Pending, outcome: _Outcome) -> None:
+        assert p.slot is not None
+        p.done = True
+        self.buffer.change(p.slot, _RUNNING, outcome.to_state, outcome.detail, outcome.fields,
+                           outcome.at)
+        if self.on_error == "stop" and outcome.to_state == TaskState.FAILED:
+            self.stopped_by = self.stopped_by or p.spec.name
 
     def _execute_batch(self, batch: list[_Pending]) -> None:
-        changes: list[StateChange] = []
         try:
             if self.max_workers == 1:
-                for p in batch:
-                    changes.append(self._call(p))
-                    if self.on_error == "stop" and changes[-1].to_state == TaskState.FAILED:
-                        self.stopped_by = p.spec.name
-                        self._cancel_unstarted(batch[len(changes):], changes)
+                lock = self.buffer.lock
+                for i, p in enumerate(batch):
+                    lock.release()  # as ``buffer.released()``, without its per-call cost
+                    try:
+                        outcome = self._call(p)
+                    finally:
+                        lock.acquire()
+                    self._record(p, outcome)
+                    if self.stopped_by:
+                        self._cancel_unstarted(batch[i + 1:])
                         break
+                    self.buffer.flush_if_due()
             else:
-                changes = self._execute_parallel(batch)
+                self._execute_parallel(batch)
         except KeyboardInterrupt:
             # Keep what finished and close the rest, so no row is left RUNNING forever.
-            done = {c.instance_id for c in changes}
             self.stopped_by = self.stopped_by or "(interrupted)"
-            self._cancel_unstarted([p for p in batch if p.instance_id not in done], changes,
-                                   _INTERRUPTED)
-            self.store.apply(changes)
+            self._cancel_unstarted([p for p in batch if not p.done], _INTERRUPTED)
             raise
-        with gc_paused():
-            self.store.apply(changes)
 
-    def _execute_parallel(self, batch: list[_Pending]) -> list[StateChange]:
-        changes: list[StateChange] = []
+    def _execute_parallel(self, batch: list[_Pending]) -> None:
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="reflow") as pool:
-            futures: dict[Future[StateChange], _Pending] = {
+            futures: dict[Future[_Outcome], _Pending] = {
                 pool.submit(self._call, p): p for p in batch
             }
             todo = set(futures)
             while todo:
-                done, todo = wait(todo, return_when=FIRST_EXCEPTION)
+                with self.buffer.released():
+                    done, todo = wait(todo, return_when=FIRST_EXCEPTION)
                 for f in done:
-                    change = f.result()
-                    changes.append(change)
-                    if self.on_error == "stop" and change.to_state == TaskState.FAILED:
-                        self.stopped_by = self.stopped_by or futures[f].spec.name
+                    self._record(futures[f], f.result())
                 if self.stopped_by:
                     cancelled = [futures[f] for f in todo if f.cancel()]
                     todo = {f for f in todo if not f.cancelled()}
-                    self._cancel_unstarted(cancelled, changes)
-        return changes
+                    self._cancel_unstarted(cancelled)
+                self.buffer.flush_if_due()
 
-    def _cancel_unstarted(self, rest: Sequence[_Pending], changes: list[StateChange],
-                          why: str = _STOPPED) -> None:
+    def _cancel_unstarted(self, rest: Sequence[_Pending], why: str = _STOPPED) -> None:
         now = datetime.now(UTC)
         for p in rest:
             self.tasks[p.spec.name].failed = True
-        changes.extend(
-            StateChange(p.instance_id, _RUNNING, TaskState.CANCELLED, why,
-                        {"error_text": why, "finished_at": now})
-            for p in rest
-        )
+            if p.slot is not None:
+                p.done = True
+                self.buffer.change(p.slot, _RUNNING, TaskState.CANCELLED, why,
+                                   {"error_text": why, "finished_at": now}, now)
 
-    def _call(self, p: _Pending) -> StateChange:
+    def _call(self, p: _Pending) -> _Outcome:
         spec = p.spec
         kwargs = dict(p.kwargs)
         for inp in spec.inputs:
@@ -401,20 +426,19 @@ class InlineExecution:
                 raise
             return self._failed(p, "".join(traceback.format_exception(exc)))
         self.tasks[spec.name].outputs[p.index] = (value, out.digest)
-        return StateChange(
-            p.instance_id, _RUNNING, TaskState.SUCCESS, "",
-            {"output": out.canonical, "output_hash": out.digest,
-             "fingerprints": json.dumps(out.fingerprints) if out.fingerprints else None,
-             "finished_at": datetime.now(UTC), "exit_code": 0},
-        )
+        now = datetime.now(UTC)
+        return _Outcome(TaskState.SUCCESS, "", {
+            "output": out.canonical, "output_hash": out.digest,
+            "fingerprints": json.dumps(out.fingerprints) if out.fingerprints else None,
+            "finished_at": now, "exit_code": 0,
+        }, now)
 
-    def _failed(self, p: _Pending, text: str) -> StateChange:
+    def _failed(self, p: _Pending, text: str) -> _Outcome:
         self.tasks[p.spec.name].failed = True
         last = text.strip().splitlines()[-1] if text.strip() else "failed"
-        return StateChange(
-            p.instance_id, _RUNNING, TaskState.FAILED, last[:500],
-            {"error_text": text, "finished_at": datetime.now(UTC), "exit_code": 1},
-        )
+        now = datetime.now(UTC)
+        return _Outcome(TaskState.FAILED, last[:500],
+                        {"error_text": text, "finished_at": now, "exit_code": 1}, now)
 
     # -- closing ---------------------------------------------------------------------------
     def _close_task(self, name: str) -> None:
@@ -422,6 +446,7 @@ class InlineExecution:
         state.done = not state.failed
 
     def _finalise(self) -> RunState:
+        self.buffer.flush()
         complete = all(self.tasks.get(n, _TaskState()).done for n in self.graph.order)
         status = RunState.SUCCESS if complete else RunState.FAILED
         self.store.set_run_status(self.run_id, status, only_from={RunState.RUNNING.value})

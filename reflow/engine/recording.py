@@ -7,7 +7,7 @@ the store whichever path produced it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from reflow.core.spec import TaskSpec
@@ -15,22 +15,37 @@ from reflow.engine import reasons
 from reflow.engine.expand import Expanded
 from reflow.engine.planner import Decision, decide, explain_misses
 from reflow.states import TaskState
-from reflow.store import NewInstance, NewVerifyFailure, Store
+from reflow.store import CacheHit, NewInstance, NewVerifyFailure, Store
+from reflow.store.cache import TaskHistory
 
 
 def plan_task(
     store: Store, workflow: str, run_id: str, spec: TaskSpec, expanded: Sequence[Expanded],
-    *, forced: bool, verify: bool,
+    *, forced: bool, verify: bool, history: TaskHistory | None = None,
 ) -> list[Decision]:
-    """Decide every instance (bulk lookup) and give each miss its reason."""
-    decisions = decide(spec, expanded, store.find_cached, forced=forced, verify=verify)
+    """Decide every instance (bulk lookup) and give each miss its reason.
+
+    ``history`` (from ``Store.task_history``) spares the queries whose answer it already
+    holds: no lookup for a task that has no instance anywhere, no diff for one never seen.
+    """
+    lookup = store.find_cached
+    if history is not None and spec.name not in history.recorded:
+        lookup = _no_hits
+    decisions = decide(spec, expanded, lookup, forced=forced, verify=verify)
     misses = [d for d in decisions if d.hit is None]
     if any(not d.reason for d in misses):
         references: dict[int | None, str] = {}
-        if store.task_seen(workflow, spec.name, exclude_run=run_id):
+        seen = (spec.name in history.seen if history is not None
+                else store.task_seen(workflow, spec.name, exclude_run=run_id))
+        if seen:
             references = store.reference_preimages(workflow, spec.name, exclude_run=run_id)
         explain_misses(misses, references)
     return decisions
+
+
+def _no_hits(identities: Collection[str]) -> dict[str, CacheHit]:
+    del identities
+    return {}
 
 
 def cached_row(run_id: str, workflow: str, task: str, d: Decision, now: datetime) -> NewInstance:

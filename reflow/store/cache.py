@@ -11,6 +11,7 @@ identity comes from the index alone, and only those rows are read.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
@@ -42,17 +43,20 @@ def find_cached(conn: Connection, sql: BulkSql, identities: Collection[str]) -> 
     return hits
 
 
-def _other_runs_with_task(sql: BulkSql, exclude_run: str | None) -> tuple[str, list[object]]:
+def _other_runs_with_task(
+    sql: BulkSql, exclude_run: str | None, task: str | None = None
+) -> tuple[str, list[object]]:
     """Runs of a workflow that have current instances of a task (order left to the caller).
 
     Walking the workflow's runs and probing each with the (run, task) index stays fast when
     the excluded run has 100,000 instances of the task, unlike scanning the task's instances.
+    ``task`` is the SQL for the task name (a parameter placeholder by default).
     """
     m = sql.mark
     exclude = f" AND r.id <> {m}" if exclude_run is not None else ""
     query = (
         f"SELECT r.id FROM runs r WHERE r.workflow = {m}{exclude} AND EXISTS ("
-        f"SELECT 1 FROM instances i WHERE i.run_id = r.id AND i.task_name = {m} "
+        f"SELECT 1 FROM instances i WHERE i.run_id = r.id AND i.task_name = {task or m} "
         f"AND i.latest = {sql.true})"
     )
     return query, [exclude_run] if exclude_run is not None else []
@@ -107,3 +111,58 @@ def nearest_preimage(
             f"{base}{order}", (workflow, task_name, before_instance_id)
         ).scalar()
     return None if found is None else str(found)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHistory:
+    """What the store knew, at one moment, about earlier instances of a workflow's tasks.
+
+    ``recorded``: tasks with any instance at all; a task outside it can have no cache hit (its
+    name is part of every identity), so its lookup can be skipped. ``seen``: tasks that
+    ``task_seen`` would report; a miss of any other task is ``new`` without a diff.
+    """
+
+    recorded: frozenset[str]
+    seen: frozenset[str]
+
+
+# Names per statement: well under SQLite's parameter limit with the other parameters.
+_NAMES_PER_QUERY = 400
+
+
+def task_history(
+    conn: Connection,
+    sql: BulkSql,
+    workflow: str,
+    task_names: Collection[str],
+    exclude_run: str | None,
+) -> TaskHistory:
+    """Both sets for all ``task_names`` in one statement per few hundred names.
+
+    Each name costs one probe of the lineage index, and the ``seen`` probe runs only for
+    recorded names, so a chain of 1,000 tasks asks once instead of twice per task.
+    """
+    m = sql.mark
+    names = sorted(set(task_names))
+    recorded: set[str] = set()
+    for start in range(0, len(names), _NAMES_PER_QUERY):
+        chunk = names[start : start + _NAMES_PER_QUERY]
+        values = ", ".join([f"({m})"] * len(chunk))
+        result = conn.exec_driver_sql(
+            f"WITH t(name) AS (VALUES {values}) SELECT t.name FROM t WHERE EXISTS ("
+            f"SELECT 1 FROM instances i WHERE i.workflow = {m} AND i.task_name = t.name)",
+            (*chunk, workflow),
+        )
+        recorded.update(row[0] for row in result.all())
+    seen: set[str] = set()
+    correlated, extra = _other_runs_with_task(sql, exclude_run, "t.name")
+    found = sorted(recorded)
+    for start in range(0, len(found), _NAMES_PER_QUERY):
+        chunk = found[start : start + _NAMES_PER_QUERY]
+        values = ", ".join([f"({m})"] * len(chunk))
+        result = conn.exec_driver_sql(
+            f"WITH t(name) AS (VALUES {values}) SELECT t.name FROM t WHERE EXISTS ({correlated})",
+            (*chunk, workflow, *extra),
+        )
+        seen.update(row[0] for row in result.all())
+    return TaskHistory(frozenset(recorded), frozenset(seen))

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -69,6 +70,68 @@ def insert_instances(
     return ids
 
 
+@dataclass(slots=True)
+class RecordedInstance:
+    """An instance first written after some of its life already happened in this process.
+
+    ``new`` holds its current state and columns; ``history`` every transition so far as
+    ``(from_state, to_state, at, detail)``, creation first; ``exit_code`` is the one column a
+    ``NewInstance`` lacks.
+    """
+
+    new: NewInstance
+    history: list[tuple[str | None, str, datetime, str]]
+    exit_code: int | None = None
+
+
+_RECORDED_COLUMNS = (*_INSERT_COLUMNS, "exit_code")
+_AT = itemgetter(_TRANSITION_COLUMNS.index("at"))
+
+
+def insert_recorded(
+    conn: Connection, sql: BulkSql, rows: Sequence[RecordedInstance], now: datetime
+) -> list[int]:
+    """Insert ``rows`` as latest attempts in their current state, with their whole history.
+
+    An instance that ran and finished between two writes thus costs one row and its
+    transitions, not an insert and a later compare-and-set update.
+    """
+    ids = sql.allocate_ids(conn, "instances", len(rows))
+    stamp = sql.ts(now)
+    # Each instance has a few distinct times, shared with its transitions: convert each once.
+    converted: dict[datetime | None, object] = {None: None}
+
+    def ts(value: datetime | None) -> object:
+        out = converted.get(value, converted)
+        if out is converted:
+            out = converted[value] = sql.ts(value)
+        return out
+
+    instances: list[Row] = []
+    transitions: list[Row] = []
+    for new_id, rec in zip(ids, rows, strict=True):
+        r = rec.new
+        created = ts(r.created_at if r.created_at is not None else rec.history[0][2])
+        instances.append((
+            new_id, r.run_id, r.workflow, r.task_name, r.array_index, r.attempt, True,
+            str(r.state), r.identity, r.input_hash, r.preimage, r.input, r.output,
+            r.output_hash, r.fingerprints, r.cached, r.cache_source, r.reason, r.job_id,
+            r.error_text, created, ts(r.submitted_at), ts(r.started_at), ts(r.finished_at),
+            stamp, rec.exit_code,
+        ))  # fmt: skip
+        for from_state, to_state, at, detail in rec.history:
+            transitions.append((
+                new_id, r.run_id, r.task_name, r.array_index, r.attempt, from_state,
+                str(to_state), ts(at), detail,
+            ))  # fmt: skip
+    # Chronological, as if each change had been written when it happened (stable sort: one
+    # instance's changes at the same instant keep their order).
+    transitions.sort(key=_AT)
+    sql.insert_many(conn, "instances", _RECORDED_COLUMNS, instances)
+    sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
+    return ids
+
+
 def _locked_rows(
     conn: Connection, sql: BulkSql, ids: Collection[int], columns: str
 ) -> dict[int, list[Any]]:
@@ -99,12 +162,12 @@ class _Plan:
 
 
 def _plan_changes(
-    changes: Sequence[StateChange], current: dict[int, list[Any]], stamp: object
+    changes: Sequence[StateChange], current: dict[int, list[Any]], stamps: Sequence[object]
 ) -> tuple[dict[int, _Plan], list[Row]]:
     """Replay the changes on the current states: the winning UPDATEs and their transitions."""
     plans: dict[int, _Plan] = {}
     transitions: list[Row] = []
-    for change in changes:
+    for change, stamp in zip(changes, stamps, strict=True):
         row = current.get(change.instance_id)
         if row is None:
             continue
@@ -125,13 +188,19 @@ def _plan_changes(
 
 
 def apply(
-    conn: Connection, sql: BulkSql, changes: Sequence[StateChange], now: datetime
+    conn: Connection,
+    sql: BulkSql,
+    changes: Sequence[StateChange],
+    now: datetime,
+    at: Sequence[datetime] | None = None,
 ) -> list[int]:
     """Apply each change whose instance is in one of its ``from_states``; returns those ids.
 
     Several changes to one instance in a batch are applied in order (each checked against the
     state the previous one left) and written as one UPDATE, with one transition each. UPDATEs
-    that set the same columns go to the driver as one ``executemany``.
+    that set the same columns go to the driver as one ``executemany``. ``at`` gives each
+    change's transition its own time (when it happened, for changes recorded later);
+    otherwise they are all stamped ``now``.
     """
     current = _locked_rows(
         conn,
@@ -140,7 +209,8 @@ def apply(
         "state, run_id, task_name, array_index, attempt",
     )
     stamp = sql.ts(now)
-    plans, transitions = _plan_changes(changes, current, stamp)
+    stamps = [stamp] * len(changes) if at is None else [sql.ts(t) for t in at]
+    plans, transitions = _plan_changes(changes, current, stamps)
     groups: dict[tuple[str, ...], list[tuple[int, _Plan]]] = {}
     for instance_id, plan in plans.items():
         groups.setdefault(tuple(plan.fields), []).append((instance_id, plan))

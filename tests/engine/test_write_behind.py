@@ -1,0 +1,84 @@
+"""run_local records behind the work: complete history, real times, and slow work visible."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from reflow import Result, Workflow
+from reflow.core.codec import loads
+from reflow.store import Store
+
+
+def _states_in_store(url: str, workflow: str) -> dict[str, str]:
+    with Store.open(url) as store:
+        runs = store.list_runs(workflow=workflow)
+        if not runs:
+            return {}
+        return {i.task_name: i.state for i in store.latest_instances(runs[0].run_id)}
+
+
+def test_fast_chain_is_recorded_with_both_transitions_at_their_times(tmp_path, sqlite_url) -> None:
+    wf = Workflow("wb_chain")
+
+    @wf.job()
+    def a() -> int:
+        return 1
+
+    @wf.job()
+    def b(x: Annotated[int, Result(step="a")]) -> int:
+        return x + 1
+
+    @wf.job()
+    def c(x: Annotated[int, Result(step="b")]) -> int:
+        return x + 1
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url)
+    store = Store.open(sqlite_url)
+    rows = {i.task_name: i for i in store.latest_instances(run.run_id)}
+    assert {t: (r.state, r.exit_code) for t, r in rows.items()} == {
+        "a": ("SUCCESS", 0), "b": ("SUCCESS", 0), "c": ("SUCCESS", 0)}
+    history = store.transitions(run.run_id)
+    assert [(t.task_name, t.from_state, t.to_state) for t in history] == [
+        ("a", None, "RUNNING"), ("a", "RUNNING", "SUCCESS"),
+        ("b", None, "RUNNING"), ("b", "RUNNING", "SUCCESS"),
+        ("c", None, "RUNNING"), ("c", "RUNNING", "SUCCESS"),
+    ]
+    for t in history:
+        row = rows[t.task_name]
+        assert t.instance_id == row.id
+        assert t.at == (row.started_at if t.to_state == "RUNNING" else row.finished_at)
+    assert [t.at for t in history] == sorted(t.at for t in history)
+    store.close()
+
+
+def test_slow_task_shows_running_and_earlier_work_is_written_while_it_runs(
+    tmp_path, sqlite_url
+) -> None:
+    wf = Workflow("wb_slow")
+
+    @wf.job()
+    def fast() -> int:
+        return 1
+
+    @wf.job()
+    def slow(x: Annotated[int, Result(step="fast")]) -> dict[str, str]:
+        deadline = time.monotonic() + 20
+        seen: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            seen = _states_in_store(sqlite_url, "wb_slow")
+            if seen.get("slow") == "RUNNING":
+                break
+            time.sleep(0.05)
+        return seen
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url)
+    with Store.open(sqlite_url) as store:
+        rows = {i.task_name: i for i in store.latest_instances(run.run_id)}
+    seen = loads(rows["slow"].output or "null")
+    assert seen == {"fast": "SUCCESS", "slow": "RUNNING"}
+    assert rows["slow"].state == "SUCCESS"
+    with Store.open(sqlite_url) as store:
+        slow_history = [(t.from_state, t.to_state) for t in store.transitions(run.run_id)
+                        if t.task_name == "slow"]
+    assert slow_history == [(None, "RUNNING"), ("RUNNING", "SUCCESS")]

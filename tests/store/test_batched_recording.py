@@ -1,0 +1,62 @@
+"""Writes for batched recorders: instances with their history, dated changes, task history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from store_builders import add_run, instance
+
+from reflow.store import StateChange, Store
+from reflow.store.writes import RecordedInstance
+
+T = datetime(2025, 3, 1, 12, tzinfo=UTC)
+
+
+def test_record_inserts_final_state_with_every_transition_at_its_time(store: Store) -> None:
+    add_run(store, "r1")
+    done = instance("r1", index=0, state="SUCCESS", output="1", output_hash="h1",
+                    started_at=T, finished_at=T + timedelta(seconds=2), detail="running")
+    running = instance("r1", index=1, state="RUNNING", started_at=T, detail="running")
+    ids = store.record([
+        RecordedInstance(done, [(None, "RUNNING", T, "running"),
+                                ("RUNNING", "SUCCESS", T + timedelta(seconds=2), "")], 0),
+        RecordedInstance(running, [(None, "RUNNING", T, "running")]),
+    ])
+    first = store.instance(ids[0])
+    assert (first.state, first.exit_code, first.output, first.latest) == ("SUCCESS", 0, "1", True)
+    assert first.created_at == T and first.finished_at == T + timedelta(seconds=2)
+    history = [(t.instance_id, t.from_state, t.to_state, t.at) for t in store.transitions("r1")]
+    assert history == [  # chronological across instances
+        (ids[0], None, "RUNNING", T), (ids[1], None, "RUNNING", T),
+        (ids[0], "RUNNING", "SUCCESS", T + timedelta(seconds=2)),
+    ]
+    # A later batch: the running one finishes (compare-and-set, dated when it happened).
+    later = T + timedelta(seconds=5)
+    store.record([], [StateChange(ids[1], frozenset({"RUNNING"}), "FAILED", "boom",
+                                  {"finished_at": later, "exit_code": 1}),
+                      StateChange(ids[0], frozenset({"RUNNING"}), "CANCELLED", "too late")],
+                 at=[later, later])
+    assert store.instance(ids[1]).state == "FAILED"
+    assert store.instance(ids[0]).state == "SUCCESS"  # not RUNNING any more: left alone
+    last = store.transitions("r1")[-1]
+    assert (last.instance_id, last.to_state, last.at) == (ids[1], "FAILED", later)
+
+
+def test_task_history_answers_for_all_tasks_at_once(store: Store) -> None:
+    add_run(store, "r1")
+    add_run(store, "r2", minutes=5)
+    add_run(store, "x1", workflow="other")
+    store.insert_instances([instance("r1", "convert", 0)])
+    store.insert_instances([instance("r2", "prepare", None)])
+    store.insert_instances([instance("x1", "publish", None, workflow="other")])
+    names = ["convert", "prepare", "publish", "never"]
+
+    history = store.task_history("wf", names, exclude_run="r2")
+    assert history.recorded == {"convert", "prepare"}
+    assert history.seen == {"convert"}  # prepare only ran in the excluded run
+    for name in names:
+        assert (name in history.seen) == store.task_seen("wf", name, exclude_run="r2")
+    assert store.task_history("wf", names).seen == {"convert", "prepare"}
+    assert store.task_history("wf", []).recorded == frozenset()
+    many = [f"t{i}" for i in range(1000)] + ["convert"]
+    assert store.task_history("wf", many).recorded == {"convert"}
