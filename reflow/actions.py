@@ -69,9 +69,10 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
     if row.reason.startswith("verify-failed"):
         fails = [f for f in store.verify_failures(run_id) if f.instance_id == row.id]
         return "\n".join([head] + [f"  {f.check}: {f.reason}" for f in fails])
-    earlier = store.nearest_preimage(row.workflow, task, index, before_instance_id=row.id)
+    earlier = store.nearest_preimage(row.workflow, task, index, before_instance_id=row.id,
+                                     exclude_run=run_id)
     if earlier is None:
-        return f"{head}\n  no earlier instance of task '{task}' in this store"
+        return f"{head}\n  no earlier run of workflow '{row.workflow}' ran task '{task}'"
     changes = diff_preimages(json.loads(earlier), json.loads(row.preimage))
     if not changes:
         return f"{head}\n  same inputs as the nearest earlier instance, which did not succeed"

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from reflow.states import STATE_STYLES
-
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -41,12 +39,3 @@ def console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=False)
-
-
-
-
-def styled_state(state: str) -> str:
-
-    """Rich markup for a task or run state, coloured the same way everywhere."""
-    style = STATE_STYLES.get(state)
-    return f"[{style}]{state}[/]" if style else state

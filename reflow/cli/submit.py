@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -183,27 +181,17 @@ def _status_hint(run_id: str) -> str:
 def _submit_and_wait(
     wf: Workflow, run_dir: str, options: dict[str, Any], params: dict[str, Any], as_json: bool
 ) -> None:
-    from reflow.cli.progress import RunWatcher
+    from reflow.progress import LiveProgress
     from reflow.store import Store
 
     def announce(record: RunRecord) -> list[str]:
         return [] if as_json else [f"run_id   = {record.run_id}", f"run_dir  = {record.run_dir}"]
 
-    target = str(Path(run_dir).expanduser().resolve())
     with Store.open(options["store"]) as progress_store:  # its own connections: other thread
-        watcher = RunWatcher(
-            progress_store,
-            wf.name,
-            target,
-            datetime.now(UTC),
-            announce,
-            live=is_terminal() and not as_json,
-        )
+        watcher = LiveProgress(progress_store, live=is_terminal() and not as_json,
+                               announce=announce, echo=emit)
         with watcher:
-            run = wf.submit(run_dir, wait=True, **options, **params)
-    if not as_json and (watcher.found is None or watcher.found.run_id != run.run_id):
-        emit(f"run_id   = {run.run_id}")
-        emit(f"run_dir  = {run.run_dir}")
+            run = wf.submit(run_dir, wait=True, on_recorded=watcher.follow, **options, **params)
     state = run.state.value
     if as_json:
         emit_json({"run_id": run.run_id, "run_dir": str(run.run_dir), "status": state})

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from reflow.cli.output import styled_state
+from reflow.progress import styled_state
 
 if TYPE_CHECKING:
     from reflow.store import RunRecord, Store

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,9 +59,14 @@ def submit_run(
     force_tasks: Iterable[str] | None = None,
     verify: bool = False,
     wait: bool = False,
+    on_recorded: Callable[[str], None] | None = None,
     **params: Any,
 ) -> Run:
-    """Record a run and hand it to the driver (SPEC §2, §5)."""
+    """Record a run and hand it to the driver (SPEC §2, §5).
+
+    ``on_recorded(run_id)`` is called as soon as the run exists, before any work runs, so a
+    caller waiting in the foreground can show the run id and its progress at once.
+    """
     from reflow.config import load_config, normalise_executor_name
     from reflow.core.parameters import resolve_parameters
     from reflow.errors import ReflowError
@@ -93,6 +98,8 @@ def submit_run(
     if max_workers is not None:
         options["max_workers"] = max_workers
     run_id = record_run(st, wf, graph, directory, record, options)
+    if on_recorded is not None:
+        on_recorded(run_id)
     run = Run(run_id, store=st, workflow=wf)
     ctx = load_context(st, run_id, executor=instance or make_executor(name, config),
                        config=config)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,9 +72,13 @@ def run_local(
     force_tasks: Iterable[str] | None = None,
     verify: bool = False,
     on_error: str = "stop",
+    progress: bool | None = None,
     **params: Any,
 ) -> Run:
-    """Run every task of ``wf`` in this process and return the finished ``Run``."""
+    """Run every task of ``wf`` in this process and return the finished ``Run``.
+
+    ``progress`` shows a live per-task display (default: when stdout is a terminal).
+    """
     from reflow.run import Run
 
     graph = wf.validate()
@@ -95,7 +100,15 @@ def run_local(
         force=force, force_tasks=set(forced), verify=verify, on_error=on_error,
         max_workers=max_workers,
     )
-    execution.execute()
+    show = sys.stdout.isatty() if progress is None else progress
+    if show:
+        from reflow.progress import LiveProgress
+
+        with LiveProgress(st) as display:
+            display.follow(run_id)
+            execution.execute()
+    else:
+        execution.execute()
     run = Run(run_id, store=st, workflow=wf)
     execution.raise_if_stopped()
     return run

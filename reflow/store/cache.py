@@ -91,25 +91,23 @@ def nearest_preimage(
     task_name: str,
     array_index: int | None,
     before_instance_id: int,
+    exclude_run: str | None = None,
 ) -> str | None:
     """The pre-image of the latest earlier instance of the task: same index first, else any."""
     m = sql.mark
     base = f"SELECT preimage FROM instances WHERE workflow = {m} AND task_name = {m} AND id < {m}"
+    args: tuple[object, ...] = (workflow, task_name, before_instance_id)
+    if exclude_run is not None:
+        base += f" AND run_id <> {m}"
+        args += (exclude_run,)
     order = " ORDER BY id DESC LIMIT 1"
     if array_index is None:
-        same = conn.exec_driver_sql(
-            f"{base} AND array_index IS NULL{order}", (workflow, task_name, before_instance_id)
-        )
+        same = conn.exec_driver_sql(f"{base} AND array_index IS NULL{order}", args)
     else:
-        same = conn.exec_driver_sql(
-            f"{base} AND array_index = {m}{order}",
-            (workflow, task_name, before_instance_id, array_index),
-        )
+        same = conn.exec_driver_sql(f"{base} AND array_index = {m}{order}", (*args, array_index))
     found = same.scalar()
     if found is None:
-        found = conn.exec_driver_sql(
-            f"{base}{order}", (workflow, task_name, before_instance_id)
-        ).scalar()
+        found = conn.exec_driver_sql(f"{base}{order}", args).scalar()
     return None if found is None else str(found)
 
 

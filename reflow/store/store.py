@@ -490,12 +490,23 @@ class Store:
         )
 
     def nearest_preimage(
-        self, workflow: str, task_name: str, array_index: int | None, *, before_instance_id: int
+        self,
+        workflow: str,
+        task_name: str,
+        array_index: int | None,
+        *,
+        before_instance_id: int,
+        exclude_run: str | None = None,
     ) -> str | None:
-        """Pre-image of the most recent earlier instance of the task (same index preferred)."""
+        """Pre-image of the most recent earlier instance of the task (same index preferred).
+
+        ``exclude_run`` leaves out the instance's own run, whose sibling elements are no
+        explanation of why an element missed the cache.
+        """
         return self._db.run(
             lambda conn: cache.nearest_preimage(
-                conn, self._sql, workflow, task_name, array_index, before_instance_id
+                conn, self._sql, workflow, task_name, array_index, before_instance_id,
+                exclude_run,
             )
         )
 

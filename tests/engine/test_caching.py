@@ -247,3 +247,11 @@ def test_plan_reports_cached_and_recomputed_without_recording(tmp_path, sqlite_u
     from reflow import Store
 
     assert len(Store.open(sqlite_url).list_runs()) == 1
+
+
+def test_why_on_a_first_run_does_not_compare_with_sibling_elements(tmp_path, sqlite_url) -> None:
+    run = make_pipeline("firstwhy").run_local(tmp_path / "a", store=sqlite_url)
+    text = run.why("double", 2)
+    assert text.startswith("double[2]: new")
+    assert "no earlier run of workflow 'firstwhy' ran task 'double'" in text
+    assert "->" not in text

@@ -148,3 +148,23 @@ def test_run_dir_is_passed_and_parallel_workers(tmp_path, sqlite_url) -> None:
     run = wf.run_local(tmp_path / "r", store=sqlite_url, max_workers=4)
     assert set(outputs(run, "b")) == {str((tmp_path / "r").resolve())}
     assert all(name.startswith("reflow") for name in seen)
+
+
+def test_progress_display_draws_every_task_and_the_final_state(tmp_path, sqlite_url,
+                                                               capsys) -> None:
+    wf = Workflow("shown")
+
+    @wf.job()
+    def a() -> list[int]:
+        return [1, 2]
+
+    @wf.array_job()
+    def b(x: Annotated[int, Result(step="a")]) -> int:
+        return x
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, progress=True)
+    out = capsys.readouterr().out
+    assert run.run_id in out and "SUCCESS" in out
+    assert "2/2" in out and "1/1" in out
+    quiet = wf.run_local(tmp_path / "q", store=sqlite_url)  # stdout is no terminal here
+    assert quiet.run_id not in capsys.readouterr().out
