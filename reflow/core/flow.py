@@ -224,6 +224,17 @@ class Workflow(Flow):
             return str(Path(self._module_file).resolve())
         return None
 
+    def importable(self) -> bool:
+        """Whether another process can find this object by importing its module.
+
+        A workflow built inside a function (a test, a factory) is not a module-level name, so
+        a driver or worker that imports the module would not find it.
+        """
+        module = sys.modules.get(self._module)
+        if module is None:
+            return self.entrypoint() is not None
+        return any(value is self for value in vars(module).values())
+
     # -- running (delegated to the engine and actions layers) ------------------------------
     def run_local(self, run_dir: str | Path, **kwargs: Any) -> Run:
         """Run the whole DAG in this process; see SPEC §2."""

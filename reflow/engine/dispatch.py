@@ -88,6 +88,12 @@ def submit_run(
             f"workflow '{wf.name}' was defined without a file (notebook or -c), so workers "
             "cannot import it; move it into a .py file, or use wf.run_local(...)"
         )
+    if not wf.importable() and name != "dry-run":
+        raise ReflowError(
+            f"workflow '{wf.name}' is not a module-level name of {entry}, so the driver and "
+            "workers (other processes) cannot import it; define it at module level, or run it "
+            "in this process with wf.run_local(...)"
+        )
     st = Store.open(store)
     directory = Path(run_dir).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)

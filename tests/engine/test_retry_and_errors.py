@@ -140,3 +140,20 @@ def test_run_ids_have_the_documented_shape(tmp_path, sqlite_url) -> None:
     assert re.fullmatch(r"shape-\d{8}-[0-9a-f]{8,}", run.run_id)
     rec = run.record()
     assert rec.entrypoint is not None and rec.run_dir == str((tmp_path / "r").resolve())
+
+
+def test_submit_refuses_a_workflow_other_processes_cannot_import(tmp_path, sqlite_url) -> None:
+    from reflow.errors import ReflowError
+
+    wf = Workflow("local_only")  # built inside a function: no worker could import it
+
+    @wf.job()
+    def a() -> int:
+        return 1
+
+    with pytest.raises(ReflowError, match="not a module-level name") as err:
+        wf.submit(tmp_path / "r", store=sqlite_url, executor="local")
+    assert "wf.run_local" in str(err.value)
+    from reflow import Store
+
+    assert Store.open(sqlite_url).list_runs() == []  # nothing recorded
