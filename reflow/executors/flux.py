@@ -24,7 +24,7 @@ from typing import ClassVar
 from reflow.errors import ExecutorError
 from reflow.executors.base import JobSpec, JobState, JobStatus
 from reflow.executors.commands import Command, compress_indices, error_line, expand_indices
-from reflow.executors.scheduler import JobRef, SchedulerExecutor
+from reflow.executors.scheduler import JobRef, SchedulerExecutor, option_flags
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +123,7 @@ class FluxExecutor(SchedulerExecutor):
             argv.append(f"--queue={res.partition}")
         if res.account:
             argv.append(f"--setattr=system.bank={res.account}")
-        for key, value in res.options.items():
-            flag = "--" + key.replace("_", "-")
-            if value is True:
-                argv.append(flag)
-            elif value is not False:
-                argv.append(f"{flag}={value}")
+        argv += option_flags(res.options, long=True, joined=True)
         for dependency in self._flux_ids(job.after_any):
             argv.append(f"--dependency=afterany:{dependency}")
         command = self.job_argv(job, offset)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from reflow.errors import ExecutorError
 from reflow.executors.base import JobSpec, JobState, JobStatus
 from reflow.executors.commands import Command, CommandRunner, compress_indices, error_line
-from reflow.executors.scheduler import SchedulerExecutor, with_throttle
+from reflow.executors.scheduler import SchedulerExecutor, option_flags, with_throttle
 
 LSF_DEFAULT_MAX_ARRAY_SIZE = 1000
 
@@ -109,11 +109,7 @@ class LSFExecutor(SchedulerExecutor):
             argv += ["-q", res.partition]
         if res.account:
             argv += ["-P", res.account]
-        for key, value in res.options.items():
-            if value is True:
-                argv.append(f"-{key}")
-            elif value is not False:
-                argv += [f"-{key}", str(value)]
+        argv += option_flags(res.options, long=False)
         if job.after_any:
             argv += ["-w", " && ".join(f"ended({self.native_id(j)})" for j in job.after_any)]
         argv += res.submit_options

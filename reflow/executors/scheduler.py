@@ -59,6 +59,24 @@ WRAPPER_NAME = "reflow-job"  # $0 of the wrapper, what `ps` shows
 _ELEMENT = re.compile(r"(?P<array>.+?)_(?P<index>\d+)")
 
 
+def option_flags(
+    options: Mapping[str, str | int | bool], *, long: bool, joined: bool = False
+) -> list[str]:
+    """Pass-through scheduler options as argv: ``True`` a bare flag, ``False`` nothing.
+
+    ``long`` gives ``--key-name`` (Slurm, Flux; underscores become dashes), otherwise
+    ``-key`` (LSF, SGE); ``joined`` writes ``--key=value`` as one argument (Flux).
+    """
+    argv: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-") if long else f"-{key}"
+        if value is True:
+            argv.append(flag)
+        elif value is not False:
+            argv += [f"{flag}={value}"] if joined else [flag, str(value)]
+    return argv
+
+
 @dataclass(frozen=True)
 class JobRef:
     """A parsed reflow-side id: the scheduler's own id, the array offset, the element index."""

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from reflow.errors import ExecutorError
 from reflow.executors.base import JobSpec, JobState, JobStatus, format_duration, format_memory
 from reflow.executors.commands import Command, CommandRunner, error_line, expand_indices
-from reflow.executors.scheduler import SchedulerExecutor
+from reflow.executors.scheduler import SchedulerExecutor, option_flags
 
 
 def parse_qacct(text: str) -> list[dict[str, str]]:
@@ -121,11 +121,7 @@ class SGEExecutor(SchedulerExecutor):
             argv += ["-q", res.partition]
         if res.account:
             argv += ["-A", res.account]
-        for key, value in res.options.items():
-            if value is True:
-                argv.append(f"-{key}")
-            elif value is not False:
-                argv += [f"-{key}", str(value)]
+        argv += option_flags(res.options, long=False)
         if job.after_any:
             # -hold_jid waits for whole jobs: an array element id stands for its array
             natives = dict.fromkeys(self.parse_id(j).native for j in job.after_any)

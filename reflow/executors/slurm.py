@@ -32,7 +32,7 @@ from reflow.executors.commands import (
     exit_code_from_wait_status,
     expand_indices,
 )
-from reflow.executors.scheduler import SchedulerExecutor, with_throttle
+from reflow.executors.scheduler import SchedulerExecutor, option_flags, with_throttle
 
 _STATES = {
     "PENDING": JobState.PENDING,
@@ -165,12 +165,7 @@ class SlurmExecutor(SchedulerExecutor):
             argv += ["--partition", res.partition]
         if res.account:
             argv += ["--account", res.account]
-        for key, value in res.options.items():
-            flag = "--" + key.replace("_", "-")
-            if value is True:
-                argv.append(flag)
-            elif value is not False:
-                argv += [flag, str(value)]
+        argv += option_flags(res.options, long=True)
         if job.array_indices is not None:
             indices = [i - offset + self.index_base for i in job.array_indices]
             argv += ["--array", with_throttle(compress_indices(indices), job.array_parallelism)]
