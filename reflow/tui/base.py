@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from reflow.errors import ReflowError
 from reflow.tui.data import StoreUnavailable
@@ -42,6 +42,36 @@ class Table(DataTable[Any]):
 
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+
+
+class FilterBox(Input):
+    """The ``/`` filter line: hidden until opened; ``enter`` keeps the filter and returns to
+    the table it filters, ``esc`` (through the screen's back action) clears and hides it."""
+
+    def __init__(self, what: str, table_id: str) -> None:
+        super().__init__(placeholder=f"filter {what} (enter to apply, esc to clear)",
+                         id="filter")
+        self.table_id = table_id
+        self.display = False
+
+    def open(self) -> None:
+        self.display = True
+        self.focus()
+
+    def close(self) -> bool:
+        """Clear and hide the filter; False when it was not open (nothing to close)."""
+        if not self.display:
+            return False
+        self.value = ""
+        self.display = False
+        self._focus_table()
+        return True
+
+    def on_input_submitted(self) -> None:
+        self._focus_table()
+
+    def _focus_table(self) -> None:
+        self.screen.query_one(f"#{self.table_id}", Table).focus()
 
 
 class ReflowScreen(Screen[None]):

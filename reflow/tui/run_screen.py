@@ -19,7 +19,7 @@ from textual.widgets import Footer, Input, Static
 
 from reflow.states import STATE_STYLES
 from reflow.store import InstanceRecord, RunRecord, TransitionRecord
-from reflow.tui.base import ReflowScreen, Selection, Table, sync_rows
+from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table, sync_rows
 from reflow.tui.dag import render_dag
 from reflow.tui.data import PAGE_SIZE, TaskSummary
 from reflow.tui.fmt import clock_time, duration, label
@@ -78,7 +78,7 @@ class RunScreen(ReflowScreen):
     def compose(self) -> ComposeResult:
         yield self.banner()
         yield Static("", id="title")
-        yield Input(placeholder="filter tasks (enter to apply, esc to clear)", id="filter")
+        yield FilterBox("tasks", "tasks")
         with Horizontal(id="top"):
             yield Table(id="tasks")
             yield Static("", id="dag")
@@ -95,7 +95,6 @@ class RunScreen(ReflowScreen):
         inst = self.query_one("#instances", Table)
         for col, width in INSTANCE_COLUMNS:
             inst.add_column(col, key=col, width=width)
-        self.query_one("#filter", Input).display = False
         self.query_one("#feed", Static).border_title = "transitions (newest first)"
         self.query_one("#dag", Static).border_title = "DAG"
         tasks.focus()
@@ -203,24 +202,16 @@ class RunScreen(ReflowScreen):
         self.run_worker(self.reload(), exclusive=True, group="tick")
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
+        self.query_one(FilterBox).open()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.needle = event.value
         self._show_tasks()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#tasks", Table).focus()
-
     def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display:
-            box.value = ""
-            box.display = False
-            self.query_one("#tasks", Table).focus()
-        elif self.focused is self.query_one("#instances", Table):
+        if self.query_one(FilterBox).close():
+            return
+        if self.focused is self.query_one("#instances", Table):
             self.query_one("#tasks", Table).focus()
         else:
             super().action_back()

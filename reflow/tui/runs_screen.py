@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static
 
 from reflow.states import STATE_STYLES
-from reflow.tui.base import ReflowScreen, Selection, Table
+from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table
 from reflow.tui.data import RunSummary
 from reflow.tui.fmt import age
 
@@ -39,7 +39,7 @@ class RunsScreen(ReflowScreen):
     def compose(self) -> ComposeResult:
         yield self.banner()
         yield Static("reflow · runs", id="title")
-        yield Input(placeholder="filter runs (enter to apply, esc to clear)", id="filter")
+        yield FilterBox("runs", "runs")
         yield Table(id="runs")
         yield self.message_line()
         yield Footer()
@@ -48,7 +48,6 @@ class RunsScreen(ReflowScreen):
         table = self.query_one("#runs", Table)
         for col in COLUMNS:
             table.add_column(col, key=col)
-        self.query_one("#filter", Input).display = False
         table.focus()
 
     def load(self) -> list[RunSummary]:
@@ -87,20 +86,11 @@ class RunsScreen(ReflowScreen):
             self.rapp.open_run(event.row_key.value)
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
+        self.query_one(FilterBox).open()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.needle = event.value
         self._fill()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#runs", Table).focus()
-
     def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display:
-            box.value = ""
-            box.display = False
-            self.query_one("#runs", Table).focus()
+        self.query_one(FilterBox).close()
