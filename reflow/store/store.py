@@ -562,6 +562,17 @@ class Store:
             query = query.limit(limit)
         return self._db.run(lambda conn: [TransitionRecord(*row) for row in conn.execute(query)])
 
+    def instance_transitions(self, instance_ids: Collection[int]) -> list[TransitionRecord]:
+        """Every state change of these instances (e.g. all attempts of one), in order."""
+        if not instance_ids:
+            return []
+        query = (
+            select(*_TRANSITION_COLUMNS)
+            .where(TransitionRow.instance_id.in_(sorted(set(instance_ids))))
+            .order_by(TransitionRow.id)
+        )
+        return self._db.run(lambda conn: [TransitionRecord(*row) for row in conn.execute(query)])
+
     def add_verify_failures(self, rows: Sequence[NewVerifyFailure]) -> None:
         if not rows:
             return

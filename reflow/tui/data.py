@@ -109,6 +109,7 @@ class InstanceDetail:
 
     instance: InstanceRecord
     attempts: list[InstanceRecord]
+    transitions: list[TransitionRecord]
     why: str
     stdout_tail: list[str]
     stderr_tail: list[str]
@@ -234,11 +235,12 @@ class Reader:
         with _guard():
             inst = self.store.instance(instance_id)
             attempts = self.store.history(inst.run_id, inst.task_name, inst.array_index)
+            changes = self.store.instance_transitions([a.id for a in attempts])
             try:
                 explanation = why(self.store, inst.run_id, inst.task_name, inst.array_index)
             except KeyError as exc:
                 explanation = str(exc).strip("'\"")
-        return InstanceDetail(inst, attempts, explanation,
+        return InstanceDetail(inst, attempts, changes, explanation,
                               tail(inst.stdout_path), tail(inst.stderr_path))
 
 

@@ -46,13 +46,15 @@ def render_detail(d: InstanceDetail, tz: tzinfo | None) -> Text:
     if r.error_text:
         _section(out, "Error")
         out.append("\n".join(r.error_text.rstrip().splitlines()[-10:]), style="red")
-    _section(out, "Attempts")
-    for a in d.attempts:
-        out.append(f"#{a.attempt} created {clock_time(a.created_at, tz)} "
-                   f"started {clock_time(a.started_at, tz)} "
-                   f"finished {clock_time(a.finished_at, tz)}  ")
-        out.append(a.state, style=STATE_STYLES.get(a.state, ""))
-        out.append(f"  {a.reason}\n", style="dim")
+    _section(out, "State history (every attempt)")
+    reasons = {a.attempt: a.reason for a in d.attempts}
+    for t in d.transitions:
+        out.append(f"{clock_time(t.at, tz)} #{t.attempt} ")
+        out.append(t.from_state or "new", style=STATE_STYLES.get(t.from_state or "", "dim"))
+        out.append(" → ")
+        out.append(t.to_state, style=STATE_STYLES.get(t.to_state, ""))
+        note = t.detail or (reasons.get(t.attempt, "") if t.from_state is None else "")
+        out.append(f"  {note}\n" if note else "\n", style="dim")
     _section(out, "Identity pre-image")
     try:
         pretty = json.dumps(json.loads(r.preimage), indent=2, sort_keys=True)

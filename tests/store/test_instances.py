@@ -222,3 +222,20 @@ def test_unknown_instance_id_raises_a_key_error(store: Store) -> None:
     with pytest.raises(UnknownInstanceError, match="no instance 12345") as caught:
         store.instance(12345)
     assert isinstance(caught.value, KeyError)
+
+
+def test_instance_transitions_cover_every_attempt_of_one_instance_only(store: Store) -> None:
+    add_run(store, "r1")
+    a, b = store.insert_instances([instance("r1", "t", 0), instance("r1", "t", 1)])
+    store.apply([StateChange(a, PENDING, "FAILED", "boom"), StateChange(b, PENDING, "SUCCESS")])
+    (a2,) = store.new_attempts([a], detail="retry requested")
+    store.apply([StateChange(a2, frozenset({"RETRYING"}), "SUCCESS", "ok")])
+
+    history = store.instance_transitions([a, a2])
+    assert [(t.attempt, t.from_state, t.to_state, t.detail) for t in history] == [
+        (1, None, "PENDING", ""),
+        (1, "PENDING", "FAILED", "boom"),
+        (2, None, "RETRYING", "retry requested"),
+        (2, "RETRYING", "SUCCESS", "ok"),
+    ]
+    assert store.instance_transitions([]) == []
