@@ -23,7 +23,7 @@ from reflow.store import NewVerifyFailure, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
-    from reflow.engine.planning import PlanReport
+    from reflow.engine.plan_report import PlanReport
     from reflow.run import Run
 
 _RETRYABLE = {TaskState.FAILED.value, TaskState.CANCELLED.value}
@@ -291,7 +291,7 @@ def submit(wf: Workflow, run_dir: str | Path, *, plan: bool = False, dry_run: bo
            **kwargs: Any) -> Any:
     """Plan only (``plan=True``) or record the run and hand it to the driver."""
     if plan or dry_run:
-        from reflow.engine.planning import plan_run
+        from reflow.engine.plan_report import plan_run
 
         return plan_run(wf, run_dir, **kwargs)
     from reflow.engine.dispatch import submit_run
@@ -300,6 +300,6 @@ def submit(wf: Workflow, run_dir: str | Path, *, plan: bool = False, dry_run: bo
 
 
 def plan(wf: Workflow, run_dir: str | Path, **kwargs: Any) -> PlanReport:
-    from reflow.engine.planning import plan_run
+    from reflow.engine.plan_report import plan_run
 
     return plan_run(wf, run_dir, **kwargs)

@@ -20,7 +20,8 @@ from reflow.store.cache import TaskHistory
 
 
 def plan_task(
-    store: Store, workflow: str, run_id: str, spec: TaskSpec, expanded: Sequence[Expanded],
+    store: Store, workflow: str, run_id: str | None, spec: TaskSpec,
+    expanded: Sequence[Expanded],
     *, forced: bool, verify: bool, history: TaskHistory | None = None,
 ) -> list[Decision]:
     """Decide every instance (bulk lookup) and give each miss its reason.

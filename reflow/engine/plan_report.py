@@ -15,7 +15,7 @@ from reflow.core.codec import loads
 from reflow.core.parameters import resolve_parameters
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.local_runner import check_task_names
-from reflow.engine.planner import decide, explain_misses
+from reflow.engine.recording import plan_task
 from reflow.store import Store
 
 if TYPE_CHECKING:
@@ -88,13 +88,9 @@ def plan_run(
             continue
         expanded = expand_task(wf.name, spec, graph.wires[name],
                                {u: outputs[u] for u in spec.upstream()}, per_task.get(name, {}))
-        decisions = decide(spec, expanded, st.find_cached,
-                           forced=force or name in forced, verify=verify)
+        decisions = plan_task(st, wf.name, None, spec, expanded,
+                              forced=force or name in forced, verify=verify)
         misses = [d for d in decisions if d.hit is None]
-        if any(not d.reason for d in misses):
-            refs = (st.reference_preimages(wf.name, name, exclude_run=None)
-                    if st.task_seen(wf.name, name) else {})
-            explain_misses(misses, refs)
         plan = TaskPlan(name, len(decisions), cached=len(decisions) - len(misses),
                         recompute=Counter(d.reason for d in misses))
         plans.append(plan)
