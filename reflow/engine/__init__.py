@@ -1,1 +1,1 @@
-"""The engine: planning instances, running them in-process, and (later) the driver step."""
+"""The engine: planning instances, running them in-process, and the driver step with its workers."""
