@@ -243,9 +243,6 @@ def stalled_reason(store: Store, run_id: str) -> str | None:
     return None
 
 
-    return True
-
-
 def log_paths(store: Store, run_id: str, task: str,
               index: int | None = None) -> tuple[Path | None, Path | None]:
     """The stdout and stderr files of an instance's latest attempt (None where there are none).

@@ -83,11 +83,6 @@ def value_hash(value: object, *, where: str = "value") -> ValueHash:
     return ValueHash(h.hexdigest(), fingerprints, text)
 
 
-def identity_digest(preimage: Mapping[str, Any]) -> str:
-    """SHA-256 of an identity pre-image that is already JSON-safe."""
-    return sha256_hex(canonical_json(preimage))
-
-
 def preimage_json_and_digest(preimage: Mapping[str, Any]) -> tuple[str, str]:
     """Canonical text of the pre-image and its digest, for callers that store both."""
     text = canonical_json(preimage)

@@ -135,10 +135,6 @@ def scan(run_dir: Path) -> Iterator[Report]:
         yield _parse(directory / name)
 
 
-def result_exists(run_dir: Path, instance_id: int) -> bool:
-    return (results_dir(run_dir) / f"{instance_id}{RESULT}").exists()
-
-
 def read_one(run_dir: Path, instance_id: int) -> Report | None:
     """The result file of one instance, if it has appeared since the last scan."""
     path = results_dir(run_dir) / f"{instance_id}{RESULT}"

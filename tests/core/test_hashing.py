@@ -14,7 +14,6 @@ from reflow.core.hashing import (
     FileProblem,
     check_fingerprints,
     fingerprint,
-    identity_digest,
     preimage_json_and_digest,
     sha256_hex,
     short,
@@ -135,12 +134,11 @@ def test_value_hash_error_names_where(tmp_path: Path) -> None:
 def test_identity_digest_is_sha256_of_canonical_json() -> None:
     preimage = {"task": "convert", "version": "1", "params": {"start": 3}}
     reordered = {"params": {"start": 3}, "version": "1", "task": "convert"}
-    assert identity_digest(preimage) == sha256_hex(canonical_json(preimage))
-    assert identity_digest(reordered) == identity_digest(preimage)
     text, digest = preimage_json_and_digest(preimage)
     assert text == canonical_json(preimage)
-    assert digest == identity_digest(preimage)
-    assert identity_digest({**preimage, "version": "2"}) != digest
+    assert digest == sha256_hex(canonical_json(preimage))
+    assert preimage_json_and_digest(reordered) == (text, digest)
+    assert preimage_json_and_digest({**preimage, "version": "2"})[1] != digest
 
 
 def test_check_fingerprints_accepts_unchanged_files(tmp_path: Path) -> None:
