@@ -8,6 +8,7 @@ of 10,000 creates exactly one new identity.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
@@ -37,10 +38,15 @@ class Expanded:
     kwargs: dict[str, Any]
     input_json: str
     input_hash: str
-    preimage: dict[str, Any]
     preimage_json: str
     identity: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preimage(self) -> dict[str, Any]:
+        """The pre-image as data: parsed on demand, since only unexplained misses need it."""
+        parsed: dict[str, Any] = json.loads(self.preimage_json)
+        return parsed
 
 
 def _where(task: str, param: str) -> str:
@@ -164,8 +170,7 @@ def expand_task(
         }
         pre_json, identity = preimage_json_and_digest(preimage)
         input_json = canonical_json({k: enc[k] for k in order if k in enc})
-        return Expanded(index, kwargs, input_json, sha256_hex(input_json), preimage, pre_json,
-                        identity)
+        return Expanded(index, kwargs, input_json, sha256_hex(input_json), pre_json, identity)
 
     if not spec.is_array:
         return [make(None, base_kwargs, encoded_base, base_inputs)]
@@ -195,25 +200,15 @@ def expand_task(
     out: list[Expanded] = []
     for i in range(count):
         kwargs = dict(base_kwargs)
-        inputs = dict(base_inputs)
         in_texts = dict(input_texts)
         pay_texts = dict(payload_texts)
-        for param, elements, hashes, _ in per_element:
+        for param, elements, _, _ in per_element:
             kwargs[param] = elements[i]
-            inputs[param] = hashes[i]
         for param, _, hashes, texts in varying:
             in_texts[param] = f'"{hashes[i]}"'
             pay_texts[param] = texts[i]
-        preimage = {
-            "workflow": workflow,
-            "task": spec.name,
-            "version": spec.version,
-            "params": encoded_params,
-            "inputs": {k: inputs[k] for k in order if k in inputs},
-            "after": after,
-        }
         pre_json = head + _object_text(in_texts) + tail
         input_json = _object_text(pay_texts)
-        out.append(Expanded(i, kwargs, input_json, sha256_hex(input_json), preimage, pre_json,
+        out.append(Expanded(i, kwargs, input_json, sha256_hex(input_json), pre_json,
                             sha256_hex(pre_json)))
     return out

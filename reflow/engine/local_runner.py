@@ -299,12 +299,16 @@ class InlineExecution:
                               forced=self.force or spec.name in self.force_tasks,
                               verify=self.verify, history=self._task_history())
         misses: list[Decision] = []
+        hits: list[NewInstance] = []
+        outputs = state.outputs
         for d in decisions:
-            if d.hit is None:
+            hit = d.hit
+            if hit is None:
                 misses.append(d)
                 continue
-            self.buffer.add(cached_row(self.run_id, self.workflow, spec.name, d, now), now)
-            state.outputs[d.expanded.index] = (_Stored(d.hit.output), d.hit.output_hash)
+            hits.append(cached_row(self.run_id, self.workflow, spec.name, d, now))
+            outputs[d.expanded.index] = (_Stored(hit.output), hit.output_hash)
+        self.buffer.add_final(hits, now)
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
                      reason=d.reason, problems=d.problems)

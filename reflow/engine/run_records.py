@@ -39,8 +39,13 @@ def current_user() -> str:
         return str(os.getuid())
 
 
+# One encoder for all specs: json.dumps with options builds a new encoder on every call.
+_CONFIG_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
     rows = []
+    encode = _CONFIG_ENCODER.encode
     for position, name in enumerate(graph.order):
         spec = graph.specs[name]
         rows.append(
@@ -49,12 +54,11 @@ def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
                 position=position,
                 is_array=spec.is_array,
                 version=spec.version,
-                config=json.dumps(
+                config=encode(
                     {**spec.config.as_dict(), "cache": spec.cache, "after": list(spec.after),
                      "has_verify": spec.verify is not None,
                      "wires": {w.param: {"steps": list(w.steps), "mode": str(w.mode)}
                                for w in graph.wires[name]}},
-                    sort_keys=True, default=str,
                 ),
                 dependencies=json.dumps(graph.dependencies(name)),
                 return_type=type_name(spec.return_type),

@@ -54,7 +54,8 @@ class WriteBehind:
         self.max_age = max_age
         self.max_rows = max_rows
         self.lock = threading.Lock()
-        self._new: list[Slot] = []
+        # Slots, or bare rows for instances created in their final state (``add_final``).
+        self._new: list[Slot | RecordedInstance] = []
         self._changes: list[StateChange] = []
         self._changed_at: list[datetime] = []
         self._since: float | None = None
@@ -69,6 +70,16 @@ class WriteBehind:
         self._new.append(slot)
         self._touch()
         return slot
+
+    def add_final(self, rows: Sequence[NewInstance], at: datetime) -> None:
+        """Instances created at ``at`` in a state nothing will change (cache hits).
+
+        No slot: a fully cached run adds 10,000 of these at once, and none is ever changed.
+        """
+        self._new.extend(RecordedInstance(row, [(None, str(row.state), at, row.detail)])
+                         for row in rows)
+        if rows:
+            self._touch()
 
     @staticmethod
     def existing(instance_id: int, state: str) -> Slot:
@@ -125,11 +136,14 @@ class WriteBehind:
         if self._since is None:
             return
         new, changes, at = self._new, self._changes, self._changed_at
-        rows = [s.pending for s in new if s.pending is not None]  # all of them: unwritten
+        # All of them unwritten: every slot in ``_new`` still has its pending row.
+        rows = [s.pending if isinstance(s, Slot) else s for s in new]
         with gc_paused():  # tens of thousands of acyclic row tuples (see gc_pause)
-            ids = self.store.record(rows, changes, at=at)
+            ids = self.store.record([r for r in rows if r is not None], changes, at=at)
         failures: list[NewVerifyFailure] = []
         for slot, instance_id in zip(new, ids, strict=True):
+            if not isinstance(slot, Slot):
+                continue
             row = slot.pending.new if slot.pending is not None else None
             if row is not None and slot.problems:
                 failures.extend(

@@ -10,7 +10,7 @@ never from values. Everything else in the store uses ordinary SQLAlchemy Core.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Connection
@@ -83,27 +83,6 @@ class BulkSql:
         )
         self._memo = (value, out)
         return out
-
-    @staticmethod
-    def timestamp_reader() -> Callable[[object], datetime | None]:
-        """A converter from stored timestamps to aware UTC datetimes, for one result set.
-
-        Rows written in one batch share their timestamps, so each distinct value is parsed
-        once.
-        """
-        seen: dict[object, datetime | None] = {None: None}
-
-        def read(value: object) -> datetime | None:
-            if value in seen:
-                return seen[value]
-            if isinstance(value, datetime):
-                parsed = value.astimezone(UTC)
-            else:
-                parsed = datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
-            seen[value] = parsed
-            return parsed
-
-        return read
 
     def in_lists(
         self, column: str, values: Sequence[object]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +172,12 @@ class TransitionRecord:
 
 @dataclass(slots=True)
 class CacheHit:
-    """The most recent successful instance with a given identity, anywhere in the store."""
+    """The most recent successful instance with a given identity, anywhere in the store.
+
+    ``stored_finished_at`` is the time as the driver returned it (naive-UTC text on SQLite):
+    a run asks for 10,000 hits at once and reads none of their times, so parsing waits for
+    ``finished_at``.
+    """
 
     instance_id: int
     run_id: str
@@ -180,7 +185,16 @@ class CacheHit:
     output: str
     output_hash: str
     fingerprints: str | None
-    finished_at: datetime | None
+    stored_finished_at: object
+
+    @property
+    def finished_at(self) -> datetime | None:
+        value = self.stored_finished_at
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

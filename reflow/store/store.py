@@ -55,6 +55,9 @@ from reflow.store.writes import RecordedInstance
 
 _RUNS = cast(Table, RunRow.__table__)
 _TASK_SPECS = cast(Table, TaskSpecRow.__table__)
+_TASK_SPEC_COLUMNS = (
+    "run_id", "name", "position", "is_array", "version", "config", "dependencies", "return_type",
+)  # fmt: skip
 _VERIFY_FAILURES = cast(Table, VerifyFailureRow.__table__)
 _RUN_COLUMNS = [RunRow.__table__.c[name] for name in (
     "id", "workflow", "entrypoint", "run_dir", "username", "host", "status", "parameters",
@@ -171,10 +174,10 @@ class Store:
             "created_at": _aware(run.created_at, "NewRun.created_at"),
             "updated_at": now,
         }  # fmt: skip
+        # Plain tuples to the driver: a chain of 1,000 tasks has 1,000 spec rows (see bulk).
         spec_rows = [
-            {"run_id": run.run_id, "name": s.name, "position": s.position,
-             "is_array": s.is_array, "version": s.version, "config": s.config,
-             "dependencies": s.dependencies, "return_type": s.return_type}
+            (run.run_id, s.name, s.position, s.is_array, s.version, s.config, s.dependencies,
+             s.return_type)
             for s in specs
         ]  # fmt: skip
 
@@ -186,8 +189,7 @@ class Store:
                     f"run id {run.run_id!r} is already recorded in store {self.url}; "
                     "choose another run id"
                 ) from exc
-            if spec_rows:
-                conn.execute(insert(_TASK_SPECS), spec_rows)
+            self._sql.insert_many(conn, "task_specs", _TASK_SPEC_COLUMNS, spec_rows)
 
         self._db.run(work, write=True)
 
