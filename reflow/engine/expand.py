@@ -120,11 +120,6 @@ def _wire_elements(
     return elements, hashes, texts
 
 
-def _object_text(texts: Mapping[str, str]) -> str:
-    """Canonical JSON of an object whose values are already canonical texts."""
-    return "{" + ",".join(f"{encode_basestring(k)}:{texts[k]}" for k in sorted(texts)) + "}"
-
-
 def expand_task(
     workflow: str,
     spec: TaskSpec,
@@ -192,23 +187,42 @@ def expand_task(
     payload_texts = {
         k: canonical_json(v) for k, v in encoded_base.items() if k in wanted
     }
-    head = '{"after":' + canonical_json(after) + ',"inputs":'
     rest = canonical_json({"params": encoded_params, "task": spec.name,
                            "version": spec.version, "workflow": workflow})
-    tail = "," + rest[1:]
     varying = [item for item in per_element if item[0] in wanted]
+    names = [param for param, _, _, _ in varying]
+    pre_template = (
+        _escape('{"after":' + canonical_json(after) + ',"inputs":')
+        + _object_template(input_texts, names, quoted=True)
+        + _escape("," + rest[1:])
+    )
+    payload_template = _object_template(payload_texts, names, quoted=False)
+    element_hashes = [hashes for _, _, hashes, _ in varying]
+    element_texts = [texts for _, _, _, texts in varying]
     out: list[Expanded] = []
     for i in range(count):
         kwargs = dict(base_kwargs)
-        in_texts = dict(input_texts)
-        pay_texts = dict(payload_texts)
         for param, elements, _, _ in per_element:
             kwargs[param] = elements[i]
-        for param, _, hashes, texts in varying:
-            in_texts[param] = f'"{hashes[i]}"'
-            pay_texts[param] = texts[i]
-        pre_json = head + _object_text(in_texts) + tail
-        input_json = _object_text(pay_texts)
+        pre_json = pre_template.format(*[hashes[i] for hashes in element_hashes])
+        input_json = payload_template.format(*[texts[i] for texts in element_texts])
         out.append(Expanded(i, kwargs, input_json, sha256_hex(input_json), pre_json,
                             sha256_hex(pre_json)))
     return out
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _object_template(constant: Mapping[str, str], varying: Sequence[str], *, quoted: bool) -> str:
+    """A ``str.format`` template of a canonical object, so each element costs one format call.
+
+    ``constant`` texts are written in; the n-th ``varying`` key's text (quoted: a hash) comes
+    from argument n. Braces in the texts are escaped, so any JSON survives the template.
+    """
+    slot = '"{%d}"' if quoted else "{%d}"
+    texts = {k: _escape(v) for k, v in constant.items()}
+    texts.update({k: slot % n for n, k in enumerate(varying)})
+    members = ",".join(f"{_escape(encode_basestring(k))}:{texts[k]}" for k in sorted(texts))
+    return "{{" + members + "}}"

@@ -81,7 +81,8 @@ def run_local(
     """
     from reflow.run import Run
 
-    graph = wf.validate()
+    with gc_paused():  # a graph of 1,000 tasks is thousands of objects and no garbage
+        graph = wf.validate()
     if on_error not in ("stop", "continue"):
         raise ValueError(f"on_error={on_error!r} is not valid; use 'stop' or 'continue'")
     if max_workers < 1:
@@ -94,7 +95,8 @@ def run_local(
     options = {"executor": "inline", "force": force, "force_tasks": forced, "verify": verify,
                "on_error": on_error, "max_workers": max_workers, "pid": os.getpid(),
                "host": socket.gethostname()}
-    run_id = record_run(st, wf, graph, directory, record, options)
+    with gc_paused():
+        run_id = record_run(st, wf, graph, directory, record, options)
     execution = InlineExecution(
         wf.name, graph, st, run_id, directory, per_task,
         force=force, force_tasks=set(forced), verify=verify, on_error=on_error,

@@ -60,3 +60,19 @@ def test_task_history_answers_for_all_tasks_at_once(store: Store) -> None:
     assert store.task_history("wf", []).recorded == frozenset()
     many = [f"t{i}" for i in range(1000)] + ["convert"]
     assert store.task_history("wf", many).recorded == {"convert"}
+
+
+def test_record_leaves_out_columns_no_row_of_the_batch_sets(store: Store) -> None:
+    # Batches of cache hits bind only the columns they fill; mixed batches bind the union.
+    add_run(store, "r1")
+    bare = instance("r1", index=0, state="SUCCESS", output="1", output_hash="h1")
+    failed = instance("r1", index=1, state="FAILED", error_text="boom", finished_at=T)
+    plain = instance("r1", index=2, state="SUCCESS", output="2", output_hash="h2")
+    mixed = store.record([RecordedInstance(bare, [(None, "SUCCESS", T, "")]),
+                          RecordedInstance(failed, [(None, "FAILED", T, "")], 3)])
+    alone = store.record([RecordedInstance(plain, [(None, "SUCCESS", T, "")])])
+    got = [store.instance(i) for i in (*mixed, *alone)]
+    assert [(r.array_index, r.output, r.error_text, r.exit_code, r.finished_at) for r in got] == [
+        (0, "1", None, None, None), (1, None, "boom", 3, T), (2, "2", None, None, None),
+    ]
+    assert all(r.created_at == T and r.job_id is None for r in got)
