@@ -29,7 +29,7 @@ from reflow.core.parameters import resolve_parameters
 from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
-from reflow.engine.gc_pause import gc_paused
+from reflow.engine.gc_pause import gc_frozen, gc_paused
 from reflow.engine.planner import Decision
 from reflow.engine.recording import cached_row, fresh_row, plan_task
 from reflow.engine.run_records import record_run
@@ -208,7 +208,7 @@ class InlineExecution:
 
     # -- top level -------------------------------------------------------------------------
     def execute(self) -> RunState:
-        with self.buffer.watching():
+        with gc_frozen(), self.buffer.watching():
             try:
                 for generation in self.graph.generations():
                     pending: list[_Pending] = []
