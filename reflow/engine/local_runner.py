@@ -29,7 +29,7 @@ from reflow.core.parameters import resolve_parameters
 from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
-from reflow.engine.gc_pause import gc_frozen, gc_paused
+from reflow.engine.gc_pause import gc_paused
 from reflow.engine.planner import Decision
 from reflow.engine.recording import cached_row, fresh_row, plan_task
 from reflow.engine.run_records import record_run
@@ -81,8 +81,7 @@ def run_local(
     """
     from reflow.run import Run
 
-    with gc_paused():  # a graph of 1,000 tasks is thousands of objects and no garbage
-        graph = wf.validate()
+    graph = wf.validate()
     if on_error not in ("stop", "continue"):
         raise ValueError(f"on_error={on_error!r} is not valid; use 'stop' or 'continue'")
     if max_workers < 1:
@@ -95,8 +94,7 @@ def run_local(
     options = {"executor": "inline", "force": force, "force_tasks": forced, "verify": verify,
                "on_error": on_error, "max_workers": max_workers, "pid": os.getpid(),
                "host": socket.gethostname()}
-    with gc_paused():
-        run_id = record_run(st, wf, graph, directory, record, options)
+    run_id = record_run(st, wf, graph, directory, record, options)
     execution = InlineExecution(
         wf.name, graph, st, run_id, directory, per_task,
         force=force, force_tasks=set(forced), verify=verify, on_error=on_error,
@@ -208,7 +206,7 @@ class InlineExecution:
 
     # -- top level -------------------------------------------------------------------------
     def execute(self) -> RunState:
-        with gc_frozen(), self.buffer.watching():
+        with self.buffer.watching():
             try:
                 for generation in self.graph.generations():
                     pending: list[_Pending] = []
