@@ -68,6 +68,7 @@ class DriverContext:
     verify: bool = False
     max_submit_jobs: int | None = None
     caps: Mapping[str, str] = field(default_factory=dict)
+    submit_options: tuple[str, ...] = ()  # [executor] submit_options: for every task job
 
     @property
     def state_dir(self) -> Path:
@@ -406,11 +407,17 @@ def _skip_marker(ctx: DriverContext, spec: TaskSpec, upstream: str | None,
 
 
 # ------------------------------------------------------------------------------ submit
-def resources_for(spec: TaskSpec, attempt: int, caps: Mapping[str, str]) -> JobResources:
-    """The task's resources, escalated once per earlier attempt within the configured caps."""
+def resources_for(spec: TaskSpec, attempt: int, caps: Mapping[str, str],
+                  site_options: Sequence[str] = ()) -> JobResources:
+    """The task's resources, escalated once per earlier attempt within the configured caps.
+
+    ``site_options`` (config ``[executor] submit_options``) come before the task's own, so a
+    task can override a site-wide default with the same flag.
+    """
     c = spec.config
     res = JobResources.from_options(cpus=c.cpus, mem=c.mem, time=c.time,
-                                    submit_options=c.submit_options, **c.scheduler_options)
+                                    submit_options=(*site_options, *c.submit_options),
+                                    **c.scheduler_options)
     for _ in range(attempt - 1):
         if c.escalate:
             res = res.scaled(c.escalate, caps)
@@ -442,7 +449,7 @@ def _submit_group(ctx: DriverContext, spec: TaskSpec, attempt: int,
     job = JobSpec(
         name=f"{ctx.workflow}-{spec.name}",
         command=(ctx.python, "-m", "reflow.engine.worker", str(payload)),
-        resources=resources_for(spec, attempt, ctx.caps),
+        resources=resources_for(spec, attempt, ctx.caps, ctx.submit_options),
         workdir=ctx.run_dir,
         stdout=logs / f"{stem}.out",
         stderr=logs / f"{stem}.err",

@@ -86,6 +86,7 @@ def load_context(store: Store, run_id: str, executor: Executor | None = None,
         python=config.executor.python, force=bool(options.get("force")),
         force_tasks=frozenset(options.get("force_tasks") or ()),
         verify=bool(options.get("verify")), max_submit_jobs=config.executor.max_submit_jobs,
+        submit_options=tuple(config.executor.submit_options),
         caps=dict(config.executor.caps),
     )
 

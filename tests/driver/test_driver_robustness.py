@@ -182,3 +182,18 @@ def test_automatic_retry_escalates_memory_within_the_cap(tmp_path: Path,
     mems = [j.resources.mem for j in fake.task_jobs().values() if j.name.endswith("-work")]
     assert mems == ["1G", "2G", "3G"]  # 4G capped
     assert ctx.caps == {"mem": "3G"}
+
+
+def test_site_submit_options_from_config_reach_every_task_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_SUBMIT_OPTIONS", "--reservation=maint --comment 'site wide'")
+    fake = FakeExecutor()
+    wf = write_pipeline(tmp_path, n=2)
+    _, ctx = start(wf, tmp_path, fake)
+    assert steps_until_done(ctx) == "SUCCESS"
+    task_jobs = [j for j in fake.jobs.values() if not j.name.endswith("-driver")]
+    assert task_jobs
+    for job in task_jobs:
+        assert job.resources.submit_options[:3] == ("--reservation=maint", "--comment",
+                                                    "site wide")
