@@ -42,7 +42,7 @@ from reflow.errors import EncodeError
 JSON: TypeAlias = str | int | float | bool | list["JSON"] | dict[str, "JSON"] | None
 
 TAG = "$t"
-_SCALARS = frozenset({str, int, bool, type(None)})
+SCALAR_TYPES = _SCALARS = frozenset({str, int, bool, type(None)})
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SUPPORTED_BASES: tuple[type, ...] = (str, int, float, list, dict, tuple, datetime, date, UUID)
 _GENERIC_FIX = (

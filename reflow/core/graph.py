@@ -1,12 +1,16 @@
 """The workflow DAG: validation, topological order and text renderings.
 
-networkx is imported here only, and this module is imported only when a graph is needed,
-so workers (which run one function) never pay for it.
+Validation, ordering and traversal run on plain dicts: a run of a 1,000-task chain validates
+its graph every time, and building a networkx graph for it cost more than the rest of
+validation. The networkx view (``TaskGraph.graph``, SPEC §1) is built on first use, and
+networkx is imported only then, so workers and in-process runs never pay for it.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from reflow.core.spec import TaskSpec
@@ -21,51 +25,87 @@ class TaskGraph:
     """A validated DAG of task specs with data wires resolved."""
 
     def __init__(self, specs: Mapping[str, TaskSpec]) -> None:
-        import networkx as nx
-
         self.specs = dict(specs)
-        position = {name: i for i, name in enumerate(self.specs)}
+        # Predecessors in first-seen order (data edges, then ordering edges) with edge kinds.
+        self.preds: dict[str, list[str]] = {}
+        self.edge_kinds: dict[tuple[str, str], str] = {}
         for spec in self.specs.values():
+            preds = self.preds[spec.name] = []
             for dep in spec.upstream():
                 if dep not in self.specs:
                     hint = suggestion(dep, self.specs) or (
                         f" Known steps: {', '.join(self.specs)}."
                     )
                     raise GraphError(f"task '{spec.name}' depends on unknown step '{dep}'.{hint}")
-        g: nx.DiGraph[str] = nx.DiGraph()
-        g.add_nodes_from(self.specs)
-        for spec in self.specs.values():
+                preds.append(dep)
             for inp in spec.results:
                 assert inp.result is not None
                 for step in inp.result.steps:
-                    g.add_edge(step, spec.name, kind="data")
+                    self.edge_kinds[step, spec.name] = "data"
             for dep in spec.after:
-                if not g.has_edge(dep, spec.name):
-                    g.add_edge(dep, spec.name, kind="order")
-        try:
-            cycle = nx.find_cycle(g)
-        except nx.NetworkXNoCycle:
-            cycle = []
-        if cycle:
-            members = [a for a, _ in cycle] + [cycle[0][0]]
+                self.edge_kinds.setdefault((dep, spec.name), "order")
+        self.order: tuple[str, ...] = self._topological_order()
+        self.wires: dict[str, tuple[Wire, ...]] = {
+            name: resolve_wires(self.specs[name], self.specs) for name in self.order
+        }
+
+    def _topological_order(self) -> tuple[str, ...]:
+        """Kahn's algorithm, taking ready tasks in definition order; a cycle is an error."""
+        position = {name: i for i, name in enumerate(self.specs)}
+        names = list(self.specs)
+        waiting = {name: len(preds) for name, preds in self.preds.items()}
+        succs: dict[str, list[str]] = {name: [] for name in names}
+        for name, preds in self.preds.items():
+            for p in preds:
+                succs[p].append(name)
+        ready = [position[n] for n in names if waiting[n] == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            name = names[heapq.heappop(ready)]
+            order.append(name)
+            for s in succs[name]:
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    heapq.heappush(ready, position[s])
+        if len(order) < len(names):
+            members = self._cycle({n for n in names if waiting[n] > 0})
             raise GraphError(
                 f"the workflow has a cycle: {' -> '.join(members)}; remove one of these "
                 "Result/after dependencies"
             )
-        self.graph = g
-        self.order: tuple[str, ...] = tuple(
-            nx.lexicographical_topological_sort(g, key=lambda n: position[n])
-        )
-        self.wires: dict[str, tuple[Wire, ...]] = {
-            name: resolve_wires(self.specs[name], self.specs) for name in self.order
-        }
+        return tuple(order)
+
+    def _cycle(self, stuck: set[str]) -> list[str]:
+        """One cycle among ``stuck`` (tasks Kahn's algorithm could not order), closed."""
+        # Every stuck task has a stuck predecessor, so walking back must revisit a task.
+        path: list[str] = []
+        seen: dict[str, int] = {}
+        name = min(stuck, key=list(self.specs).index)
+        while name not in seen:
+            seen[name] = len(path)
+            path.append(name)
+            name = next(p for p in self.preds[name] if p in stuck)
+        loop = path[seen[name]:]
+        loop.reverse()  # walked against the edges
+        return [*loop, loop[0]]
+
+    @cached_property
+    def graph(self) -> nx.DiGraph[str]:
+        """The DAG as a networkx ``DiGraph``; edges carry ``kind`` (data or order)."""
+        import networkx as nx
+
+        g: nx.DiGraph[str] = nx.DiGraph()
+        g.add_nodes_from(self.specs)
+        for (a, b), kind in self.edge_kinds.items():
+            g.add_edge(a, b, kind=kind)
+        return g
 
     def generations(self) -> list[list[str]]:
         """Groups of tasks whose dependencies all lie in earlier groups, in stable order."""
         depth: dict[str, int] = {}
         for name in self.order:
-            preds = list(self.graph.predecessors(name))
-            depth[name] = 1 + max((depth[p] for p in preds), default=-1)
+            depth[name] = 1 + max((depth[p] for p in self.preds[name]), default=-1)
         groups: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
         for name in self.order:
             groups[depth[name]].append(name)
@@ -73,15 +113,14 @@ class TaskGraph:
 
     def descendants(self, names: list[str]) -> set[str]:
         """The named tasks and everything downstream of them."""
-        import networkx as nx
-
         out = set(names)
-        for name in names:
-            out |= nx.descendants(self.graph, name)
+        for name in self.order:  # topological: a task's predecessors were decided before it
+            if name not in out and any(p in out for p in self.preds[name]):
+                out.add(name)
         return out
 
     def dependencies(self, name: str) -> list[str]:
-        return sorted(self.graph.predecessors(name))
+        return sorted(self.preds[name])
 
     def render(self, fmt: str = "text") -> str:
         """Text, mermaid or dot, in the shapes SPEC §6 keeps for scripts that parse them."""
@@ -100,7 +139,7 @@ class TaskGraph:
                 lines.append(f"    {name}[[{name}]]" if self.specs[name].is_array else
                              f"    {name}[{name}]")
             for a, b in self._ordered_edges():
-                arrow = "-.->" if self.graph.edges[a, b]["kind"] == "order" else "-->"
+                arrow = "-.->" if self.edge_kinds[a, b] == "order" else "-->"
                 lines.append(f"    {a} {arrow} {b}")
             return "\n".join(lines)
         if fmt == "dot":
@@ -109,7 +148,7 @@ class TaskGraph:
                 extra = ", peripheries=2" if self.specs[name].is_array else ""
                 lines.append(f'    "{name}" [shape=box{extra}];')
             for a, b in self._ordered_edges():
-                style = " [style=dashed]" if self.graph.edges[a, b]["kind"] == "order" else ""
+                style = " [style=dashed]" if self.edge_kinds[a, b] == "order" else ""
                 lines.append(f'    "{a}" -> "{b}"{style};')
             lines.append("}")
             return "\n".join(lines)
@@ -117,7 +156,7 @@ class TaskGraph:
 
     def _ordered_preds(self, name: str) -> list[str]:
         pos = {n: i for i, n in enumerate(self.order)}
-        return sorted(self.graph.predecessors(name), key=pos.__getitem__)
+        return sorted(self.preds[name], key=pos.__getitem__)
 
     def _ordered_edges(self) -> list[tuple[str, str]]:
         return [(p, n) for n in self.order for p in self._ordered_preds(n)]

@@ -14,9 +14,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from reflow.core.codec import canonical_json, encode_collecting_paths
+from reflow.core.codec import SCALAR_TYPES, canonical_json, encode_collecting_paths
 
 SHORT_LENGTH = 12
 # Canonical JSON escapes control characters, so NUL can never occur inside it: a safe separator
@@ -24,12 +24,12 @@ SHORT_LENGTH = 12
 _SEPARATOR = b"\0"
 
 
-@dataclass(frozen=True, slots=True)
-class ValueHash:
+class ValueHash(NamedTuple):
     """Digest of a value, the fingerprints folded into it, and its canonical text.
 
     ``canonical`` is kept because the engine stores the encoded value next to its hash; reusing
-    it saves a second encoding per value.
+    it saves a second encoding per value. A named tuple: two are made per array element, and
+    it builds several times faster than a frozen dataclass.
     """
 
     digest: str
@@ -67,6 +67,9 @@ def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
 def value_hash(value: object, *, where: str = "value") -> ValueHash:
     """Hash the canonical encoding of ``value``, folding in the fingerprint of every Path in it."""
+    if type(value) in SCALAR_TYPES:  # most array elements and outputs: nothing to walk
+        text = canonical_json(value)
+        return ValueHash(sha256_hex(text), {}, text)
     encoded, paths = encode_collecting_paths(value, where=where)
     text = canonical_json(encoded)
     if not paths:

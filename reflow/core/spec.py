@@ -10,6 +10,7 @@ import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from reflow.core.params import Param, Result, RunDir
@@ -85,16 +86,22 @@ class TaskSpec:
     inputs: tuple[InputSpec, ...]
     return_type: Any
 
-    @property
+    # Derived views, computed once: planning asks for them several times per task and run.
+    # (cached_property writes the instance __dict__ directly, so frozen=True still holds.)
+    @cached_property
     def params(self) -> tuple[InputSpec, ...]:
         return tuple(i for i in self.inputs if i.kind == "param")
 
-    @property
+    @cached_property
     def results(self) -> tuple[InputSpec, ...]:
         return tuple(i for i in self.inputs if i.kind == "result")
 
     def upstream(self) -> tuple[str, ...]:
         """Every task this one waits for (data first, then ordering), without repeats."""
+        return self._upstream
+
+    @cached_property
+    def _upstream(self) -> tuple[str, ...]:
         names: list[str] = []
         for inp in self.results:
             assert inp.result is not None

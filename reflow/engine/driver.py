@@ -29,12 +29,12 @@ from reflow.core.codec import loads
 from reflow.engine import reasons, results
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.payloads import Element, Meta, write_payload
-from reflow.engine.recording import cached_row, fresh_row, plan_task, verify_failure_rows
+from reflow.engine.recording import cached_copy, fresh_row, plan_task, verify_failure_rows
 from reflow.errors import ExecutorError, ReflowError
 from reflow.executors.base import Executor, JobResources, JobSpec, JobState, JobStatus
 from reflow.executors.local import STREAMABLE_ENV
 from reflow.states import RunState, TaskState
-from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
+from reflow.store import CopyBatch, InstanceConflict, InstanceRecord, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.graph import TaskGraph
@@ -370,22 +370,23 @@ def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
                            ctx.params.get(spec.name, {}))
     decisions = plan_task(ctx.store, ctx.workflow, ctx.run_id, spec, expanded,
                           forced=ctx.force or spec.name in ctx.force_tasks, verify=ctx.verify)
-    now = datetime.now(UTC)
-    rows = [cached_row(ctx.run_id, ctx.workflow, spec.name, d, now) if d.hit is not None
-            else fresh_row(ctx.run_id, ctx.workflow, spec.name, d.expanded, d.reason,
-                           TaskState.PENDING, f"planned ({d.reason})")
-            for d in decisions]
-    if not rows:
+    if not decisions:
         return 0, "success"  # an empty fan-out: zero instances, done
+    now = datetime.now(UTC)
+    misses = [d for d in decisions if d.hit is None]
+    copies = CopyBatch(ctx.run_id, ctx.workflow, spec.name, reasons.CACHED, now,
+                       [cached_copy(d.expanded, d.hit) for d in decisions if d.hit is not None])
+    rows = [fresh_row(ctx.run_id, ctx.workflow, spec.name, d.expanded, d.reason,
+                      TaskState.PENDING, f"planned ({d.reason})") for d in misses]
     try:
-        ids = ctx.store.insert_instances(rows)
+        ids = ctx.store.insert_instances(rows, [copies])
     except InstanceConflict:  # another driver recorded this task first (lease not shared)
         return 0, "active"
-    misses = [(d, i) for d, i in zip(decisions, ids, strict=True) if d.problems]
-    if misses:
+    failed_checks = [(d, i) for d, i in zip(misses, ids, strict=True) if d.problems]
+    if failed_checks:
         ctx.store.add_verify_failures(verify_failure_rows(
-            ctx.run_id, spec, [d for d, _ in misses], [i for _, i in misses]))
-    return len(rows), ("active" if any(d.hit is None for d in decisions) else "success")
+            ctx.run_id, spec, [d for d, _ in failed_checks], [i for _, i in failed_checks]))
+    return len(decisions), ("active" if misses else "success")
 
 
 def _skip_marker(ctx: DriverContext, spec: TaskSpec, upstream: str | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -40,7 +40,6 @@ class Expanded:
     input_hash: str
     preimage_json: str
     identity: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def preimage(self) -> dict[str, Any]:

@@ -31,13 +31,13 @@ from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
 from reflow.engine.planner import Decision
-from reflow.engine.recording import cached_row, fresh_row, plan_task
+from reflow.engine.recording import cached_copy, fresh_row, plan_task
 from reflow.engine.run_records import record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
 from reflow.errors import EncodeError, RunFailedError, UnknownTaskError, suggestion
 from reflow.states import RunState, TaskState
-from reflow.store import InstanceRecord, NewInstance, Store
+from reflow.store import CachedCopy, CopyBatch, InstanceRecord, NewInstance, Store
 from reflow.store.cache import TaskHistory
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class _Pending:
     slot: Slot | None = None
     expanded: Expanded | None = None
     reason: str = ""
-    problems: list[VerifyProblem] = field(default_factory=list)
+    problems: Sequence[VerifyProblem] = ()
     done: bool = False
 
 
@@ -299,16 +299,17 @@ class InlineExecution:
                               forced=self.force or spec.name in self.force_tasks,
                               verify=self.verify, history=self._task_history())
         misses: list[Decision] = []
-        hits: list[NewInstance] = []
+        hits: list[CachedCopy] = []
         outputs = state.outputs
         for d in decisions:
             hit = d.hit
             if hit is None:
                 misses.append(d)
                 continue
-            hits.append(cached_row(self.run_id, self.workflow, spec.name, d, now))
+            hits.append(cached_copy(d.expanded, hit))
             outputs[d.expanded.index] = (_Stored(hit.output), hit.output_hash)
-        self.buffer.add_final(hits, now)
+        self.buffer.add_copies(
+            CopyBatch(self.run_id, self.workflow, spec.name, reasons.CACHED, now, hits))
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
                      reason=d.reason, problems=d.problems)

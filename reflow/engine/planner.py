@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reflow.core.spec import TaskSpec
@@ -26,7 +26,7 @@ class Decision:
     expanded: Expanded
     hit: CacheHit | None
     reason: str
-    problems: list[VerifyProblem] = field(default_factory=list)
+    problems: Sequence[VerifyProblem] = ()
 
 
 def decide(

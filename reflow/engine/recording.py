@@ -11,11 +11,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from reflow.core.spec import TaskSpec
-from reflow.engine import reasons
 from reflow.engine.expand import Expanded
 from reflow.engine.planner import Decision, decide, explain_misses
-from reflow.states import TaskState
-from reflow.store import CacheHit, NewInstance, NewVerifyFailure, Store
+from reflow.store import CachedCopy, CacheHit, NewInstance, NewVerifyFailure, Store
 from reflow.store.cache import TaskHistory
 
 
@@ -49,18 +47,9 @@ def _no_hits(identities: Collection[str]) -> dict[str, CacheHit]:
     return {}
 
 
-def cached_row(run_id: str, workflow: str, task: str, d: Decision, now: datetime) -> NewInstance:
-    """The SUCCESS row that records a cache hit (no job, linked to its source)."""
-    hit, e = d.hit, d.expanded
-    assert hit is not None
-    return NewInstance(
-        run_id=run_id, workflow=workflow, task_name=task, array_index=e.index, attempt=1,
-        state=TaskState.SUCCESS, identity=e.identity, input_hash=e.input_hash,
-        preimage=e.preimage_json, input=e.input_json, reason=reasons.CACHED, cached=True,
-        cache_source=hit.instance_id, output=hit.output, output_hash=hit.output_hash,
-        fingerprints=hit.fingerprints, started_at=now, finished_at=now,
-        detail=f"cached from instance {hit.instance_id} of run {hit.run_id}",
-    )
+def cached_copy(e: Expanded, hit: CacheHit) -> CachedCopy:
+    """How a cache hit is recorded: this instance's identity and inputs, the source's output."""
+    return CachedCopy(e.index, e.identity, e.input_hash, e.preimage_json, e.input_json, hit)
 
 
 def fresh_row(run_id: str, workflow: str, task: str, e: Expanded, reason: str, state: str,

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reflow.core.codec import dumps
+from reflow.core.codec import canonical_json, dumps
+from reflow.core.spec import JobConfig
 from reflow.core.wiring import type_name
 from reflow.states import RunState
 from reflow.store import NewRun, NewTaskSpec, RunIdTaken
@@ -39,28 +40,55 @@ def current_user() -> str:
         return str(os.getuid())
 
 
-# One encoder for all specs: json.dumps with options builds a new encoder on every call.
+# Job configs may hold any value in ``extra``; ``default=str`` keeps them storable.
 _CONFIG_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
+class _ConfigTexts:
+    """Encoded job configs (members only), one encoding per distinct config value.
+
+    Tasks declared alike hold equal but separate ``JobConfig`` objects, so configs are
+    matched by value: bucketed by their scalar fields, then compared.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[object, ...], list[tuple[JobConfig, str]]] = {}
+
+    def __call__(self, config: JobConfig) -> str:
+        bucket = self._known.setdefault(
+            (config.cpus, config.time, config.mem, config.array_parallelism, config.backend,
+             config.retries), [])
+        for known, text in bucket:
+            if known == config:
+                return text
+        text = _CONFIG_ENCODER.encode(config.as_dict())[1:-1]
+        bucket.append((config, text))
+        return text
+
+
 def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
+    """The stored task specs; ``config`` holds the job config plus the wiring of the task.
+
+    Most tasks of a big workflow share one ``JobConfig``, so its text is encoded once per
+    config and joined with each task's own members (readers parse it; key order is free).
+    """
     rows = []
-    encode = _CONFIG_ENCODER.encode
+    config_text = _ConfigTexts()
     for position, name in enumerate(graph.order):
         spec = graph.specs[name]
+        shared = config_text(spec.config)
+        own = canonical_json({"cache": spec.cache, "after": list(spec.after),
+                      "has_verify": spec.verify is not None,
+                      "wires": {w.param: {"steps": list(w.steps), "mode": str(w.mode)}
+                                for w in graph.wires[name]}})
         rows.append(
             NewTaskSpec(
                 name=name,
                 position=position,
                 is_array=spec.is_array,
                 version=spec.version,
-                config=encode(
-                    {**spec.config.as_dict(), "cache": spec.cache, "after": list(spec.after),
-                     "has_verify": spec.verify is not None,
-                     "wires": {w.param: {"steps": list(w.steps), "mode": str(w.mode)}
-                               for w in graph.wires[name]}},
-                ),
-                dependencies=json.dumps(graph.dependencies(name)),
+                config="{" + shared + "," + own[1:],
+                dependencies=canonical_json(graph.dependencies(name)),
                 return_type=type_name(spec.return_type),
             )
         )

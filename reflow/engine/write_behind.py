@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from reflow.engine.gc_pause import gc_paused
-from reflow.store import NewInstance, NewVerifyFailure, StateChange, Store
+from reflow.store import CopyBatch, NewInstance, NewVerifyFailure, StateChange, Store
 from reflow.store.writes import RecordedInstance
 
 # Columns of a not yet written instance that a state change may set.
@@ -54,8 +54,8 @@ class WriteBehind:
         self.max_age = max_age
         self.max_rows = max_rows
         self.lock = threading.Lock()
-        # Slots, or bare rows for instances created in their final state (``add_final``).
-        self._new: list[Slot | RecordedInstance] = []
+        self._new: list[Slot] = []
+        self._copies: list[CopyBatch] = []
         self._changes: list[StateChange] = []
         self._changed_at: list[datetime] = []
         self._since: float | None = None
@@ -71,14 +71,13 @@ class WriteBehind:
         self._touch()
         return slot
 
-    def add_final(self, rows: Sequence[NewInstance], at: datetime) -> None:
-        """Instances created at ``at`` in a state nothing will change (cache hits).
+    def add_copies(self, batch: CopyBatch) -> None:
+        """Cache hits of one task: created in their final state, so they need no slot.
 
-        No slot: a fully cached run adds 10,000 of these at once, and none is ever changed.
+        A fully cached run adds 10,000 of these at once, and none is ever changed.
         """
-        self._new.extend(RecordedInstance(row, [(None, str(row.state), at, row.detail)])
-                         for row in rows)
-        if rows:
+        if batch.copies:
+            self._copies.append(batch)
             self._touch()
 
     @staticmethod
@@ -124,7 +123,7 @@ class WriteBehind:
         since = self._since
         return since is not None and (
             time.monotonic() - since >= self.max_age
-            or len(self._new) + len(self._changes) >= self.max_rows
+            or len(self._new) + len(self._changes) + len(self._copies) >= self.max_rows
         )
 
     def flush_if_due(self) -> None:
@@ -135,15 +134,13 @@ class WriteBehind:
         """Write everything buffered in one transaction (the caller holds ``lock``)."""
         if self._since is None:
             return
-        new, changes, at = self._new, self._changes, self._changed_at
+        new, changes, at, copies = self._new, self._changes, self._changed_at, self._copies
         # All of them unwritten: every slot in ``_new`` still has its pending row.
-        rows = [s.pending if isinstance(s, Slot) else s for s in new]
+        rows = [s.pending for s in new if s.pending is not None]
         with gc_paused():  # tens of thousands of acyclic row tuples (see gc_pause)
-            ids = self.store.record([r for r in rows if r is not None], changes, at=at)
+            ids = self.store.record(rows, changes, at=at, copies=copies)
         failures: list[NewVerifyFailure] = []
         for slot, instance_id in zip(new, ids, strict=True):
-            if not isinstance(slot, Slot):
-                continue
             row = slot.pending.new if slot.pending is not None else None
             if row is not None and slot.problems:
                 failures.extend(
@@ -152,7 +149,8 @@ class WriteBehind:
                     for check, reason in slot.problems
                 )
             slot.instance_id, slot.pending = instance_id, None
-        self._new, self._changes, self._changed_at, self._since = [], [], [], None
+        self._new, self._changes, self._changed_at, self._copies = [], [], [], []
+        self._since = None
         if failures:
             self.store.add_verify_failures(failures)
 

@@ -6,7 +6,9 @@ plain records defined in ``records``.
 
 from reflow.store.errors import InstanceConflict, RunIdTaken, UnknownInstanceError
 from reflow.store.records import (
+    CachedCopy,
     CacheHit,
+    CopyBatch,
     InstanceRecord,
     NewInstance,
     NewRun,
@@ -24,6 +26,8 @@ from reflow.store.store import Store
 
 __all__ = [
     "CacheHit",
+    "CachedCopy",
+    "CopyBatch",
     "InstanceConflict",
     "InstanceRecord",
     "NetworkFilesystemWarning",

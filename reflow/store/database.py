@@ -29,6 +29,7 @@ from sqlalchemy.pool import StaticPool
 
 from reflow.errors import StoreError
 from reflow.store import sqlite
+from reflow.store.checkpoints import CHECKPOINTER
 
 T = TypeVar("T")
 
@@ -81,6 +82,8 @@ class Database:
         self.display_url = masked(url)
         self.deadline_s = deadline_s
         self.dialect = url.get_backend_name()
+        # A SQLite file in WAL mode, whose log a background thread checkpoints after writes.
+        self.wal_file: str | None = None  # the database path; its log is path + "-wal"
         self.engine = self._create_engine()
 
     def _create_engine(self) -> Engine:
@@ -95,6 +98,8 @@ class Database:
             engine = create_engine(self.url)
             mode = sqlite.journal_mode_for(Path(database))
             sqlite.configure(engine, journal_mode=mode, busy_timeout_s=self.deadline_s)
+            if mode == "WAL":
+                self.wal_file = database
             return engine
         connect_args: dict[str, Any] = {}
         if "connect_timeout" not in self.url.query:  # an unroutable host must not hang us
@@ -115,7 +120,10 @@ class Database:
                     if write:
                         conn.execution_options(**{sqlite.WRITE_OPTION: True})
                     with conn.begin():
-                        return work(conn)
+                        result = work(conn)
+                if write and self.wal_file is not None:
+                    CHECKPOINTER.after_write(self.wal_file)
+                return result
             except (OperationalError, InterfaceError) as exc:
                 if not self._transient(exc):
                     raise StoreError(self._failed_message(exc)) from exc

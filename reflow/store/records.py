@@ -8,9 +8,10 @@ timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,33 @@ class CacheHit:
         if isinstance(value, datetime):
             return value.astimezone(UTC)
         return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+class CachedCopy(NamedTuple):
+    """A cache hit to record as a SUCCESS instance of a run, linked to its ``source``.
+
+    The output columns come from the source; a named tuple because a fully cached run makes
+    10,000 of these at once.
+    """
+
+    array_index: int | None
+    identity: str
+    input_hash: str
+    preimage: str
+    input: str
+    source: CacheHit
+
+
+@dataclass(frozen=True, slots=True)
+class CopyBatch:
+    """The cache hits of one task of a run, all recorded at ``at`` with ``reason``."""
+
+    run_id: str
+    workflow: str
+    task_name: str
+    reason: str
+    at: datetime
+    copies: Sequence[CachedCopy]
 
 
 @dataclass(frozen=True, slots=True)

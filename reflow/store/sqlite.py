@@ -91,6 +91,8 @@ def configure(engine: Engine, *, journal_mode: str | None, busy_timeout_s: float
                 if str(current).upper() != journal_mode:
                     cursor.execute(f"PRAGMA journal_mode = {journal_mode}")
                 cursor.execute(f"PRAGMA synchronous = {synchronous}")
+                if journal_mode == "WAL":  # checkpoints run in the background (checkpoints.py)
+                    cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
 

@@ -39,6 +39,7 @@ from reflow.store.models import (
 )
 from reflow.store.records import (
     CacheHit,
+    CopyBatch,
     InstanceRecord,
     NewInstance,
     NewRun,
@@ -266,21 +267,20 @@ class Store:
         return self._db.run(lambda conn: [TaskSpecRecord(*row) for row in conn.execute(query)])
 
     # -- instances: writes -------------------------------------------------------------------
-    def insert_instances(self, rows: Sequence[NewInstance]) -> list[int]:
-        """Record ``rows`` as current attempts in one transaction; ids in input order.
+    def insert_instances(
+        self, rows: Sequence[NewInstance], copies: Sequence[CopyBatch] = ()
+    ) -> list[int]:
+        """Record ``rows`` (and cache hits ``copies``) as current attempts in one transaction.
 
-        InstanceConflict if one of them already has a current attempt in its run.
+        Returns the ids of ``rows`` in input order; InstanceConflict if one of them already
+        has a current attempt in its run.
         """
-        if not rows:
-            return []
-
-        def work(conn: Connection) -> list[int]:
-            try:
-                return writes.insert_instances(conn, self._sql, rows, _now())
-            except IntegrityError as exc:
-                raise self._insert_failure(exc) from exc
-
-        return self._db.run(work, write=True)
+        now = _now()
+        created = [
+            RecordedInstance(r, [(None, str(r.state), r.created_at or now, r.detail)])
+            for r in rows
+        ]
+        return self._record(created, (), None, copies, now)
 
     def _insert_failure(self, exc: IntegrityError) -> StoreError:
         detail = " ".join(str(exc.orig).split())
@@ -314,20 +314,34 @@ class Store:
         changes: Sequence[StateChange] = (),
         *,
         at: Sequence[datetime] | None = None,
+        copies: Sequence[CopyBatch] = (),
     ) -> list[int]:
         """Insert instances with their history and apply ``changes``, in one transaction.
 
         For a writer that keeps its recent changes in memory and writes them in batches:
         returns the new instances' ids in input order; ``changes`` (to instances already in
-        the store) are compare-and-set as in ``apply``, dated by ``at``.
+        the store) are compare-and-set as in ``apply``, dated by ``at``; ``copies`` records
+        cache hits as SUCCESS instances linked to their sources.
         """
-        if not rows and not changes:
+        return self._record(rows, changes, at, copies, None)
+
+    def _record(
+        self,
+        rows: Sequence[RecordedInstance],
+        changes: Sequence[StateChange],
+        at: Sequence[datetime] | None,
+        copies: Sequence[CopyBatch],
+        stamp: datetime | None,
+    ) -> list[int]:
+        """``record``, with the rows' ``updated_at`` fixed by the caller when ``stamp`` is set."""
+        if not rows and not changes and not copies:
             return []
 
         def work(conn: Connection) -> list[int]:
-            now = _now()
+            now = stamp or _now()
             try:
-                ids = writes.insert_recorded(conn, self._sql, rows, now) if rows else []
+                ids = (writes.insert_recorded(conn, self._sql, rows, now, copies)
+                       if rows or copies else [])
             except IntegrityError as exc:
                 raise self._insert_failure(exc) from exc
             if changes:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from reflow.states import TaskState
 from reflow.store.bulk import BulkSql, Row
 from reflow.store.models import InstanceRow
-from reflow.store.records import NewInstance, StateChange
+from reflow.store.records import CopyBatch, NewInstance, StateChange
 
 _INSERT_COLUMNS = (
     "id", "run_id", "workflow", "task_name", "array_index", "attempt", "latest", "state",
@@ -43,33 +43,6 @@ _TIMESTAMP_FIELDS = frozenset({"submitted_at", "started_at", "finished_at"})
 RETRYABLE_STATES = frozenset({TaskState.FAILED.value, TaskState.CANCELLED.value})
 
 
-def insert_instances(
-    conn: Connection, sql: BulkSql, rows: Sequence[NewInstance], now: datetime
-) -> list[int]:
-    """Insert ``rows`` as the latest attempts, each with its creation transition."""
-    ids = sql.allocate_ids(conn, "instances", len(rows))
-    stamp = sql.ts(now)
-    ts = sql.ts
-    instances: list[Row] = []
-    transitions: list[Row] = []
-    for new_id, r in zip(ids, rows, strict=True):
-        state = str(r.state)
-        created = stamp if r.created_at is None else ts(r.created_at)
-        instances.append((
-            new_id, r.run_id, r.workflow, r.task_name, r.array_index, r.attempt, True, state,
-            r.identity, r.input_hash, r.preimage, r.input, r.output, r.output_hash,
-            r.fingerprints, r.cached, r.cache_source, r.reason, r.job_id, r.error_text,
-            created, ts(r.submitted_at), ts(r.started_at), ts(r.finished_at), stamp,
-        ))  # fmt: skip
-        transitions.append((
-            new_id, r.run_id, r.task_name, r.array_index, r.attempt, None, state, created,
-            r.detail,
-        ))  # fmt: skip
-    sql.insert_many(conn, "instances", _INSERT_COLUMNS, instances)
-    sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
-    return ids
-
-
 @dataclass(slots=True)
 class RecordedInstance:
     """An instance first written after some of its life already happened in this process.
@@ -89,14 +62,16 @@ _AT = itemgetter(_TRANSITION_COLUMNS.index("at"))
 
 
 def insert_recorded(
-    conn: Connection, sql: BulkSql, rows: Sequence[RecordedInstance], now: datetime
+    conn: Connection, sql: BulkSql, rows: Sequence[RecordedInstance], now: datetime,
+    copies: Sequence[CopyBatch] = (),
 ) -> list[int]:
     """Insert ``rows`` as latest attempts in their current state, with their whole history.
 
     An instance that ran and finished between two writes thus costs one row and its
-    transitions, not an insert and a later compare-and-set update.
+    transitions, not an insert and a later compare-and-set update. ``copies`` (cache hits)
+    go in alongside; the returned ids are those of ``rows``, in order.
     """
-    ids = sql.allocate_ids(conn, "instances", len(rows))
+    ids = sql.allocate_ids(conn, "instances", len(rows) + sum(len(b.copies) for b in copies))
     stamp = sql.ts(now)
     # Each instance has a few distinct times, shared with its transitions: convert each once.
     converted: dict[datetime | None, object] = {None: None}
@@ -109,7 +84,7 @@ def insert_recorded(
 
     instances: list[Row] = []
     transitions: list[Row] = []
-    for new_id, rec in zip(ids, rows, strict=True):
+    for new_id, rec in zip(ids, rows, strict=False):
         r = rec.new
         created = ts(r.created_at if r.created_at is not None else rec.history[0][2])
         instances.append((
@@ -124,13 +99,53 @@ def insert_recorded(
                 new_id, r.run_id, r.task_name, r.array_index, r.attempt, from_state,
                 str(to_state), ts(at), detail,
             ))  # fmt: skip
+    copy_rows = _copy_rows(sql, copies, ids[len(rows):], stamp, transitions)
     # Chronological, as if each change had been written when it happened (stable sort: one
     # instance's changes at the same instant keep their order).
     transitions.sort(key=_AT)
     columns, values = _without_null_columns(_RECORDED_COLUMNS, instances)
     sql.insert_many(conn, "instances", columns, values)
+    sql.insert_many(conn, "instances", _COPY_COLUMNS, copy_rows)
     sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
-    return ids
+    return ids[: len(rows)]
+
+
+_COPY_COLUMNS = (
+    "id", "run_id", "workflow", "task_name", "array_index", "attempt", "latest", "state",
+    "identity", "input_hash", "preimage", "input", "output", "output_hash", "fingerprints",
+    "cached", "cache_source", "reason", "created_at", "started_at", "finished_at",
+    "updated_at",
+)  # fmt: skip
+_SUCCESS = TaskState.SUCCESS.value
+
+
+def _copy_rows(
+    sql: BulkSql, batches: Sequence[CopyBatch], ids: Sequence[int], stamp: object,
+    transitions: list[Row],
+) -> list[Row]:
+    """Instance rows of cache hits (SUCCESS at once, no job), adding their transitions.
+
+    One tight loop per batch: a fully cached run records 10,000 of these in one write.
+    """
+    rows: list[Row] = []
+    position = 0
+    for batch in batches:
+        run_id, workflow, task, reason = batch.run_id, batch.workflow, batch.task_name, batch.reason
+        at = sql.ts(batch.at)
+        for c in batch.copies:
+            new_id = ids[position]
+            position += 1
+            src = c.source
+            rows.append((
+                new_id, run_id, workflow, task, c.array_index, 1, True, _SUCCESS, c.identity,
+                c.input_hash, c.preimage, c.input, src.output, src.output_hash,
+                src.fingerprints, True, src.instance_id, reason, at, at, at, stamp,
+            ))  # fmt: skip
+            transitions.append((
+                new_id, run_id, task, c.array_index, 1, None, _SUCCESS, at,
+                f"cached from instance {src.instance_id} of run {src.run_id}",
+            ))  # fmt: skip
+    return rows
 
 
 # Nullable columns: left out of a batch's INSERT when no row of the batch sets them.
@@ -165,15 +180,14 @@ def _locked_rows(
     conn: Connection, sql: BulkSql, ids: Collection[int], columns: str
 ) -> dict[int, list[Any]]:
     """Current values of ``columns`` (after ``id``) of the instances ``ids``, rows locked."""
-    found: dict[int, list[Any]] = {}
-    for condition, params in sql.in_lists("id", sorted(ids)):
-        result = conn.exec_driver_sql(
-            f"SELECT id, {columns} FROM instances WHERE {condition} ORDER BY id{sql.for_update}",
-            params,
-        )
-        for row in result.all():
-            found[row[0]] = list(row[1:])
-    return found
+    if not ids:
+        return {}
+    condition, param = sql.in_list("id", sorted(ids))
+    result = conn.exec_driver_sql(
+        f"SELECT id, {columns} FROM instances WHERE {condition} ORDER BY id{sql.for_update}",
+        (param,),
+    )
+    return {row[0]: list(row[1:]) for row in result.all()}
 
 
 def _plain(value: object) -> object:
@@ -317,13 +331,12 @@ def new_attempts(
 
 def supersede(conn: Connection, sql: BulkSql, instance_ids: Collection[int], now: datetime) -> int:
     """Stop counting these attempts (no new attempt replaces them here); returns how many."""
-    stamp = sql.ts(now)
-    count = 0
-    for condition, params in sql.in_lists("id", sorted(set(instance_ids))):
-        result = conn.exec_driver_sql(
-            f"UPDATE instances SET latest = {sql.false}, updated_at = {sql.mark} "
-            f"WHERE {condition} AND latest = {sql.true}",
-            (stamp, *params),
-        )
-        count += result.rowcount
-    return count
+    if not instance_ids:
+        return 0
+    condition, param = sql.in_list("id", sorted(set(instance_ids)))
+    result = conn.exec_driver_sql(
+        f"UPDATE instances SET latest = {sql.false}, updated_at = {sql.mark} "
+        f"WHERE {condition} AND latest = {sql.true}",
+        (sql.ts(now), param),
+    )
+    return int(result.rowcount)
