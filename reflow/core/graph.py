@@ -79,15 +79,18 @@ class TaskGraph:
     def _cycle(self, stuck: set[str]) -> list[str]:
         """One cycle among ``stuck`` (tasks Kahn's algorithm could not order), closed."""
         # Every stuck task has a stuck predecessor, so walking back must revisit a task.
+        position = {name: i for i, name in enumerate(self.specs)}
         path: list[str] = []
         seen: dict[str, int] = {}
-        name = min(stuck, key=list(self.specs).index)
+        name = min(stuck, key=position.__getitem__)
         while name not in seen:
             seen[name] = len(path)
             path.append(name)
             name = next(p for p in self.preds[name] if p in stuck)
         loop = path[seen[name]:]
         loop.reverse()  # walked against the edges
+        first = loop.index(min(loop, key=position.__getitem__))  # start at the earliest task
+        loop = loop[first:] + loop[:first]
         return [*loop, loop[0]]
 
     @cached_property

@@ -30,16 +30,30 @@ class TaskOutputs:
     hashes: Sequence[str]
 
 
-@dataclass(slots=True)
 class Expanded:
-    """One instance to be: what the function receives and what its identity is made of."""
+    """One instance to be: what the function receives and what its identity is made of.
 
-    index: int | None
-    kwargs: dict[str, Any]
-    input_json: str
-    input_hash: str
-    preimage_json: str
-    identity: str
+    ``input_hash`` is computed when first asked for: a cache hit records its source's, which
+    is the same (equal identities mean equal inputs), so a fully cached run skips one digest
+    per instance.
+    """
+
+    __slots__ = ("_input_hash", "identity", "index", "input_json", "kwargs", "preimage_json")
+
+    def __init__(self, index: int | None, kwargs: dict[str, Any], input_json: str,
+                 preimage_json: str, identity: str) -> None:
+        self.index = index
+        self.kwargs = kwargs
+        self.input_json = input_json
+        self.preimage_json = preimage_json
+        self.identity = identity
+        self._input_hash: str | None = None
+
+    @property
+    def input_hash(self) -> str:
+        if self._input_hash is None:
+            self._input_hash = sha256_hex(self.input_json)
+        return self._input_hash
 
     @property
     def preimage(self) -> dict[str, Any]:
@@ -164,7 +178,7 @@ def expand_task(
         }
         pre_json, identity = preimage_json_and_digest(preimage)
         input_json = canonical_json({k: enc[k] for k in order if k in enc})
-        return Expanded(index, kwargs, input_json, sha256_hex(input_json), pre_json, identity)
+        return Expanded(index, kwargs, input_json, pre_json, identity)
 
     if not spec.is_array:
         return [make(None, base_kwargs, encoded_base, base_inputs)]
@@ -175,7 +189,6 @@ def expand_task(
             f"array task '{spec.name}' gets inputs of different lengths ({detail}); "
             "make the upstream lists the same length or broadcast one of them"
         )
-    count = sizes.pop() if sizes else 0
     # The pre-image and the input payload differ between elements only in the per-element
     # entries, so the constant parts are made canonical once and the texts assembled per
     # element. Keys sort "after" < "inputs" < "params" < "task" < "version" < "workflow".
@@ -196,16 +209,19 @@ def expand_task(
         + _escape("," + rest[1:])
     )
     payload_template = _object_template(payload_texts, names, quoted=False)
-    element_hashes = [hashes for _, _, hashes, _ in varying]
-    element_texts = [texts for _, _, _, texts in varying]
+    # One row of values, element hashes and element texts per instance (columns zipped).
+    value_rows = zip(*[elements for _, elements, _, _ in per_element], strict=True)
+    hash_rows = zip(*[hashes for _, _, hashes, _ in varying], strict=True)
+    text_rows = zip(*[texts for _, _, _, texts in varying], strict=True)
+    element_params = [param for param, _, _, _ in per_element]
+    pre_format, payload_format = pre_template.format, payload_template.format
     out: list[Expanded] = []
-    for i in range(count):
+    rows = zip(value_rows, hash_rows, text_rows, strict=True)
+    for i, (values, row_hashes, row_texts) in enumerate(rows):
         kwargs = dict(base_kwargs)
-        for param, elements, _, _ in per_element:
-            kwargs[param] = elements[i]
-        pre_json = pre_template.format(*[hashes[i] for hashes in element_hashes])
-        input_json = payload_template.format(*[texts[i] for texts in element_texts])
-        out.append(Expanded(i, kwargs, input_json, sha256_hex(input_json), pre_json,
+        kwargs.update(zip(element_params, values, strict=True))
+        pre_json = pre_format(*row_hashes)
+        out.append(Expanded(i, kwargs, payload_format(*row_texts), pre_json,
                             sha256_hex(pre_json)))
     return out
 

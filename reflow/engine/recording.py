@@ -48,8 +48,11 @@ def _no_hits(identities: Collection[str]) -> dict[str, CacheHit]:
 
 
 def cached_copy(e: Expanded, hit: CacheHit) -> CachedCopy:
-    """How a cache hit is recorded: this instance's identity and inputs, the source's output."""
-    return CachedCopy(e.index, e.identity, e.input_hash, e.preimage_json, e.input_json, hit)
+    """How a cache hit is recorded: this instance's identity and inputs, the source's output.
+
+    The input hash is the source's: equal identities mean equal inputs.
+    """
+    return CachedCopy(e.index, e.identity, hit.input_hash, e.preimage_json, e.input_json, hit)
 
 
 def fresh_row(run_id: str, workflow: str, task: str, e: Expanded, reason: str, state: str,

@@ -28,7 +28,7 @@ def find_cached(conn: Connection, sql: BulkSql, identities: Collection[str]) -> 
     # Sorted probes walk the index in order: a third faster than random order on SQLite.
     condition, param = sql.in_list("identity", sorted(set(identities)))
     result = conn.exec_driver_sql(
-        "SELECT id, run_id, identity, output, output_hash, fingerprints, finished_at "
+        "SELECT id, run_id, identity, output, output_hash, fingerprints, finished_at, input_hash "
         "FROM instances WHERE id IN (SELECT max(id) FROM instances "
         f"WHERE state = '{_SUCCESS}' AND cached = {sql.false} AND {condition} "
         "GROUP BY identity)",

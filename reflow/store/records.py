@@ -187,6 +187,7 @@ class CacheHit:
     output_hash: str
     fingerprints: str | None
     stored_finished_at: object
+    input_hash: str
 
     @property
     def finished_at(self) -> datetime | None:

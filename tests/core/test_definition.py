@@ -204,7 +204,67 @@ def test_cycle_names_its_members() -> None:
     with pytest.raises(ValueError) as err:
         wf.validate()
     msg = str(err.value)
-    assert "cycle" in msg and all(f"{n}" in msg for n in ("a", "b", "c"))
+    # The members in edge order, closed: a -> b -> c -> a.
+    assert "the workflow has a cycle: a -> b -> c -> a;" in msg
+
+
+def test_cycle_outside_the_first_tasks_and_self_dependency() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def root() -> int:
+        return 1
+
+    @wf.job(after=["late"])
+    def early(x: Annotated[int, Result(step="root")]) -> int:
+        return x
+
+    @wf.job(after=["early"])
+    def late() -> int:
+        return 2
+
+    with pytest.raises(ValueError, match=r"cycle: early -> late -> early;"):
+        wf.validate()
+
+    alone = Workflow("s")
+
+    @alone.job(after=["itself"])
+    def itself() -> int:
+        return 1
+
+    with pytest.raises(ValueError, match=r"cycle: itself -> itself;"):
+        alone.validate()
+
+
+def test_graph_views_agree_with_networkx() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def make() -> list[int]:
+        return [1]
+
+    @wf.array_job()
+    def each(x: Annotated[int, Result(step="make")]) -> int:
+        return x
+
+    @wf.job(after=["make"])
+    def audit() -> None:
+        return None
+
+    @wf.job(after=["audit"])
+    def total(xs: Annotated[list[int], Result(step="each")]) -> int:
+        return sum(xs)
+
+    graph = wf.validate()
+    nx_graph = wf.graph
+    assert set(nx_graph.edges) == {("make", "each"), ("make", "audit"), ("each", "total"),
+                                   ("audit", "total")}
+    assert nx_graph.edges["make", "audit"]["kind"] == "order"
+    assert nx_graph.edges["each", "total"]["kind"] == "data"
+    assert graph.generations() == [["make"], ["each", "audit"], ["total"]]
+    assert graph.descendants(["audit"]) == {"audit", "total"}
+    assert graph.descendants(["make"]) == {"make", "each", "audit", "total"}
+    assert graph.dependencies("total") == ["audit", "each"]
 
 
 def test_decorator_rejects_duplicates_and_array_without_result() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from store_builders import add_run, instance
 
-from reflow.store import StateChange, Store
+from reflow.store import CachedCopy, CopyBatch, StateChange, Store
 from reflow.store.writes import RecordedInstance
 
 T = datetime(2025, 3, 1, 12, tzinfo=UTC)
@@ -76,3 +76,36 @@ def test_record_leaves_out_columns_no_row_of_the_batch_sets(store: Store) -> Non
         (0, "1", None, None, None), (1, None, "boom", 3, T), (2, "2", None, None, None),
     ]
     assert all(r.created_at == T and r.job_id is None for r in got)
+
+
+def test_cache_hits_are_recorded_as_linked_copies_in_time_order(store: Store) -> None:
+    add_run(store, "src")
+    add_run(store, "r1", minutes=5)
+    (source_id,) = store.insert_instances([instance(
+        "src", index=3, identity="same", state="SUCCESS", output="42", output_hash="h42",
+        fingerprints='{"/data/x":[1,2]}', finished_at=T)])  # fmt: skip
+    (hit,) = store.find_cached(["same"]).values()
+    ran = instance("r1", "prepare", None, state="SUCCESS", output="1", output_hash="h1")
+    copies = CopyBatch("r1", "wf", "convert", "cached", T + timedelta(seconds=1),
+                       [CachedCopy(7, "same", hit.input_hash, '{"identity":"same"}',
+                                   '{"x":1}', hit)])  # fmt: skip
+    (ran_id,) = store.record(
+        [RecordedInstance(ran, [(None, "RUNNING", T, "running"),
+                                ("RUNNING", "SUCCESS", T + timedelta(seconds=2), "")])],
+        copies=[copies],
+    )
+
+    (copy,) = store.latest_instances("r1", "convert")
+    assert (copy.array_index, copy.state, copy.cached, copy.cache_source, copy.reason) == (
+        7, "SUCCESS", True, source_id, "cached")
+    assert (copy.output, copy.output_hash, copy.fingerprints, copy.input_hash) == (
+        "42", "h42", '{"/data/x":[1,2]}', "in-same")
+    assert copy.finished_at == T + timedelta(seconds=1)
+    history = [(t.instance_id, t.to_state, t.detail) for t in store.transitions("r1")]
+    assert history == [  # the copy's creation sits between the other instance's changes
+        (ran_id, "RUNNING", "running"),
+        (copy.id, "SUCCESS", f"cached from instance {source_id} of run src"),
+        (ran_id, "SUCCESS", ""),
+    ]
+    # A copy is never a source itself: the lookup still names the instance that computed it.
+    assert store.find_cached(["same"])["same"].instance_id == source_id
