@@ -165,15 +165,13 @@ def _without_null_columns(
     """
     if not rows:
         return columns, rows
-    by_column = list(zip(*rows, strict=True))
-    count = len(rows)
     keep = [
         i for i, name in enumerate(columns)
-        if name not in _NULLABLE or by_column[i].count(None) != count
+        if name not in _NULLABLE or any(row[i] is not None for row in rows)
     ]  # fmt: skip
     if len(keep) == len(columns):
         return columns, rows
-    return [columns[i] for i in keep], list(zip(*(by_column[i] for i in keep), strict=True))
+    return [columns[i] for i in keep], list(map(itemgetter(*keep), rows))
 
 
 def _locked_rows(
