@@ -34,7 +34,8 @@ def find_cached(conn: Connection, sql: BulkSql, identities: Collection[str]) -> 
         "GROUP BY identity)",
         (param,),
     )
-    return {row[2]: CacheHit(*row) for row in result.cursor.fetchall()}
+    make = CacheHit._make
+    return {row[2]: make(row) for row in result.cursor.fetchall()}
 
 
 def _other_runs_with_task(

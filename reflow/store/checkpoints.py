@@ -18,6 +18,9 @@ import threading
 
 # Checkpoint once the log passes the size SQLite's own automatic checkpoint would start at.
 WAL_CHECKPOINT_BYTES = 1000 * 4096
+# When a writer restarts a fully checkpointed log, SQLite cuts the file back to this size, so a
+# small write after a big one does not look like a big log again.
+WAL_KEEP_BYTES = WAL_CHECKPOINT_BYTES // 4
 _JOIN_AT_EXIT_S = 10.0
 
 
@@ -25,12 +28,17 @@ class Checkpointer:
     """One background thread per process, checkpointing the stores it is asked about."""
 
     def __init__(self) -> None:
+        self._start_fresh()
+        self._stopping = False
+        self.completed = 0  # checkpoints run so far
+        # A forked child has no worker thread: it starts its own when it first needs one.
+        os.register_at_fork(after_in_child=self._start_fresh)
+
+    def _start_fresh(self) -> None:
         self._due: dict[str, None] = {}  # database paths, in request order, without repeats
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._stopping = False
         self._busy = False
-        self.completed = 0  # checkpoints run so far
 
     def after_write(self, database: str) -> None:
         """Called after a committed write: schedule a checkpoint when the log has grown."""

@@ -171,13 +171,12 @@ class TransitionRecord:
     detail: str
 
 
-@dataclass(slots=True)
-class CacheHit:
+class CacheHit(NamedTuple):
     """The most recent successful instance with a given identity, anywhere in the store.
 
     ``stored_finished_at`` is the time as the driver returned it (naive-UTC text on SQLite):
     a run asks for 10,000 hits at once and reads none of their times, so parsing waits for
-    ``finished_at``.
+    ``finished_at``. A named tuple, built straight from the result row.
     """
 
     instance_id: int

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
+from reflow.store.checkpoints import WAL_KEEP_BYTES
+
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph", "fuse.glusterfs"}
 )
@@ -93,6 +95,7 @@ def configure(engine: Engine, *, journal_mode: str | None, busy_timeout_s: float
                 cursor.execute(f"PRAGMA synchronous = {synchronous}")
                 if journal_mode == "WAL":  # checkpoints run in the background (checkpoints.py)
                     cursor.execute("PRAGMA wal_autocheckpoint = 0")
+                    cursor.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
         finally:
             cursor.close()
 

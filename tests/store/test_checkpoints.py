@@ -9,7 +9,12 @@ from pathlib import Path
 from store_builders import add_run, instance
 
 from reflow.store import Store
-from reflow.store.checkpoints import CHECKPOINTER, WAL_CHECKPOINT_BYTES, Checkpointer
+from reflow.store.checkpoints import (
+    CHECKPOINTER,
+    WAL_CHECKPOINT_BYTES,
+    WAL_KEEP_BYTES,
+    Checkpointer,
+)
 
 
 def _big_write(store: Store, run_id: str, count: int = 3000) -> None:
@@ -36,6 +41,11 @@ def test_store_connections_leave_checkpoints_to_the_background(tmp_path: Path) -
             pragma = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
         assert pragma == 0
         assert len(store.latest_instances("r1")) == 3000
+        # The next write starts the log over and cuts the file back: small again.
+        requested = CHECKPOINTER.completed
+        add_run(store, "r2")
+        assert os.stat(f"{db}-wal").st_size <= WAL_KEEP_BYTES
+        assert CHECKPOINTER.wait_idle(timeout=30) and CHECKPOINTER.completed == requested
 
 
 def test_small_writes_do_not_ask_for_a_checkpoint(tmp_path: Path) -> None:
