@@ -67,9 +67,11 @@ def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
 def value_hash(value: object, *, where: str = "value") -> ValueHash:
     """Hash the canonical encoding of ``value``, folding in the fingerprint of every Path in it."""
-    if type(value) in SCALAR_TYPES:  # most array elements and outputs: nothing to walk
-        text = canonical_json(value)
-        return ValueHash(sha256_hex(text), {}, text)
+    kind = type(value)
+    if kind in SCALAR_TYPES:  # most array elements and outputs: nothing to walk
+        text = str(value) if kind is int else canonical_json(value)  # an int's JSON is its repr
+        return ValueHash(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), {},
+                         text)
     encoded, paths = encode_collecting_paths(value, where=where)
     text = canonical_json(encoded)
     if not paths:
