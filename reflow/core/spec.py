@@ -96,6 +96,11 @@ class TaskSpec:
     def results(self) -> tuple[InputSpec, ...]:
         return tuple(i for i in self.inputs if i.kind == "result")
 
+    @cached_property
+    def rundir_params(self) -> tuple[str, ...]:
+        """Names of the parameters that receive the run directory."""
+        return tuple(i.name for i in self.inputs if i.kind == "rundir")
+
     def upstream(self) -> tuple[str, ...]:
         """Every task this one waits for (data first, then ordering), without repeats."""
         return self._upstream

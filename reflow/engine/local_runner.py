@@ -114,7 +114,7 @@ def run_local(
     return run
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """An instance that is about to execute in this process.
 
@@ -429,10 +429,11 @@ class InlineExecution:
 
     def _call(self, p: _Pending) -> _Outcome:
         spec = p.spec
-        kwargs = dict(p.kwargs)
-        for inp in spec.inputs:
-            if inp.kind == "rundir":
-                kwargs[inp.name] = self.run_dir
+        kwargs = p.kwargs
+        if spec.rundir_params:
+            kwargs = dict(kwargs)
+            for name in spec.rundir_params:
+                kwargs[name] = self.run_dir
         where = f"output of task '{spec.name}'" + (f"[{p.index}]" if p.index is not None else "")
         try:
             value = spec.func(**kwargs)

@@ -51,7 +51,7 @@ class Worker:
         wf = load_workflow(self.meta.entrypoint, self.meta.workflow)
         spec = wf.tasks[self.meta.task]
         self.func: Callable[..., Any] = spec.func
-        self.rundir_params = [i.name for i in spec.inputs if i.kind == "rundir"]
+        self.rundir_params = spec.rundir_params
 
     def run(self, index: int | None) -> int:
         """Run one element; returns the process exit code it deserves (0 or 1)."""
