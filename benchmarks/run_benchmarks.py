@@ -5,10 +5,17 @@
 
 Each scenario runs in a fresh subprocess so its peak RSS is its own. Every figure is the
 median of several repeats; the machine is small and noisy, so compare ratios, not absolutes.
+
+Two floors are printed: ``floor_s``, a bare loop calling the task functions and hashing their
+outputs, and ``*store_floor_s``, bare sqlite3 inserting the very rows the run recorded into a
+copy of its store (same schema, indexes and pragmas). ``*engine_us_*`` is what is left beyond
+both: the engine's own Python per instance.
 """
 
 import argparse
 import json
+import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -74,8 +81,52 @@ def floor_wide(n: int) -> float:
     return time.perf_counter() - t
 
 
+def store_floor(database: Path, run_id: str) -> float:
+    """Bare sqlite3 writing a run's rows again: the part of a run no engine code can remove.
+
+    The run's instances and transitions are read back, deleted from a copy of the store (same
+    size, same indexes, same pragmas as reflow's connections) and inserted again in one
+    transaction with ``executemany``, as fast as Python can hand rows to SQLite (columns NULL
+    in every row left out, as reflow does).
+    """
+    source = sqlite3.connect(database)
+    source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    tables = {table: _rows_without_null_columns(source, table, run_id)
+              for table in ("instances", "transitions")}
+    source.close()
+    with tempfile.TemporaryDirectory() as d:
+        copy = Path(d) / "floor.db"
+        shutil.copyfile(database, copy)
+        conn = sqlite3.connect(copy, isolation_level=None)
+        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
+                       "wal_autocheckpoint = 0"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute("DELETE FROM instances WHERE run_id = ?", (run_id,))  # cascades
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        t = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        for table, (columns, rows) in tables.items():
+            conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                             f"VALUES ({', '.join('?' * len(columns))})", rows)
+        conn.execute("COMMIT")
+        took = time.perf_counter() - t
+        conn.close()
+    return took
+
+
+def _rows_without_null_columns(
+    conn: sqlite3.Connection, table: str, run_id: str
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """A run's rows of ``table``, leaving out columns that are NULL in all of them."""
+    cursor = conn.execute(f"SELECT * FROM {table} WHERE run_id = ?", (run_id,))
+    names = [c[0] for c in cursor.description]
+    rows = cursor.fetchall()
+    keep = [i for i in range(len(names)) if any(row[i] is not None for row in rows)]
+    return [names[i] for i in keep], [tuple(row[i] for i in keep) for row in rows]
+
+
 def scenario_wide(n: int, repeats: int) -> dict[str, Any]:
-    cold, cached, floors = [], [], []
+    cold, cached, floors, cold_store, cached_store = [], [], [], [], []
     for r in range(repeats):
         with tempfile.TemporaryDirectory() as d:
             url = f"sqlite:///{d}/m.db"
@@ -84,26 +135,33 @@ def scenario_wide(n: int, repeats: int) -> dict[str, Any]:
 
             Store.open(url).close()  # schema creation is not part of the run
             t = time.perf_counter()
-            wf.run_local(Path(d) / "a", store=url)
+            first = wf.run_local(Path(d) / "a", store=url)
             cold.append(time.perf_counter() - t)
             t = time.perf_counter()
             run = wf.run_local(Path(d) / "b", store=url)
             cached.append(time.perf_counter() - t)
             assert run.status(as_dict=False)
+            cold_store.append(store_floor(Path(d) / "m.db", first.run_id))
+            cached_store.append(store_floor(Path(d) / "m.db", run.run_id))
         floors.append(floor_wide(n))
-    c, k, f = (statistics.median(v) for v in (cold, cached, floors))
+    c, k, f, cs, ks = (statistics.median(v) for v in (cold, cached, floors, cold_store,
+                                                       cached_store))
     return {
         "scenario": f"wide N={n}",
         "cold_s": c,
         "cached_s": k,
         "floor_s": f,
+        "cold_store_floor_s": cs,
+        "cached_store_floor_s": ks,
         "cold_overhead_us_per_instance": (c - f) / n * 1e6,
+        "cold_engine_us_per_instance": (c - f - cs) / n * 1e6,
         "cached_us_per_instance": k / n * 1e6,
+        "cached_engine_us_per_instance": (k - ks) / n * 1e6,
     }
 
 
 def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
-    times, floors = [], []
+    times, floors, stores = [], [], []
     for r in range(repeats):
         with tempfile.TemporaryDirectory() as d:
             url = f"sqlite:///{d}/m.db"
@@ -112,20 +170,23 @@ def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
 
             Store.open(url).close()
             t = time.perf_counter()
-            wf.run_local(Path(d) / "a", store=url)
+            run = wf.run_local(Path(d) / "a", store=url)
             times.append(time.perf_counter() - t)
+            stores.append(store_floor(Path(d) / "m.db", run.run_id))
         from reflow.core.hashing import value_hash
 
         t = time.perf_counter()
         for x in range(1, length + 1):
             value_hash(x)
         floors.append(time.perf_counter() - t)
-    c, f = statistics.median(times), statistics.median(floors)
+    c, f, st = (statistics.median(v) for v in (times, floors, stores))
     return {
         "scenario": f"chain of {length}",
         "cold_s": c,
         "floor_s": f,
+        "store_floor_s": st,
         "overhead_us_per_task": (c - f) / length * 1e6,
+        "engine_us_per_task": (c - f - st) / length * 1e6,
     }
 
 
