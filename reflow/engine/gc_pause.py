@@ -9,17 +9,21 @@ there, so the collector is paused for those phases only — never while a task's
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Disable the cyclic collector for the block (re-entrant; restores the previous state)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
+class gc_paused:  # lower case: used like the function-style context manager it replaced
+    """Disable the cyclic collector for the block (re-entrant; restores the previous state).
+
+    A class rather than a ``@contextmanager`` generator: a chain of 1,000 tasks enters it a few
+    thousand times, and the generator protocol costs three times as much per use.
+    """
+
+    __slots__ = ("_was_enabled",)
+
+    def __enter__(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was_enabled:
             gc.enable()

@@ -13,6 +13,7 @@ import secrets
 import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as quote
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,28 +71,25 @@ def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
     """The stored task specs; ``config`` holds the job config plus the wiring of the task.
 
     Most tasks of a big workflow share one ``JobConfig``, so its text is encoded once per
-    config and joined with each task's own members (readers parse it; key order is free).
+    config and joined with each task's own members, written out directly (a 1,000-task chain
+    records 1,000 of these per run; readers parse the JSON, so key order is free).
     """
     rows = []
     config_text = _ConfigTexts()
     for position, name in enumerate(graph.order):
         spec = graph.specs[name]
-        shared = config_text(spec.config)
-        own = canonical_json({"cache": spec.cache, "after": list(spec.after),
-                      "has_verify": spec.verify is not None,
-                      "wires": {w.param: {"steps": list(w.steps), "mode": str(w.mode)}
-                                for w in graph.wires[name]}})
-        rows.append(
-            NewTaskSpec(
-                name=name,
-                position=position,
-                is_array=spec.is_array,
-                version=spec.version,
-                config="{" + shared + "," + own[1:],
-                dependencies=canonical_json(graph.dependencies(name)),
-                return_type=type_name(spec.return_type),
-            )
+        wires = ",".join(
+            f'{quote(w.param)}:{{"mode":{quote(str(w.mode))},"steps":{canonical_json(w.steps)}}}'
+            for w in graph.wires[name]
         )
+        config = (
+            f'{{{config_text(spec.config)},"after":{canonical_json(spec.after)},'
+            f'"cache":{"true" if spec.cache else "false"},'
+            f'"has_verify":{"false" if spec.verify is None else "true"},"wires":{{{wires}}}}}'
+        )
+        rows.append(NewTaskSpec(name, position, spec.is_array, spec.version, config,
+                                canonical_json(graph.dependencies(name)),
+                                type_name(spec.return_type)))
     return rows
 
 

@@ -49,9 +49,8 @@ class RunRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class NewTaskSpec:
-    """How one task of a run was defined when the run was recorded."""
+class NewTaskSpec(NamedTuple):
+    """How one task of a run was defined when the run was recorded (one per task per run)."""
 
     name: str
     position: int
