@@ -244,7 +244,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     plan = (
-        [("wide", 1000, 3), ("wide", 10000, 3), ("chain", 200, 3), ("chain", 1000, 3),
+        [("wide", 1000, 5), ("wide", 10000, 5), ("chain", 200, 5), ("chain", 1000, 5),
          ("status", 100000, 15)]
         if not args.quick
         else [("wide", 1000, 3), ("chain", 50, 3), ("status", 10000, 9)]
