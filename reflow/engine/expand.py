@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, NamedTuple
 
 from reflow.core.codec import canonical_json, encode
 from reflow.core.hashing import preimage_json_and_digest, sha256_hex, value_hash
@@ -21,8 +20,7 @@ from reflow.core.wiring import Wire, WireMode
 from reflow.errors import WiringError
 
 
-@dataclass(frozen=True, slots=True)
-class TaskOutputs:
+class TaskOutputs(NamedTuple):
     """The successful outputs of one upstream task in index order (one item for a singleton)."""
 
     is_array: bool

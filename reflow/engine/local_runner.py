@@ -158,6 +158,10 @@ class _TaskState:
     done: bool = False
 
 
+# Read-only stand-in for a task that has not been prepared: not failed, not done.
+_NOT_STARTED = _TaskState()
+
+
 def _value(held: Any) -> Any:
     return (loads(held.text) if held.text is not None else None) if isinstance(
         held, _Stored) else held
@@ -233,10 +237,16 @@ class InlineExecution:
             )
 
     # -- planning one task -----------------------------------------------------------------
+    def _state(self, name: str) -> _TaskState:
+        state = self.tasks.get(name)
+        if state is None:
+            state = self.tasks[name] = _TaskState()
+        return state
+
     def _prepare_task(self, name: str) -> list[_Pending]:
         spec = self.graph.specs[name]
-        state = self.tasks.setdefault(name, _TaskState())
-        blocked = [u for u in spec.upstream() if self.tasks.get(u, _TaskState()).failed]
+        state = self._state(name)
+        blocked = [u for u in spec.upstream() if self.tasks.get(u, _NOT_STARTED).failed]
         if blocked:
             state.failed = True
             if not any(r.state != TaskState.CANCELLED for r in self.existing.get(name, ())):
@@ -308,8 +318,9 @@ class InlineExecution:
                 continue
             hits.append(cached_copy(d.expanded, hit))
             outputs[d.expanded.index] = (_Stored(hit.output), hit.output_hash)
-        self.buffer.add_copies(
-            CopyBatch(self.run_id, self.workflow, spec.name, reasons.CACHED, now, hits))
+        if hits:
+            self.buffer.add_copies(
+                CopyBatch(self.run_id, self.workflow, spec.name, reasons.CACHED, now, hits))
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
                      reason=d.reason, problems=d.problems)
@@ -461,12 +472,12 @@ class InlineExecution:
 
     # -- closing ---------------------------------------------------------------------------
     def _close_task(self, name: str) -> None:
-        state = self.tasks.setdefault(name, _TaskState())
+        state = self._state(name)
         state.done = not state.failed
 
     def _finalise(self) -> RunState:
         self.buffer.flush()
-        complete = all(self.tasks.get(n, _TaskState()).done for n in self.graph.order)
+        complete = all(self.tasks.get(n, _NOT_STARTED).done for n in self.graph.order)
         status = RunState.SUCCESS if complete else RunState.FAILED
         self.store.set_run_status(self.run_id, status, only_from={RunState.RUNNING.value})
         return status
