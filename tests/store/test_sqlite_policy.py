@@ -72,3 +72,22 @@ def test_an_in_memory_store_works_for_quick_experiments() -> None:
     with Store.open("sqlite://") as store:
         add_run(store, "r1")
         assert store.get_run("r1").run_id == "r1"
+
+
+def test_new_stores_get_large_pages_and_old_ones_keep_theirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def page_size(db: Path) -> int:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    Store.open(f"sqlite:///{tmp_path / 'new.db'}").close()
+    assert page_size(tmp_path / "new.db") == sqlite_policy.PAGE_SIZE
+
+    with monkeypatch.context() as patch:  # a store made before the page size was chosen
+        patch.setattr(sqlite_policy, "PAGE_SIZE", 4096)
+        Store.open(f"sqlite:///{tmp_path / 'old.db'}").close()
+    with Store.open(f"sqlite:///{tmp_path / 'old.db'}") as store:
+        add_run(store, "r1")  # still writable, page size untouched
+        assert store.get_run("r1").run_id == "r1"
+    assert page_size(tmp_path / "old.db") == 4096
