@@ -40,21 +40,21 @@ def decide(
     """Decide each instance; misses that need a pre-image diff get an empty reason."""
     use_cache = spec.cache and not forced
     hits = lookup({e.identity for e in expanded}) if use_cache and expanded else {}
+    miss = reasons.CACHE_DISABLED if not spec.cache else reasons.FORCED if forced else ""
+    if not verify:  # the common case, kept to one pass without per-instance checks
+        get = hits.get
+        return [Decision(e, None, miss) if (hit := get(e.identity)) is None
+                else Decision(e, hit, reasons.CACHED) for e in expanded]
     out: list[Decision] = []
     for e in expanded:
         hit = hits.get(e.identity)
-        problems = verify_output(spec, hit.output, hit.fingerprints) if (
-            hit is not None and verify) else []
+        problems = verify_output(spec, hit.output, hit.fingerprints) if hit is not None else []
         if hit is not None and not problems:
             out.append(Decision(e, hit, reasons.CACHED))
         elif problems:
             out.append(Decision(e, None, reasons.verify_failed(problems[0].kind), problems))
-        elif not spec.cache:
-            out.append(Decision(e, None, reasons.CACHE_DISABLED))
-        elif forced:
-            out.append(Decision(e, None, reasons.FORCED))
         else:
-            out.append(Decision(e, None, ""))
+            out.append(Decision(e, None, miss))
     return out
 
 

@@ -128,22 +128,24 @@ def _copy_rows(
     One tight loop per batch: a fully cached run records 10,000 of these in one write.
     """
     rows: list[Row] = []
-    position = 0
+    add_row, add_transition = rows.append, transitions.append
+    new_ids = iter(ids)
     for batch in batches:
         run_id, workflow, task, reason = batch.run_id, batch.workflow, batch.task_name, batch.reason
         at = sql.ts(batch.at)
-        for c in batch.copies:
-            new_id = ids[position]
-            position += 1
-            src = c.source
-            rows.append((
-                new_id, run_id, workflow, task, c.array_index, 1, True, _SUCCESS, c.identity,
-                c.input_hash, c.preimage, c.input, src.output, src.output_hash,
-                src.fingerprints, True, src.instance_id, reason, at, at, at, stamp,
+        # ``new_ids`` is shared by all batches: each takes as many ids as it has copies.
+        for (index, identity, input_hash, preimage, input_json, source), new_id in zip(
+            batch.copies, new_ids, strict=False
+        ):
+            source_id, source_run, _, output, output_hash, fingerprints, _, _ = source
+            add_row((
+                new_id, run_id, workflow, task, index, 1, True, _SUCCESS, identity, input_hash,
+                preimage, input_json, output, output_hash, fingerprints, True, source_id, reason,
+                at, at, at, stamp,
             ))  # fmt: skip
-            transitions.append((
-                new_id, run_id, task, c.array_index, 1, None, _SUCCESS, at,
-                f"cached from instance {src.instance_id} of run {src.run_id}",
+            add_transition((
+                new_id, run_id, task, index, 1, None, _SUCCESS, at,
+                f"cached from instance {source_id} of run {source_run}",
             ))  # fmt: skip
     return rows
 
