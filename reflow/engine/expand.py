@@ -31,21 +31,34 @@ class TaskOutputs(NamedTuple):
 class Expanded:
     """One instance to be: what the function receives and what its identity is made of.
 
-    ``input_hash`` is computed when first asked for: a cache hit records its source's, which
-    is the same (equal identities mean equal inputs), so a fully cached run skips one digest
-    per instance.
+    ``input_hash`` and an array element's ``kwargs`` are made when first asked for: a cache
+    hit records its source's input hash (equal identities mean equal inputs) and never calls
+    the function, so a fully cached run makes neither.
     """
 
-    __slots__ = ("_input_hash", "identity", "index", "input_json", "kwargs", "preimage_json")
+    __slots__ = ("_input_hash", "_kwargs", "_shared", "_values", "identity", "index",
+                 "input_json", "preimage_json")
 
-    def __init__(self, index: int | None, kwargs: dict[str, Any], input_json: str,
-                 preimage_json: str, identity: str) -> None:
+    def __init__(self, index: int | None, kwargs: dict[str, Any] | None, input_json: str,
+                 preimage_json: str, identity: str,
+                 element: tuple[_ElementKwargs, tuple[Any, ...]] | None = None) -> None:
         self.index = index
-        self.kwargs = kwargs
+        self._kwargs = kwargs
+        self._shared: _ElementKwargs | None = None
+        self._values: tuple[Any, ...] = ()
+        if element is not None:
+            self._shared, self._values = element
         self.input_json = input_json
         self.preimage_json = preimage_json
         self.identity = identity
         self._input_hash: str | None = None
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        if self._kwargs is None:
+            assert self._shared is not None
+            self._kwargs = self._shared.make(self._values)
+        return self._kwargs
 
     @property
     def input_hash(self) -> str:
@@ -58,6 +71,21 @@ class Expanded:
         """The pre-image as data: parsed on demand, since only unexplained misses need it."""
         parsed: dict[str, Any] = json.loads(self.preimage_json)
         return parsed
+
+
+class _ElementKwargs:
+    """What every element of an array task shares: the constant kwargs and the element names."""
+
+    __slots__ = ("base", "params")
+
+    def __init__(self, base: dict[str, Any], params: list[str]) -> None:
+        self.base = base
+        self.params = params
+
+    def make(self, values: tuple[Any, ...]) -> dict[str, Any]:
+        kwargs = dict(self.base)
+        kwargs.update(zip(self.params, values, strict=True))
+        return kwargs
 
 
 def _where(task: str, param: str) -> str:
@@ -211,16 +239,14 @@ def expand_task(
     value_rows = zip(*[elements for _, elements, _, _ in per_element], strict=True)
     hash_rows = zip(*[hashes for _, _, hashes, _ in varying], strict=True)
     text_rows = zip(*[texts for _, _, _, texts in varying], strict=True)
-    element_params = [param for param, _, _, _ in per_element]
+    shared = _ElementKwargs(base_kwargs, [param for param, _, _, _ in per_element])
     pre_format, payload_format = pre_template.format, payload_template.format
     out: list[Expanded] = []
     rows = zip(value_rows, hash_rows, text_rows, strict=True)
     for i, (values, row_hashes, row_texts) in enumerate(rows):
-        kwargs = dict(base_kwargs)
-        kwargs.update(zip(element_params, values, strict=True))
         pre_json = pre_format(*row_hashes)
-        out.append(Expanded(i, kwargs, payload_format(*row_texts), pre_json,
-                            sha256_hex(pre_json)))
+        out.append(Expanded(i, None, payload_format(*row_texts), pre_json,
+                            sha256_hex(pre_json), (shared, values)))
     return out
 
 
