@@ -109,11 +109,10 @@ class BulkSql:
         takes a list as an array, SQLite a JSON array read by ``json_each`` (whose probes
         still use the column's index). Values are ints or strings, which JSON keeps exact.
         """
+        listed = values if isinstance(values, list) else list(values)
         if self.sqlite:
-            return f"{column} IN (SELECT value FROM json_each({self.mark}))", json.dumps(
-                list(values)
-            )
-        return f"{column} = ANY({self.mark})", list(values)
+            return f"{column} IN (SELECT value FROM json_each({self.mark}))", json.dumps(listed)
+        return f"{column} = ANY({self.mark})", listed
 
     def allocate_ids(self, conn: Connection, table: str, count: int) -> list[int]:
         """Reserve ``count`` primary keys of ``table`` for rows inserted in this transaction.
