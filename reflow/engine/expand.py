@@ -14,7 +14,7 @@ from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from reflow.core.codec import canonical_json, encode
-from reflow.core.hashing import preimage_json_and_digest, sha256_hex, value_hash
+from reflow.core.hashing import element_hashes, preimage_json_and_digest, sha256_hex
 from reflow.core.spec import TaskSpec
 from reflow.core.wiring import Wire, WireMode
 from reflow.errors import WiringError
@@ -150,12 +150,10 @@ def _wire_elements(
         else:  # chain-flatten
             for v in o.values:
                 items.extend(v)
-        where = _where(task, wire.param)
         elements.extend(items)
-        for item in items:
-            h = value_hash(item, where=where)
-            hashes.append(h.digest)
-            texts.append(h.canonical)
+        digests, item_texts = element_hashes(items, where=_where(task, wire.param))
+        hashes.extend(digests)
+        texts.extend(item_texts)
     return elements, hashes, texts
 
 

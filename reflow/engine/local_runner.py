@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from reflow.core.codec import decode, loads
 from reflow.core.graph import TaskGraph
@@ -142,18 +142,16 @@ class _Outcome:
     at: datetime
 
 
-class _Stored:
-    """An output still in its stored JSON text: decoded only if a dependant needs the value."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str | None) -> None:
-        self.text = text
-
-
 @dataclass
 class _TaskState:
+    """A task's progress in this process and its outputs with their hashes, by index.
+
+    ``outputs`` holds values computed here; ``stored`` the JSON texts of outputs recorded
+    before (cache hits, resumed rows), parsed only when a dependant needs the values.
+    """
+
     outputs: dict[int | None, tuple[Any, str]] = field(default_factory=dict)
+    stored: dict[int | None, tuple[str | None, str]] = field(default_factory=dict)
     failed: bool = False
     done: bool = False
 
@@ -162,9 +160,12 @@ class _TaskState:
 _NOT_STARTED = _TaskState()
 
 
-def _value(held: Any) -> Any:
-    return (loads(held.text) if held.text is not None else None) if isinstance(
-        held, _Stored) else held
+def _index_order(index: int | None) -> int:
+    return -1 if index is None else index
+
+
+def _parsed(text: str | None) -> Any:
+    return None if text is None else loads(text)
 
 
 class InlineExecution:
@@ -262,16 +263,16 @@ class InlineExecution:
 
     def _outputs_of(self, name: str) -> TaskOutputs:
         state = self.tasks[name]
-        keys = sorted(state.outputs, key=lambda k: -1 if k is None else k)
-        held = [state.outputs[k][0] for k in keys]
-        if held and all(isinstance(h, _Stored) and h.text is not None for h in held):
-            # Stored texts (cache hits, resumed rows): one parse for all instead of one each.
-            values = decode(json.loads("[" + ",".join(h.text for h in held) + "]"))
+        live, stored = state.outputs, state.stored
+        keys = sorted(live.keys() | stored.keys(), key=_index_order)
+        texts = [stored[k][0] for k in keys] if not live else []
+        if texts and None not in texts:
+            # All stored (cache hits, resumed rows): one parse for all instead of one each.
+            values = decode(json.loads("[" + ",".join(cast(list[str], texts)) + "]"))
         else:
-            values = [_value(h) for h in held]
-        return TaskOutputs(
-            self.graph.specs[name].is_array, values, [state.outputs[k][1] for k in keys]
-        )
+            values = [live[k][0] if k in live else _parsed(stored[k][0]) for k in keys]
+        hashes = [live[k][1] if k in live else stored[k][1] for k in keys]
+        return TaskOutputs(self.graph.specs[name].is_array, values, hashes)
 
     def _resume_task(
         self, spec: TaskSpec, state: _TaskState, rows: Sequence[InstanceRecord]
@@ -279,7 +280,7 @@ class InlineExecution:
         pending = []
         for row in rows:
             if row.state == TaskState.SUCCESS:
-                state.outputs[row.array_index] = (_Stored(row.output), row.output_hash or "")
+                state.stored[row.array_index] = (row.output, row.output_hash or "")
             elif row.state == TaskState.RETRYING:
                 kwargs = decode(json.loads(row.input))
                 slot = self.buffer.existing(row.id, TaskState.RETRYING.value)
@@ -310,14 +311,14 @@ class InlineExecution:
                               verify=self.verify, history=self._task_history())
         misses: list[Decision] = []
         hits: list[CachedCopy] = []
-        outputs = state.outputs
+        stored = state.stored
         for d in decisions:
             hit = d.hit
             if hit is None:
                 misses.append(d)
                 continue
             hits.append(cached_copy(d.expanded, hit))
-            outputs[d.expanded.index] = (_Stored(hit.output), hit.output_hash)
+            stored[d.expanded.index] = (hit.output, hit.output_hash)
         if hits:
             self.buffer.add_copies(
                 CopyBatch(self.run_id, self.workflow, spec.name, reasons.CACHED, now, hits))

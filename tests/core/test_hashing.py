@@ -13,6 +13,7 @@ from reflow.core.codec import canonical_json, dumps
 from reflow.core.hashing import (
     FileProblem,
     check_fingerprints,
+    element_hashes,
     fingerprint,
     preimage_json_and_digest,
     sha256_hex,
@@ -186,3 +187,15 @@ def test_check_fingerprints_reports_file_that_appeared(tmp_path: Path) -> None:
     assert check_fingerprints(recorded) == [
         FileProblem(target.as_posix(), "changed", "was missing when recorded, now exists (3 bytes)")
     ]
+
+
+def test_element_hashes_equal_value_hash_for_every_kind(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    values: list[object] = [0, -7, 10**20, True, False, None, "a\"b\u00e9", 1.5, [1, "x"],
+                            {"k": (1, 2)}, tmp_path / "f.txt"]
+    digests, texts = element_hashes(values, where="input 'x' of task 't'")
+    assert digests == [value_hash(v).digest for v in values]
+    assert texts == [value_hash(v).canonical for v in values]
+    assert digests[3] != digests[0] and digests[1] != digests[2]  # True is not 1
+    with pytest.raises(EncodeError, match="input 'x' of task 't'"):
+        element_hashes([1, {1, 2}], where="input 'x' of task 't'")
