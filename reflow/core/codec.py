@@ -42,6 +42,7 @@ from reflow.errors import EncodeError
 JSON: TypeAlias = str | int | float | bool | list["JSON"] | dict[str, "JSON"] | None
 
 TAG = "$t"
+_TAG_KEY = f'"{TAG}"'
 SCALAR_TYPES = _SCALARS = frozenset({str, int, bool, type(None)})
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SUPPORTED_BASES: tuple[type, ...] = (str, int, float, list, dict, tuple, datetime, date, UUID)
@@ -121,8 +122,16 @@ def dumps(value: object, *, where: str = "value") -> str:
 
 
 def loads(text: str) -> Any:
-    """Inverse of :func:`dumps`."""
-    return decode(json.loads(text))
+    """Inverse of :func:`dumps`.
+
+    Text without a tag key decodes to itself, so the walk is skipped when no ``"$t"`` can be
+    in it (an escaped character could spell one, hence the ``\\u`` check): most stored outputs
+    are plain numbers, strings and lists.
+    """
+    data = json.loads(text)
+    if _TAG_KEY not in text and "\\u" not in text:
+        return data
+    return decode(data)
 
 
 def _canonical_encoder() -> Callable[[object], str]:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from reflow.core.codec import decode, loads
+from reflow.core.codec import loads
 from reflow.core.graph import TaskGraph
 from reflow.core.hashing import value_hash
 from reflow.core.parameters import resolve_parameters
@@ -268,7 +268,7 @@ class InlineExecution:
         texts = [stored[k][0] for k in keys] if not live else []
         if texts and None not in texts:
             # All stored (cache hits, resumed rows): one parse for all instead of one each.
-            values = decode(json.loads("[" + ",".join(cast(list[str], texts)) + "]"))
+            values = loads("[" + ",".join(cast(list[str], texts)) + "]")
         else:
             values = [live[k][0] if k in live else _parsed(stored[k][0]) for k in keys]
         hashes = [live[k][1] if k in live else stored[k][1] for k in keys]
@@ -282,7 +282,7 @@ class InlineExecution:
             if row.state == TaskState.SUCCESS:
                 state.stored[row.array_index] = (row.output, row.output_hash or "")
             elif row.state == TaskState.RETRYING:
-                kwargs = decode(json.loads(row.input))
+                kwargs = loads(row.input)
                 slot = self.buffer.existing(row.id, TaskState.RETRYING.value)
                 pending.append(_Pending(spec, row.array_index, kwargs, slot))
             else:

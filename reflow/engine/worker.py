@@ -55,7 +55,7 @@ class Worker:
 
     def run(self, index: int | None) -> int:
         """Run one element; returns the process exit code it deserves (0 or 1)."""
-        from reflow.core.codec import decode
+        from reflow.core.codec import loads
         from reflow.core.hashing import value_hash
 
         element: Element = read_element(self.payload, index)
@@ -63,7 +63,7 @@ class Worker:
         write_started(run_dir, element.instance_id, element.attempt)
         label = self.meta.task + (f"[{element.index}]" if element.index is not None else "")
         try:
-            kwargs = decode(json.loads(element.input_json))
+            kwargs = loads(element.input_json)
             for name in self.rundir_params:
                 kwargs[name] = run_dir
             value = self.func(**kwargs)

@@ -331,3 +331,11 @@ def test_non_finite_floats_in_canonical_json_are_rejected() -> None:
     # canonical_json is for already-encoded data: a raw NaN there is a bug, not a value.
     with pytest.raises(ValueError, match="not JSON compliant"):
         canonical_json([math.nan])
+
+
+def test_loads_skips_the_decoding_walk_only_when_no_tag_can_be_present() -> None:
+    assert loads('[1,"a",{"b":[null,true]}]') == [1, "a", {"b": [None, True]}]
+    assert loads(dumps((1, 2))) == (1, 2)  # tagged: decoded
+    assert loads(dumps(["$t", {"$t": 1}])) == ["$t", {"$t": 1}]  # user data spelling the tag
+    # An escaped "$" still spells the tag key: decoded, not returned raw.
+    assert loads('{"\\u0024t":"tuple","v":[1]}') == (1,)
