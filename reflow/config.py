@@ -62,6 +62,30 @@ class ExecutorConfig:
     poll_interval: float = 5.0
     max_poll_interval: float = 120.0
     caps: Mapping[str, str] = field(default_factory=dict)
+    # Adapter settings (see ``reflow.executors``); None leaves the adapter's own default.
+    command_timeout: float | None = None
+    submit_retries: int | None = None
+    max_array_size: int | None = None
+    pbs_flavor: str | None = None
+    sge_parallel_environment: str | None = None
+    sge_memory_resource: str | None = None
+    dry_run_target: str | None = None
+    dry_run_log: str | None = None
+
+    def adapter_settings(self) -> dict[str, object]:
+        """What the scheduler adapters read: command paths and the settings that are set."""
+        settings: dict[str, object] = {"commands": dict(self.commands)}
+        for name in _ADAPTER_KEYS:
+            value = getattr(self, name)
+            if value is not None:
+                settings[name] = value
+        return settings
+
+
+_ADAPTER_KEYS: Final[tuple[str, ...]] = (
+    "command_timeout", "submit_retries", "max_array_size", "pbs_flavor",
+    "sge_parallel_environment", "sge_memory_resource", "dry_run_target", "dry_run_log",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -153,6 +177,23 @@ def _mode(value: object) -> str:
         f"is not a known mode; use one of: {', '.join(MODES)} "
         f"(or the executor names slurm, pbs, lsf, sge).{hint}"
     )
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if isinstance(value, str) and value.strip().lower() in allowed:
+            return value.strip().lower()
+        raise _Invalid(f"must be one of {', '.join(repr(a) for a in allowed)}")
+
+    return check
+
+
+def _scheduler(value: object) -> str:
+    """A cluster scheduler for the dry run to imitate (any ``mode`` spelling of one)."""
+    name = _mode(value)
+    if name in ("local", "dry-run"):
+        raise _Invalid("must name a cluster scheduler: sbatch, qsub-pbs, bsub, qsub-sge or flux")
+    return name
 
 
 def _text(value: object) -> str:
@@ -260,6 +301,34 @@ _SCHEMA: Final[Mapping[str, tuple[_Key, ...]]] = {
             "",
             ('sbatch = "/opt/slurm/bin/sbatch"', 'sacct = "/opt/slurm/bin/sacct"'),
         ),
+        _Key(
+            "command_timeout",
+            _positive_seconds,
+            "Seconds before a scheduler command (sbatch, sacct, ...) counts as hung.",
+            "60.0",
+        ),
+        _Key(
+            "submit_retries",
+            _positive_int,
+            "Attempts for a scheduler command that fails transiently (with jittered backoff).",
+            "5",
+        ),
+        _Key(
+            "max_array_size",
+            _positive_int,
+            "Largest index one array job may use (default: Slurm asks scontrol; LSF 1000).",
+            "1001",
+        ),
+        _Key("pbs_flavor", _choice("pro", "torque"),
+             "PBS variant: pro or torque (default: detected from qstat --version).", '"pro"'),
+        _Key("sge_parallel_environment", _text,
+             "Grid Engine parallel environment that carries cpus (default smp).", '"smp"'),
+        _Key("sge_memory_resource", _text,
+             "Grid Engine resource that carries mem (default h_vmem).", '"h_vmem"'),
+        _Key("dry_run_target", _scheduler,
+             "Scheduler whose commands the dry-run executor prints (default sbatch).", '"sbatch"'),
+        _Key("dry_run_log", _text,
+             "File the dry-run executor appends its commands to.", '"~/reflow-dry-run.log"'),
         _Key(
             "caps",
             _cap_table,

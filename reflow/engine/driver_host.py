@@ -55,7 +55,7 @@ def make_executor(name: str, config: Config, max_workers: int | None = None) -> 
         return LocalExecutor(max_workers=max_workers)
     from reflow.executors import get_executor
 
-    return get_executor(name, {"commands": dict(config.executor.commands)})
+    return get_executor(name, config.executor.adapter_settings())
 
 
 def store_location(store: Store) -> str:

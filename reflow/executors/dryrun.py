@@ -69,7 +69,7 @@ class DryRunExecutor(Executor):
                 "sge or flux"
             )
         log_file = config.get("dry_run_log")
-        return cls(target, Path(log_file) if log_file else None)
+        return cls(target, Path(log_file).expanduser() if log_file else None)
 
     def _record(self, command: Command) -> None:
         self.commands.append(command)

@@ -498,3 +498,46 @@ def test_store_resolution_reads_the_config_file_only_when_needed(tmp_path: Path)
         resolve_store_location(env=env)
     write(tmp_path / "reflow" / "config.toml", '[defaults]\nstore = "postgresql://h/db"\n')
     assert resolve_store_location(env=env) == "postgresql://h/db"
+
+
+def test_adapter_settings_reach_the_scheduler_adapters(tmp_path: Path) -> None:
+    from reflow.engine.driver_host import make_executor
+    from reflow.executors import DryRunExecutor, SGEExecutor, SlurmExecutor
+
+    path = write(tmp_path / "config.toml", """
+        [executor]
+        command_timeout = 12.5
+        submit_retries = 2
+        max_array_size = 77
+        sge_parallel_environment = "mpi"
+        sge_memory_resource = "mem_free"
+        dry_run_target = "qsub-sge"
+        dry_run_log = "~/dry.log"
+        [executor.commands]
+        sbatch = "/opt/slurm/bin/sbatch"
+    """)
+    config = load_config(path, env={"HOME": str(tmp_path)})
+    slurm = make_executor("slurm", config)
+    assert isinstance(slurm, SlurmExecutor)
+    assert (slurm.runner.timeout, slurm.runner.retry.attempts) == (12.5, 2)
+    assert slurm.runner.paths["sbatch"] == "/opt/slurm/bin/sbatch"
+    assert slurm.max_array_size() == 77  # configured: no scontrol call
+    sge = make_executor("sge", config)
+    assert isinstance(sge, SGEExecutor)
+    assert (sge.parallel_environment, sge.memory_resource) == ("mpi", "mem_free")
+    dry = make_executor("dry-run", config)
+    assert isinstance(dry, DryRunExecutor) and isinstance(dry.target, SGEExecutor)
+    assert dry.log_path == Path("~/dry.log").expanduser()
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('pbs_flavor = "openpbs"', "pbs_flavor"),
+    ('dry_run_target = "local"', "dry_run_target"),
+    ("max_array_size = 0", "max_array_size"),
+])  # fmt: skip
+def test_bad_adapter_settings_are_one_line_errors(tmp_path: Path, line: str, expected: str) -> None:
+    path = write(tmp_path / "config.toml", f"[executor]\n{line}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and expected in message
