@@ -29,12 +29,12 @@ from reflow.core.codec import loads
 from reflow.engine import reasons, results
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.payloads import Element, Meta, write_payload
-from reflow.engine.recording import cached_copy, fresh_row, plan_task, verify_failure_rows
+from reflow.engine.recording import copy_batch, fresh_row, plan_task, verify_failure_rows
 from reflow.errors import ExecutorError, ReflowError
 from reflow.executors.base import Executor, JobResources, JobSpec, JobState, JobStatus
 from reflow.executors.local import STREAMABLE_ENV
 from reflow.states import RunState, TaskState
-from reflow.store import CopyBatch, InstanceConflict, InstanceRecord, StateChange, Store
+from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.graph import TaskGraph
@@ -374,8 +374,7 @@ def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
         return 0, "success"  # an empty fan-out: zero instances, done
     now = datetime.now(UTC)
     misses = [d for d in decisions if d.hit is None]
-    copies = CopyBatch(ctx.run_id, ctx.workflow, spec.name, reasons.CACHED, now,
-                       [cached_copy(d.expanded, d.hit) for d in decisions if d.hit is not None])
+    copies = copy_batch(ctx.run_id, ctx.workflow, spec.name, decisions, now)
     rows = [fresh_row(ctx.run_id, ctx.workflow, spec.name, d.expanded, d.reason,
                       TaskState.PENDING, f"planned ({d.reason})") for d in misses]
     try:

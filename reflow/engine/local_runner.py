@@ -30,14 +30,13 @@ from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
-from reflow.engine.planner import Decision
-from reflow.engine.recording import cached_copy, fresh_row, plan_task
+from reflow.engine.recording import copy_batch, fresh_row, plan_task
 from reflow.engine.run_records import record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
 from reflow.errors import EncodeError, RunFailedError, UnknownTaskError, suggestion
 from reflow.states import RunState, TaskState
-from reflow.store import CachedCopy, CopyBatch, InstanceRecord, NewInstance, Store
+from reflow.store import InstanceRecord, NewInstance, Store
 from reflow.store.cache import TaskHistory
 
 if TYPE_CHECKING:
@@ -309,19 +308,12 @@ class InlineExecution:
         decisions = plan_task(self.store, self.workflow, self.run_id, spec, expanded,
                               forced=self.force or spec.name in self.force_tasks,
                               verify=self.verify, history=self._task_history())
-        misses: list[Decision] = []
-        hits: list[CachedCopy] = []
+        hits = copy_batch(self.run_id, self.workflow, spec.name, decisions, now)
         stored = state.stored
-        for d in decisions:
-            hit = d.hit
-            if hit is None:
-                misses.append(d)
-                continue
-            hits.append(cached_copy(d.expanded, hit))
-            stored[d.expanded.index] = (hit.output, hit.output_hash)
-        if hits:
-            self.buffer.add_copies(
-                CopyBatch(self.run_id, self.workflow, spec.name, reasons.CACHED, now, hits))
+        for copy in hits.copies:
+            stored[copy.array_index] = (copy.source.output, copy.source.output_hash)
+        self.buffer.add_copies(hits)
+        misses = [d for d in decisions if d.hit is None]
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
                      reason=d.reason, problems=d.problems)

@@ -11,9 +11,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from reflow.core.spec import TaskSpec
+from reflow.engine import reasons
 from reflow.engine.expand import Expanded
 from reflow.engine.planner import Decision, decide, explain_misses
-from reflow.store import CachedCopy, CacheHit, NewInstance, NewVerifyFailure, Store
+from reflow.store import CachedCopy, CacheHit, CopyBatch, NewInstance, NewVerifyFailure, Store
 from reflow.store.cache import TaskHistory
 
 
@@ -47,12 +48,16 @@ def _no_hits(identities: Collection[str]) -> dict[str, CacheHit]:
     return {}
 
 
-def cached_copy(e: Expanded, hit: CacheHit) -> CachedCopy:
-    """How a cache hit is recorded: this instance's identity and inputs, the source's output.
-
-    The input hash is the source's: equal identities mean equal inputs.
+def copy_batch(run_id: str, workflow: str, task: str, decisions: Sequence[Decision],
+               now: datetime) -> CopyBatch:
+    """How a task's cache hits are recorded: each instance's identity and inputs with its
+    source's output. The input hash is the source's too: equal identities mean equal inputs.
     """
-    return CachedCopy(e.index, e.identity, hit.input_hash, e.preimage_json, e.input_json, hit)
+    return CopyBatch(run_id, workflow, task, reasons.CACHED, now, [
+        CachedCopy(d.expanded.index, d.expanded.identity, hit.input_hash,
+                   d.expanded.preimage_json, d.expanded.input_json, hit)
+        for d in decisions if (hit := d.hit) is not None
+    ])
 
 
 def fresh_row(run_id: str, workflow: str, task: str, e: Expanded, reason: str, state: str,
