@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
-from reflow.core.codec import canonical_json, encode
+from reflow.core.codec import SCALAR_TYPES, canonical_json, encode
 from reflow.core.hashing import element_hashes, preimage_json_and_digest, sha256_hex
 from reflow.core.spec import TaskSpec
 from reflow.core.wiring import Wire, WireMode
@@ -157,6 +157,11 @@ def _wire_elements(
     return elements, hashes, texts
 
 
+def _encoded(value: Any, where: str) -> Any:
+    """``encode`` with its error location named only when needed (plain scalars encode as is)."""
+    return value if type(value) in SCALAR_TYPES else encode(value, where=where)
+
+
 def expand_task(
     workflow: str,
     spec: TaskSpec,
@@ -166,13 +171,15 @@ def expand_task(
 ) -> list[Expanded]:
     """All instances of ``spec`` given complete upstream outputs (empty fan-out -> [])."""
     encoded_params = {
-        name: encode(value, where=f"parameter '{name}' of task '{spec.name}'")
+        name: _encoded(value, f"parameter '{name}' of task '{spec.name}'")
         for name, value in params.items()
     }
     after = {}
     for dep in spec.after:
         o = upstream[dep]
         after[dep] = list(o.hashes) if o.is_array else o.hashes[0]
+    if not spec.is_array:
+        return [_singleton(workflow, spec, wires, upstream, params, encoded_params, after)]
     base_inputs: dict[str, Any] = {}
     base_kwargs: dict[str, Any] = dict(params)
     per_element: list[tuple[str, list[Any], list[str], list[str]]] = []
@@ -182,30 +189,12 @@ def expand_task(
             per_element.append((wire.param, elements, hashes, texts))
         else:
             base_kwargs[wire.param], base_inputs[wire.param] = _wire_value(wire, upstream)
-    order = [i.name for i in spec.inputs if i.kind != "rundir"]
     encoded_base = {
-        name: encode(base_kwargs[name], where=_where(spec.name, name))
+        name: _encoded(base_kwargs[name], _where(spec.name, name))
         for name in base_kwargs
         if name not in encoded_params
     }
     encoded_base.update(encoded_params)
-
-    def make(index: int | None, kwargs: dict[str, Any], enc: dict[str, Any],
-             inputs: dict[str, Any]) -> Expanded:
-        preimage = {
-            "workflow": workflow,
-            "task": spec.name,
-            "version": spec.version,
-            "params": encoded_params,
-            "inputs": {k: inputs[k] for k in order if k in inputs},
-            "after": after,
-        }
-        pre_json, identity = preimage_json_and_digest(preimage)
-        input_json = canonical_json({k: enc[k] for k in order if k in enc})
-        return Expanded(index, kwargs, input_json, pre_json, identity)
-
-    if not spec.is_array:
-        return [make(None, base_kwargs, encoded_base, base_inputs)]
     sizes = {len(elements) for _, elements, _, _ in per_element}
     if len(sizes) > 1:
         detail = ", ".join(f"'{p}' has {len(e)}" for p, e, _, _ in per_element)
@@ -216,7 +205,7 @@ def expand_task(
     # The pre-image and the input payload differ between elements only in the per-element
     # entries, so the constant parts are made canonical once and the texts assembled per
     # element. Keys sort "after" < "inputs" < "params" < "task" < "version" < "workflow".
-    wanted = set(order)
+    wanted = set(spec.identity_inputs)
     input_texts = {
         k: canonical_json(v) for k, v in base_inputs.items() if k in wanted
     }
@@ -246,6 +235,31 @@ def expand_task(
         out.append(Expanded(i, None, payload_format(*row_texts), pre_json,
                             sha256_hex(pre_json), (shared, values)))
     return out
+
+
+def _singleton(
+    workflow: str, spec: TaskSpec, wires: Sequence[Wire], upstream: Mapping[str, TaskOutputs],
+    params: Mapping[str, Any], encoded_params: dict[str, Any], after: dict[str, Any],
+) -> Expanded:
+    """The one instance of a singleton task: a chain of 1,000 tasks expands 1,000 of these."""
+    kwargs: dict[str, Any] = dict(params)
+    inputs: dict[str, Any] = {}
+    for wire in wires:
+        kwargs[wire.param], inputs[wire.param] = _wire_value(wire, upstream)
+    order = spec.identity_inputs
+    pre_json, identity = preimage_json_and_digest({
+        "workflow": workflow,
+        "task": spec.name,
+        "version": spec.version,
+        "params": encoded_params,
+        "inputs": {k: inputs[k] for k in order if k in inputs},
+        "after": after,
+    })
+    payload = {
+        k: encoded_params[k] if k in encoded_params else _encoded(kwargs[k], _where(spec.name, k))
+        for k in order if k in kwargs
+    }
+    return Expanded(None, kwargs, canonical_json(payload), pre_json, identity)
 
 
 def _escape(text: str) -> str:

@@ -304,16 +304,17 @@ class InlineExecution:
     def _plan(
         self, spec: TaskSpec, state: _TaskState, expanded: list[Expanded]
     ) -> list[_Pending]:
-        now = datetime.now(UTC)
         decisions = plan_task(self.store, self.workflow, self.run_id, spec, expanded,
                               forced=self.force or spec.name in self.force_tasks,
                               verify=self.verify, history=self._task_history())
-        hits = copy_batch(self.run_id, self.workflow, spec.name, decisions, now)
-        stored = state.stored
-        for copy in hits.copies:
-            stored[copy.array_index] = (copy.source.output, copy.source.output_hash)
-        self.buffer.add_copies(hits)
         misses = [d for d in decisions if d.hit is None]
+        if len(misses) < len(decisions):
+            hits = copy_batch(self.run_id, self.workflow, spec.name, decisions,
+                              datetime.now(UTC))
+            stored = state.stored
+            for copy in hits.copies:
+                stored[copy.array_index] = (copy.source.output, copy.source.output_hash)
+            self.buffer.add_copies(hits)
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
                      reason=d.reason, problems=d.problems)
@@ -338,6 +339,11 @@ class InlineExecution:
         ones small batches, so that the store shows RUNNING for roughly what is really
         running once the buffer is written.
         """
+        if len(pending) == 1:  # a singleton alone in its generation: every step of a chain
+            with gc_paused():
+                self._start_batch(pending)
+            self._execute_batch(pending)
+            return
         start, size = 0, BATCH_FIRST
         while start < len(pending):
             batch = pending[start:start + size]

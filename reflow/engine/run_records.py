@@ -11,13 +11,13 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as quote
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reflow.core.codec import canonical_json, dumps
+from reflow.core.codec import dumps
 from reflow.core.spec import JobConfig
 from reflow.core.wiring import type_name
 from reflow.states import RunState
@@ -67,6 +67,11 @@ class _ConfigTexts:
         return text
 
 
+def _names(names: Sequence[str]) -> str:
+    """Canonical JSON of a list of task names, without a general encoder call per list."""
+    return "[" + ",".join(map(quote, names)) + "]"
+
+
 def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
     """The stored task specs; ``config`` holds the job config plus the wiring of the task.
 
@@ -76,20 +81,23 @@ def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
     """
     rows = []
     config_text = _ConfigTexts()
+    type_names: dict[int, str] = {}  # by id(): return types are few and not always hashable
     for position, name in enumerate(graph.order):
         spec = graph.specs[name]
         wires = ",".join(
-            f'{quote(w.param)}:{{"mode":{quote(str(w.mode))},"steps":{canonical_json(w.steps)}}}'
+            f'{quote(w.param)}:{{"mode":{quote(w.mode.value)},"steps":{_names(w.steps)}}}'
             for w in graph.wires[name]
         )
         config = (
-            f'{{{config_text(spec.config)},"after":{canonical_json(spec.after)},'
+            f'{{{config_text(spec.config)},"after":{_names(spec.after)},'
             f'"cache":{"true" if spec.cache else "false"},'
             f'"has_verify":{"false" if spec.verify is None else "true"},"wires":{{{wires}}}}}'
         )
+        returns = type_names.get(id(spec.return_type))
+        if returns is None:
+            returns = type_names[id(spec.return_type)] = type_name(spec.return_type)
         rows.append(NewTaskSpec(name, position, spec.is_array, spec.version, config,
-                                canonical_json(graph.dependencies(name)),
-                                type_name(spec.return_type)))
+                                _names(graph.dependencies(name)), returns))
     return rows
 
 
