@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from reflow import Param, Result, Workflow
+from reflow import Param, Result, RunDir, Workflow
 from reflow.core.codec import canonical_json, encode
 from reflow.core.hashing import sha256_hex, value_hash
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
@@ -88,3 +88,45 @@ def test_chain_elements_are_canonical(tmp_path: Path) -> None:
     items_ = expand_task(wf.name, graph.specs["second"], graph.wires["second"], upstream, {})
     assert len(items_) == 2
     _assert_canonical(items_, {})
+
+
+def test_singleton_preimage_text_is_pinned() -> None:
+    """Identities are stored: a singleton's pre-image text must not change between releases."""
+    wf = Workflow("texts_single")
+
+    @wf.job()
+    def setup() -> None:
+        return None
+
+    @wf.job()
+    def src() -> list[int]:
+        return [1, 2]
+
+    @wf.array_job()
+    def parts(x: Annotated[int, Result(step="src")]) -> int:
+        return x
+
+    @wf.job(after=["setup"])
+    def total(
+        xs: Annotated[list[int], Result(step="parts")],
+        where: Annotated[Path, RunDir()],
+        scale: Annotated[float, Param()] = 1.5,
+        tag: Annotated[tuple[str, ...], Param()] = ("é", "b"),
+    ) -> float:
+        return sum(xs) * scale
+
+    graph = wf.validate()
+    upstream = {"parts": _outputs([1, 2], True), "setup": _outputs([None], False)}
+    params = {"scale": 1.5, "tag": ("é", "b")}
+    [e] = expand_task(wf.name, graph.specs["total"], graph.wires["total"], upstream, params)
+    assert e.preimage_json == (
+        '{"after":{"setup":"74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b"},'
+        '"inputs":{"xs":["6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b",'
+        '"d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35"]},'
+        '"params":{"scale":1.5,"tag":{"$t":"tuple","v":["é","b"]}},'
+        '"task":"total","version":"1","workflow":"texts_single"}'
+    )
+    assert e.input_json == '{"scale":1.5,"tag":{"$t":"tuple","v":["é","b"]},"xs":[1,2]}'
+    assert e.identity == "4e0563e3b3dc038169809738b0062a60b01f4f35048f3a9a4d8c566b77ce692f"
+    assert sorted(e.kwargs) == ["scale", "tag", "xs"]  # the run dir is added at call time
+    _assert_canonical([e], params)
