@@ -9,7 +9,9 @@ median of several repeats; the machine is small and noisy, so compare ratios, no
 Two floors are printed: ``floor_s``, a bare loop calling the task functions and hashing their
 outputs, and ``*store_floor_s``, bare sqlite3 inserting the very rows the run recorded into a
 copy of its store (same schema, indexes and pragmas). ``*engine_us_*`` is what is left beyond
-both: the engine's own Python per instance.
+both: the engine's own Python per instance. First come this machine's readings of the floors
+SPEC §10 quotes for the development machines (a bare call, JSON plus SHA-256 of a small value,
+one row in a batched SQLite transaction), so the absolute targets can be judged against it.
 """
 
 import argparse
@@ -216,6 +218,49 @@ def scenario_status(n: int, repeats: int) -> dict[str, Any]:
     }
 
 
+def machine_floors() -> dict[str, float]:
+    """This machine's readings of the floors SPEC §10 quotes for the development machines.
+
+    The targets are absolute microseconds; these readings say how this machine compares, so
+    a figure can be judged against the hardware it was measured on. Minimum of repeats: a
+    floor is the best the machine does, not its average under noise.
+    """
+    import hashlib
+    import timeit
+
+    def noop() -> None:
+        return None
+
+    value = {"name": "sample", "values": [1, 2, 3], "scale": 1.5}
+    calls = min(timeit.repeat(noop, number=200_000, repeat=5)) / 200_000
+
+    def encode_and_hash() -> str:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    hashing = min(timeit.repeat(encode_and_hash, number=20_000, repeat=5)) / 20_000
+    rows = [(i, f"name-{i}", "x" * 64) for i in range(50_000)]
+    took = []
+    with tempfile.TemporaryDirectory() as d:
+        conn = sqlite3.connect(Path(d) / "floor.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, digest TEXT)")
+        for _ in range(5):
+            conn.execute("DELETE FROM t")
+            t = time.perf_counter()
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+            conn.execute("COMMIT")
+            took.append(time.perf_counter() - t)
+        conn.close()
+    return {
+        "bare_call_us": calls * 1e6,
+        "json_sha256_small_value_us": hashing * 1e6,
+        "sqlite_batched_row_us": min(took) / len(rows) * 1e6,
+    }
+
+
 SCENARIOS = {"wide": scenario_wide, "chain": scenario_chain, "status": scenario_status}
 
 
@@ -255,6 +300,11 @@ def main() -> None:
         "overhead_us_per_task": ("<= 40 us", 40.0),
         "status_counts_ms": ("<= 15 ms", 15.0),
     }
+    spec_floors = {"bare_call_us": "0.4", "json_sha256_small_value_us": "5",
+                   "sqlite_batched_row_us": "2-3"}
+    print("== this machine's floors (SPEC §10's development machines in brackets)")
+    for key, value in machine_floors().items():
+        print(f"  {key:34s} {value:10.4f}   [{spec_floors[key]}]")
     for name, size, repeats in plan:
         result = run_child(name, size, repeats)
         print(
