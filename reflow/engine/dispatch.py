@@ -32,7 +32,7 @@ from reflow.engine.local_runner import check_task_names
 from reflow.engine.run_records import record_run
 from reflow.executors.base import Executor
 from reflow.states import RunState, TaskState
-from reflow.store import StateChange, Store
+from reflow.store import InstanceRecord, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.config import Config
@@ -112,7 +112,9 @@ def submit_run(
     if name == "dry-run":
         from reflow.engine.driver import step
 
-        step(ctx)  # logs what would be submitted; nothing runs, so the run stays as it is
+        step(ctx)  # logs what the first step would submit
+        # Nothing will ever run those jobs: close the run rather than leave it RUNNING.
+        _close_active(st, run_id, None, "dry run: the commands were logged, nothing was submitted")
         return run
     if host == FOREGROUND:
         first, longest = poll_bounds(ctx.executor, config)
@@ -152,6 +154,26 @@ def resume_run(run: Run) -> None:
     start_host(ctx, host, config)
 
 
+def _close_active(
+    store: Store, run_id: str, task: str | None, text: str
+) -> tuple[list[InstanceRecord], set[int]]:
+    """Move a run's (or a task's) active instances to CANCELLED; with no task, the run too.
+
+    Returns the rows that were active and the ids this call moved (compare-and-set: a
+    worker or driver that got there first keeps its state).
+    """
+    rows = store.latest_instances(run_id, task, states=ACTIVE)
+    now = datetime.now(UTC)
+    moved = set(store.apply([
+        StateChange(r.id, frozenset({r.state}), TaskState.CANCELLED, text,
+                    {"finished_at": now, "error_text": text, "scheduler_state": "CANCELLED"})
+        for r in rows
+    ]))
+    if task is None:
+        store.set_run_status(run_id, RunState.CANCELLED, only_from={RunState.RUNNING.value})
+    return rows, moved
+
+
 def cancel_run(run: Run, task: str | None = None) -> int:
     """Cancel a run's active instances (or one task's); returns how many were cancelled.
 
@@ -160,17 +182,8 @@ def cancel_run(run: Run, task: str | None = None) -> int:
     """
     from reflow.config import load_config
 
-    store = run.store
-    rows = store.latest_instances(run.run_id, task, states=ACTIVE)
-    now = datetime.now(UTC)
     text = "cancelled by user" + (f" (task '{task}')" if task else "")
-    moved = set(store.apply([
-        StateChange(r.id, frozenset({r.state}), TaskState.CANCELLED, text,
-                    {"finished_at": now, "error_text": text, "scheduler_state": "CANCELLED"})
-        for r in rows
-    ]))
-    if task is None:
-        store.set_run_status(run.run_id, RunState.CANCELLED, only_from={RunState.RUNNING.value})
+    rows, moved = _close_active(run.store, run.run_id, task, text)
     jobs = [r.job_id for r in rows if r.id in moved and r.job_id]
     _, options = _host_of(run)
     config = load_config()
