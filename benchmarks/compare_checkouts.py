@@ -3,7 +3,8 @@
     git worktree add /tmp/base main~3
     .venv/bin/python benchmarks/compare_checkouts.py /tmp/base wide 10000 --rounds 5
 
-Runs one scenario of ``run_benchmarks.py`` from each checkout in alternation (each in a fresh
+Runs one scenario of ``run_benchmarks.py`` from each checkout in alternation, first one side
+first, then the other (each in a fresh
 interpreter that imports that checkout's reflow), then prints the median of every figure per
 checkout and their ratio: drift of the machine between rounds hits both sides alike.
 """
@@ -40,8 +41,10 @@ def main() -> None:
     args = ap.parse_args()
     sides = {"base": args.base.resolve(), "this": HERE}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
-    for _ in range(args.rounds):
-        for name, checkout in sides.items():
+    for round_ in range(args.rounds):
+        # Swap which side goes first every round, so neither always runs on a warmer machine.
+        order = list(sides.items()) if round_ % 2 == 0 else list(sides.items())[::-1]
+        for name, checkout in order:
             results[name].append(run_child(checkout, args.scenario, args.size, args.repeats))
     print(f"{args.scenario} {args.size}: medians of {args.rounds} rounds")
     for key in results["this"][0]:

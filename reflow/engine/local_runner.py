@@ -30,7 +30,7 @@ from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
-from reflow.engine.recording import copy_batch, fresh_row, plan_task
+from reflow.engine.recording import copy_batch, plan_task, started_instance
 from reflow.engine.run_records import record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
@@ -38,6 +38,7 @@ from reflow.errors import EncodeError, RunFailedError, UnknownTaskError, suggest
 from reflow.states import RunState, TaskState
 from reflow.store import InstanceRecord, NewInstance, Store
 from reflow.store.cache import TaskHistory
+from reflow.store.writes import RecordedInstance
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
 
 BATCH_FIRST, BATCH_MIN, BATCH_MAX = 256, 16, 8192
 BATCH_SECONDS = 0.5
-_RUNNING = frozenset({TaskState.RUNNING.value})
+_RUNNING_STATE = TaskState.RUNNING.value
+_RUNNING = frozenset({_RUNNING_STATE})
 _RETRYING = frozenset({TaskState.RETRYING.value})
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
 _INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
@@ -324,12 +326,11 @@ class InlineExecution:
     def _insert_skip_marker(self, spec: TaskSpec, upstream: str) -> None:
         now = datetime.now(UTC)
         message = f"skipped: upstream task '{upstream}' failed"
-        self.buffer.add(NewInstance(
+        self.buffer.add(RecordedInstance.of(NewInstance(
             run_id=self.run_id, workflow=self.workflow, task_name=spec.name, array_index=None,
             attempt=1, state=TaskState.CANCELLED, identity="", input_hash="", preimage="{}",
             input="{}", reason=reasons.SKIPPED, error_text=message, finished_at=now,
-            detail=message,
-        ), now)
+        ), [(None, TaskState.CANCELLED.value, now, message)]))
 
     # -- executing -------------------------------------------------------------------------
     def _run_pending(self, pending: list[_Pending]) -> None:
@@ -370,11 +371,10 @@ class InlineExecution:
         for p in batch:
             e = p.expanded
             if p.slot is None and e is not None:
-                row = fresh_row(self.run_id, self.workflow, p.spec.name, e, p.reason,
-                                TaskState.RUNNING, f"running in-process ({p.reason})",
-                                started_at=now)
-                p.slot = add(row, now, [(prob.check, f"{prob.kind}: {prob.reason}")
-                                        for prob in p.problems])
+                row = started_instance(self.run_id, self.workflow, p.spec.name, e, p.reason,
+                                       _RUNNING_STATE, f"running in-process ({p.reason})", now)
+                p.slot = add(row, [(prob.check, f"{prob.kind}: {prob.reason}")
+                                   for prob in p.problems])
             elif p.slot is not None and e is None:
                 change(p.slot, _RETRYING, TaskState.RUNNING, "running in-process (retry)",
                        {"started_at": now}, now)

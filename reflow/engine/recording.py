@@ -16,6 +16,7 @@ from reflow.engine.expand import Expanded
 from reflow.engine.planner import Decision, decide, explain_misses
 from reflow.store import CachedCopy, CacheHit, CopyBatch, NewInstance, NewVerifyFailure, Store
 from reflow.store.cache import TaskHistory
+from reflow.store.writes import RecordedInstance
 
 
 def plan_task(
@@ -68,6 +69,13 @@ def fresh_row(run_id: str, workflow: str, task: str, e: Expanded, reason: str, s
         state=state, identity=e.identity, input_hash=e.input_hash, preimage=e.preimage_json,
         input=e.input_json, reason=reason, started_at=started_at, detail=detail,
     )
+
+
+def started_instance(run_id: str, workflow: str, task: str, e: Expanded, reason: str,
+                     state: str, detail: str, at: datetime) -> RecordedInstance:
+    """The same row as ``fresh_row``, for an instance computed in this process from ``at``."""
+    return RecordedInstance.started(run_id, workflow, task, e.index, e.identity, e.input_hash,
+                                    e.preimage_json, e.input_json, reason, state, at, detail)
 
 
 def verify_failure_rows(run_id: str, spec: TaskSpec, decisions: Sequence[Decision],

@@ -23,14 +23,8 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from reflow.engine.gc_pause import gc_paused
-from reflow.store import CopyBatch, NewInstance, NewVerifyFailure, StateChange, Store
+from reflow.store import CopyBatch, NewVerifyFailure, StateChange, Store
 from reflow.store.writes import RecordedInstance
-
-# Columns of a not yet written instance that a state change may set.
-_ROW_FIELDS = frozenset({
-    "output", "output_hash", "fingerprints", "error_text", "job_id", "started_at",
-    "finished_at", "submitted_at",
-})  # fmt: skip
 
 
 class Slot:
@@ -61,11 +55,11 @@ class WriteBehind:
         self._since: float | None = None
 
     # -- recording -------------------------------------------------------------------------
-    def add(self, row: NewInstance, at: datetime,
+    def add(self, instance: RecordedInstance,
             problems: Sequence[tuple[str, str]] = ()) -> Slot:
-        """A new instance created at ``at`` in ``row.state``; ``problems``: verify failures."""
-        state = str(row.state)
-        slot = Slot(state, RecordedInstance(row, [(None, state, at, row.detail)]))
+        """A new instance, created as its history's first entry says; ``problems``: verify
+        failures to record with it."""
+        slot = Slot(instance.history[0][1], instance)
         slot.problems.extend(problems)
         self._new.append(slot)
         self._touch()
@@ -101,17 +95,7 @@ class WriteBehind:
             return
         if slot.state not in from_states:
             return
-        row = pending.new
-        for name, value in fields.items():
-            if name == "exit_code":
-                pending.exit_code = value  # type: ignore[assignment]
-            elif name in _ROW_FIELDS:
-                setattr(row, name, value)
-            else:
-                raise ValueError(f"write-behind cannot set instance column {name!r}; "
-                                 f"settable: {sorted(_ROW_FIELDS | {'exit_code'})}")
-        pending.history.append((slot.state, to_state, at, detail))
-        row.state = to_state
+        pending.change(to_state, detail, fields, at)
         slot.state = to_state
 
     def _touch(self) -> None:
@@ -141,7 +125,7 @@ class WriteBehind:
             ids = self.store.record(rows, changes, at=at, copies=copies)
         failures: list[NewVerifyFailure] = []
         for slot, instance_id in zip(new, ids, strict=True):
-            row = slot.pending.new if slot.pending is not None else None
+            row = slot.pending
             if row is not None and slot.problems:
                 failures.extend(
                     NewVerifyFailure(instance_id, row.run_id, row.task_name, row.array_index,

@@ -277,7 +277,7 @@ class Store:
         """
         now = _now()
         created = [
-            RecordedInstance(r, [(None, str(r.state), r.created_at or now, r.detail)])
+            RecordedInstance.of(r, [(None, str(r.state), r.created_at or now, r.detail)])
             for r in rows
         ]
         return self._record(created, (), None, copies, now)

@@ -43,22 +43,89 @@ _TIMESTAMP_FIELDS = frozenset({"submitted_at", "started_at", "finished_at"})
 RETRYABLE_STATES = frozenset({TaskState.FAILED.value, TaskState.CANCELLED.value})
 
 
-@dataclass(slots=True)
+# One transition of a recorded instance: (from_state, to_state, at, detail).
+Transition = tuple[str | None, str, datetime, str]
+_RECORDED_COLUMNS = (*_INSERT_COLUMNS, "exit_code")
+_POSITION = {name: i for i, name in enumerate(_RECORDED_COLUMNS)}
+_AT = itemgetter(_TRANSITION_COLUMNS.index("at"))
+# Row positions read while writing (``_RECORDED_COLUMNS`` order).
+_RUN, _TASK, _INDEX, _ATTEMPT, _STATE = (_POSITION[c] for c in (
+    "run_id", "task_name", "array_index", "attempt", "state"))
+_CREATED, _SUBMITTED, _STARTED, _FINISHED, _UPDATED = (_POSITION[c] for c in (
+    "created_at", "submitted_at", "started_at", "finished_at", "updated_at"))
+# Columns that a change may set on an instance not written yet.
+_CHANGEABLE = {name: _POSITION[name] for name in (
+    "output", "output_hash", "fingerprints", "error_text", "job_id", "started_at",
+    "finished_at", "submitted_at", "exit_code")}  # fmt: skip
+
+
 class RecordedInstance:
     """An instance first written after some of its life already happened in this process.
 
-    ``new`` holds its current state and columns; ``history`` every transition so far as
-    ``(from_state, to_state, at, detail)``, creation first; ``exit_code`` is the one column a
-    ``NewInstance`` lacks.
+    ``row`` holds its columns in ``_RECORDED_COLUMNS`` order (``id`` and ``updated_at`` are
+    filled in when it is written), ``history`` every transition so far, creation first. A plain
+    list, not a record with named fields: an in-process run makes one of these per instance
+    and changes it once or twice, and the list goes to the database nearly as it is.
     """
 
-    new: NewInstance
-    history: list[tuple[str | None, str, datetime, str]]
-    exit_code: int | None = None
+    __slots__ = ("history", "row")
 
+    def __init__(self, row: list[Any], history: list[Transition]) -> None:
+        self.row = row
+        self.history = history
 
-_RECORDED_COLUMNS = (*_INSERT_COLUMNS, "exit_code")
-_AT = itemgetter(_TRANSITION_COLUMNS.index("at"))
+    @classmethod
+    def of(cls, new: NewInstance, history: list[Transition],
+           exit_code: int | None = None) -> RecordedInstance:
+        """From a ``NewInstance`` (whose ``detail`` is already in ``history``)."""
+        return cls([
+            None, new.run_id, new.workflow, new.task_name, new.array_index, new.attempt, True,
+            str(new.state), new.identity, new.input_hash, new.preimage, new.input, new.output,
+            new.output_hash, new.fingerprints, new.cached, new.cache_source, new.reason,
+            new.job_id, new.error_text, new.created_at, new.submitted_at, new.started_at,
+            new.finished_at, None, exit_code,
+        ], history)  # fmt: skip
+
+    @classmethod
+    def started(cls, run_id: str, workflow: str, task: str, index: int | None, identity: str,
+                input_hash: str, preimage: str, input_json: str, reason: str, state: str,
+                at: datetime, detail: str) -> RecordedInstance:
+        """A first attempt computed in this process, created in ``state`` and started ``at``."""
+        return cls([
+            None, run_id, workflow, task, index, 1, True, state, identity, input_hash,
+            preimage, input_json, None, None, None, False, None, reason, None, None, None,
+            None, at, None, None, None,
+        ], [(None, state, at, detail)])  # fmt: skip
+
+    @property
+    def state(self) -> str:
+        return str(self.row[_STATE])
+
+    @property
+    def run_id(self) -> str:
+        return str(self.row[_RUN])
+
+    @property
+    def task_name(self) -> str:
+        return str(self.row[_TASK])
+
+    @property
+    def array_index(self) -> int | None:
+        index: int | None = self.row[_INDEX]
+        return index
+
+    def change(self, to_state: str, detail: str, fields: Mapping[str, object],
+               at: datetime) -> None:
+        """Move to ``to_state`` at ``at``, setting ``fields`` (see ``_CHANGEABLE``)."""
+        row = self.row
+        for name, value in fields.items():
+            position = _CHANGEABLE.get(name)
+            if position is None:
+                raise ValueError(f"an unwritten instance cannot change column {name!r}; "
+                                 f"changeable: {sorted(_CHANGEABLE)}")
+            row[position] = value
+        self.history.append((row[_STATE], to_state, at, detail))
+        row[_STATE] = str(to_state)  # a StrEnum member is stored as its value
 
 
 def insert_recorded(
@@ -74,9 +141,9 @@ def insert_recorded(
     ids = sql.allocate_ids(conn, "instances", len(rows) + sum(len(b.copies) for b in copies))
     stamp = sql.ts(now)
     # Each instance has a few distinct times, shared with its transitions: convert each once.
-    converted: dict[datetime | None, object] = {None: None}
+    converted: dict[object, object] = {None: None}
 
-    def ts(value: datetime | None) -> object:
+    def ts(value: object) -> object:
         out = converted.get(value, converted)
         if out is converted:
             out = converted[value] = sql.ts(value)
@@ -85,19 +152,18 @@ def insert_recorded(
     instances: list[Row] = []
     transitions: list[Row] = []
     for new_id, rec in zip(ids, rows, strict=False):
-        r = rec.new
-        created = ts(r.created_at if r.created_at is not None else rec.history[0][2])
+        r, history = rec.row, rec.history
+        created = r[_CREATED]
+        # The row is left as it is (a retried transaction builds the same tuples again).
         instances.append((
-            new_id, r.run_id, r.workflow, r.task_name, r.array_index, r.attempt, True,
-            str(r.state), r.identity, r.input_hash, r.preimage, r.input, r.output,
-            r.output_hash, r.fingerprints, r.cached, r.cache_source, r.reason, r.job_id,
-            r.error_text, created, ts(r.submitted_at), ts(r.started_at), ts(r.finished_at),
-            stamp, rec.exit_code,
+            new_id, *r[1:_CREATED],
+            ts(created if created is not None else history[0][2]), ts(r[_SUBMITTED]),
+            ts(r[_STARTED]), ts(r[_FINISHED]), stamp, *r[_UPDATED + 1:],
         ))  # fmt: skip
-        for from_state, to_state, at, detail in rec.history:
+        run_id, task, index, attempt = r[_RUN], r[_TASK], r[_INDEX], r[_ATTEMPT]
+        for from_state, to_state, at, detail in history:
             transitions.append((
-                new_id, r.run_id, r.task_name, r.array_index, r.attempt, from_state,
-                str(to_state), ts(at), detail,
+                new_id, run_id, task, index, attempt, from_state, str(to_state), ts(at), detail,
             ))  # fmt: skip
     copy_rows = _copy_rows(sql, copies, ids[len(rows):], stamp, transitions)
     # Chronological, as if each change had been written when it happened (stable sort: one

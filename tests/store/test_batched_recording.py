@@ -18,9 +18,9 @@ def test_record_inserts_final_state_with_every_transition_at_its_time(store: Sto
                     started_at=T, finished_at=T + timedelta(seconds=2), detail="running")
     running = instance("r1", index=1, state="RUNNING", started_at=T, detail="running")
     ids = store.record([
-        RecordedInstance(done, [(None, "RUNNING", T, "running"),
+        RecordedInstance.of(done, [(None, "RUNNING", T, "running"),
                                 ("RUNNING", "SUCCESS", T + timedelta(seconds=2), "")], 0),
-        RecordedInstance(running, [(None, "RUNNING", T, "running")]),
+        RecordedInstance.of(running, [(None, "RUNNING", T, "running")]),
     ])
     first = store.instance(ids[0])
     assert (first.state, first.exit_code, first.output, first.latest) == ("SUCCESS", 0, "1", True)
@@ -68,9 +68,9 @@ def test_record_leaves_out_columns_no_row_of_the_batch_sets(store: Store) -> Non
     bare = instance("r1", index=0, state="SUCCESS", output="1", output_hash="h1")
     failed = instance("r1", index=1, state="FAILED", error_text="boom", finished_at=T)
     plain = instance("r1", index=2, state="SUCCESS", output="2", output_hash="h2")
-    mixed = store.record([RecordedInstance(bare, [(None, "SUCCESS", T, "")]),
-                          RecordedInstance(failed, [(None, "FAILED", T, "")], 3)])
-    alone = store.record([RecordedInstance(plain, [(None, "SUCCESS", T, "")])])
+    mixed = store.record([RecordedInstance.of(bare, [(None, "SUCCESS", T, "")]),
+                          RecordedInstance.of(failed, [(None, "FAILED", T, "")], 3)])
+    alone = store.record([RecordedInstance.of(plain, [(None, "SUCCESS", T, "")])])
     got = [store.instance(i) for i in (*mixed, *alone)]
     assert [(r.array_index, r.output, r.error_text, r.exit_code, r.finished_at) for r in got] == [
         (0, "1", None, None, None), (1, None, "boom", 3, T), (2, "2", None, None, None),
@@ -90,7 +90,7 @@ def test_cache_hits_are_recorded_as_linked_copies_in_time_order(store: Store) ->
                        [CachedCopy(7, "same", hit.input_hash, '{"identity":"same"}',
                                    '{"x":1}', hit)])  # fmt: skip
     (ran_id,) = store.record(
-        [RecordedInstance(ran, [(None, "RUNNING", T, "running"),
+        [RecordedInstance.of(ran, [(None, "RUNNING", T, "running"),
                                 ("RUNNING", "SUCCESS", T + timedelta(seconds=2), "")])],
         copies=[copies],
     )
