@@ -104,9 +104,9 @@ def type_name(tp: Any) -> str:
 def infer_mode(up: TaskSpec, down: TaskSpec, inp: InputSpec, broadcast: bool) -> WireMode | None:
     """The wire mode for one upstream step, or None when the types cannot be wired."""
     out, want = up.return_type, inp.annotation
-    out_item, want_item = list_item(out), list_item(want)
     if not up.is_array and not down.is_array:
         return WireMode.DIRECT if compatible(out, want) else None
+    out_item, want_item = list_item(out), list_item(want)
     if not up.is_array:  # singleton -> array
         if broadcast:
             return WireMode.BROADCAST if compatible(out, want) else None

@@ -265,6 +265,9 @@ class InlineExecution:
     def _outputs_of(self, name: str) -> TaskOutputs:
         state = self.tasks[name]
         live, stored = state.outputs, state.stored
+        if None in live:  # a singleton computed here: most upstreams of a chain
+            value, digest = live[None]
+            return TaskOutputs(False, [value], [digest])
         keys = sorted(live.keys() | stored.keys(), key=_index_order)
         texts = [stored[k][0] for k in keys] if not live else []
         if texts and None not in texts:
