@@ -371,13 +371,17 @@ class InlineExecution:
         """Record the batch as RUNNING: new rows for fresh instances, CAS for retries."""
         now = datetime.now(UTC)
         add, change = self.buffer.add, self.buffer.change
+        details: dict[str, str] = {}  # one text per reason, shared by the batch's rows
         for p in batch:
             e = p.expanded
             if p.slot is None and e is not None:
+                detail = details.get(p.reason)
+                if detail is None:
+                    detail = details[p.reason] = f"running in-process ({p.reason})"
                 row = started_instance(self.run_id, self.workflow, p.spec.name, e, p.reason,
-                                       _RUNNING_STATE, f"running in-process ({p.reason})", now)
+                                       _RUNNING_STATE, detail, now)
                 p.slot = add(row, [(prob.check, f"{prob.kind}: {prob.reason}")
-                                   for prob in p.problems])
+                                   for prob in p.problems] if p.problems else ())
             elif p.slot is not None and e is None:
                 change(p.slot, _RETRYING, TaskState.RUNNING, "running in-process (retry)",
                        {"started_at": now}, now)

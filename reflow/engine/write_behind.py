@@ -37,7 +37,7 @@ class Slot:
         self.state = state
         self.pending = pending
         self.instance_id = instance_id
-        self.problems: list[tuple[str, str]] = []
+        self.problems: Sequence[tuple[str, str]] = ()
 
 
 class WriteBehind:
@@ -60,7 +60,8 @@ class WriteBehind:
         """A new instance, created as its history's first entry says; ``problems``: verify
         failures to record with it."""
         slot = Slot(instance.history[0][1], instance)
-        slot.problems.extend(problems)
+        if problems:
+            slot.problems = list(problems)
         self._new.append(slot)
         self._touch()
         return slot
