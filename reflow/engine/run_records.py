@@ -85,7 +85,7 @@ def task_spec_rows(graph: TaskGraph) -> list[NewTaskSpec]:
     for position, name in enumerate(graph.order):
         spec = graph.specs[name]
         wires = ",".join(
-            f'{quote(w.param)}:{{"mode":{quote(w.mode.value)},"steps":{_names(w.steps)}}}'
+            f'{quote(w.param)}:{{"mode":{quote(w.mode)},"steps":{_names(w.steps)}}}'
             for w in graph.wires[name]
         )
         config = (
