@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reflow.errors import StoreError, UnknownRunError, suggestion
 from reflow.states import TaskState
-from reflow.store import cache, writes
+from reflow.store import cache, counts, writes
 from reflow.store.bulk import BulkSql
 from reflow.store.cache import TaskHistory
 from reflow.store.database import DEFAULT_DEADLINE_S, Database, parse_url
@@ -528,7 +528,7 @@ class Store:
 
     # -- summaries and history ---------------------------------------------------------------
     def status_counts(self, run_id: str) -> dict[str, dict[str, int]]:
-        """task -> state -> number of current attempts, from one index-only GROUP BY."""
+        """task -> state -> number of current attempts, from the summary index alone."""
         query = (
             select(InstanceRow.task_name, InstanceRow.state, func.count())
             .where(*self._latest(run_id, None, None))
@@ -536,18 +536,21 @@ class Store:
         )
 
         def work(conn: Connection) -> dict[str, dict[str, int]]:
-            counts: dict[str, dict[str, int]] = {}
-            for task, state, count in conn.execute(query):
-                counts.setdefault(task, {})[state] = int(count)
-            return counts
+            rows = (conn.exec_driver_sql(counts.STATE_COUNTS, {"run": run_id})
+                    if counts.skip_scan(conn, self._sql, run_id) else conn.execute(query))
+            found: dict[str, dict[str, int]] = {}
+            for task, state, count in rows:
+                found.setdefault(task, {})[state] = int(count)
+            return found
 
         return self._db.run(work)
 
     def cache_counts(self, run_id: str) -> dict[str, tuple[int, int]]:
         """task -> (cached, recomputed) among its current SUCCESS attempts.
 
-        Grouped by state too and filtered here: a state condition in SQL would stop SQLite
-        from answering from the covering summary index alone (three times slower).
+        The GROUP BY form groups by state too and filters here: a state condition in it would
+        stop SQLite from answering from the covering summary index alone (three times slower).
+        The group-by-group form (see ``counts``) counts each task's SUCCESS range directly.
         """
         query = (
             select(InstanceRow.task_name, InstanceRow.state, InstanceRow.cached, func.count())
@@ -557,11 +560,14 @@ class Store:
         success = TaskState.SUCCESS.value
 
         def work(conn: Connection) -> dict[str, tuple[int, int]]:
-            counts: dict[str, list[int]] = {}
+            if counts.skip_scan(conn, self._sql, run_id):
+                rows = conn.exec_driver_sql(counts.CACHE_COUNTS, {"run": run_id})
+                return {task: (int(hit), int(ran)) for task, hit, ran in rows if hit or ran}
+            found: dict[str, list[int]] = {}
             for task, state, cached, count in conn.execute(query):
                 if state == success:
-                    counts.setdefault(task, [0, 0])[0 if cached else 1] += int(count)
-            return {task: (pair[0], pair[1]) for task, pair in counts.items()}
+                    found.setdefault(task, [0, 0])[0 if cached else 1] += int(count)
+            return {task: (pair[0], pair[1]) for task, pair in found.items()}
 
         return self._db.run(work)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from store_builders import add_run, instance
 
-from reflow.store import NewVerifyFailure, StateChange, Store
+from reflow.store import NewVerifyFailure, StateChange, Store, counts
 from reflow.store.migrate import HEAD_REVISION
 
 
@@ -36,6 +37,37 @@ def test_cache_counts_split_current_successes_into_cached_and_recomputed(store: 
         + [instance("r1", "prepare", None, state="SUCCESS", output="1", output_hash="h")]
     )  # fmt: skip
     assert store.cache_counts("r1") == {"convert": (3, 2), "prepare": (0, 1)}
+
+
+@pytest.mark.parametrize("max_tasks", [counts.SKIP_SCAN_MAX_TASKS, -1])
+def test_counts_agree_whether_grouped_or_counted_group_by_group(
+    store: Store, monkeypatch: pytest.MonkeyPatch, max_tasks: int
+) -> None:
+    # SQLite counts a run with few tasks group by group; -1 forces the GROUP BY everywhere.
+    monkeypatch.setattr(counts, "SKIP_SCAN_MAX_TASKS", max_tasks)
+    add_run(store, "r1")
+    add_run(store, "r0")  # a neighbour in the index on both sides must not leak in
+    add_run(store, "r2")
+    store.insert_instances([instance("r0", "b", 0, state="FAILED"),
+                            instance("r2", "z", 0, state="RUNNING")])
+    rows = (
+        [instance("r1", "b", i, state="SUCCESS", cached=i % 3 == 0, output="1", output_hash="h")
+         for i in range(7)]
+        + [instance("r1", "b", 7 + i, state=s) for i, s in enumerate(
+            ["FAILED", "PENDING", "RUNNING", "SUBMITTED", "CANCELLED"])]
+        + [instance("r1", "a", None, state="FAILED"),
+           instance("r1", "c", 0, state="SUCCESS", cached=True, output="1", output_hash="h")]
+    )  # fmt: skip
+    ids = store.insert_instances(rows)
+    store.new_attempts([ids[7]])  # b[7]: FAILED -> a RETRYING attempt; the old one no longer counts
+    assert store.status_counts("r1") == {
+        "a": {"FAILED": 1},
+        "b": {"SUCCESS": 7, "RETRYING": 1, "PENDING": 1, "RUNNING": 1, "SUBMITTED": 1,
+              "CANCELLED": 1},
+        "c": {"SUCCESS": 1},
+    }
+    assert store.cache_counts("r1") == {"b": (3, 4), "c": (1, 0)}
+    assert store.status_counts("nothing") == {} and store.cache_counts("nothing") == {}
 
 
 def test_transitions_feed_pages_by_id(store: Store) -> None:
