@@ -26,10 +26,6 @@ NETWORK_FILESYSTEMS = frozenset(
 MOUNTS_FILE = Path("/proc/mounts")
 WRITE_OPTION = "reflow_write"
 PAGE_SIZE = 16384
-# Page cache per connection, in KiB (SQLite's default is 2 MiB). Recording a run inserts into a
-# randomly keyed index (the cache index by identity), whose pages a small cache keeps evicting
-# and reading back; filled only as pages are touched, so small stores never use it all.
-CACHE_KIB = 65536
 
 _OCTAL = re.compile(r"\\([0-7]{3})")  # /proc/mounts escapes blanks in paths as \040
 
@@ -102,7 +98,6 @@ def configure(engine: Engine, *, journal_mode: str | None, busy_timeout_s: float
                 if str(current).upper() != journal_mode:
                     cursor.execute(f"PRAGMA journal_mode = {journal_mode}")
                 cursor.execute(f"PRAGMA synchronous = {synchronous}")
-                cursor.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
                 if journal_mode == "WAL":  # checkpoints run in the background (checkpoints.py)
                     cursor.execute("PRAGMA wal_autocheckpoint = 0")
                     cursor.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")

@@ -44,14 +44,6 @@ def test_a_local_store_uses_wal(tmp_path: Path) -> None:
     assert _journal_mode(tmp_path / "manifest.db") == "wal"
 
 
-def test_store_connections_get_a_large_page_cache(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "manifest.db") as store:
-        add_run(store, "r1")
-        with store._db.engine.connect() as conn:  # the policy under test
-            pragma = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
-    assert pragma == -sqlite_policy.CACHE_KIB  # negative: a size in KiB, not in pages
-
-
 def test_a_store_on_a_network_filesystem_warns_once_and_avoids_wal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
