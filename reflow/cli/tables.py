@@ -28,8 +28,7 @@ def _iso(record: RunRecord) -> str:
 
 def status_table(store: Store, run_id: str, task: str | None, errors: bool) -> RenderableType:
     """Header, per-task table in topological order, then failed instances under their task."""
-    from reflow.states import TaskState
-    from reflow.status_report import ordered_summary
+    from reflow.status_report import failed_instances, ordered_summary
 
     run = store.get_run(run_id)
     header = Table.grid(padding=(0, 2))
@@ -43,7 +42,7 @@ def status_table(store: Store, run_id: str, task: str | None, errors: bool) -> R
 
     summary = ordered_summary(store, run_id)
     cache = store.cache_counts(run_id)
-    failed = store.latest_instances(run_id, task, states=[TaskState.FAILED.value])
+    failed = failed_instances(store, run_id, summary, task)
     table = Table(show_edge=False, header_style="bold")
     table.add_column("Task")
     table.add_column("States")
