@@ -7,14 +7,14 @@ the store whichever path produced it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded
 from reflow.engine.planner import Decision, decide, explain_misses
-from reflow.store import CachedCopy, CacheHit, CopyBatch, NewInstance, NewVerifyFailure, Store
+from reflow.store import CachedCopy, CopyBatch, NewInstance, NewVerifyFailure, Store
 from reflow.store.cache import TaskHistory
 from reflow.store.writes import RecordedInstance
 
@@ -29,10 +29,12 @@ def plan_task(
     ``history`` (from ``Store.task_history``) spares the queries whose answer it already
     holds: no lookup for a task that has no instance anywhere, no diff for one never seen.
     """
-    lookup = store.find_cached
     if history is not None and spec.name not in history.recorded:
-        lookup = _no_hits
-    decisions = decide(spec, expanded, lookup, forced=forced, verify=verify)
+        # Never recorded anywhere: nothing to find, nothing to compare with, nothing to verify.
+        reason = (reasons.CACHE_DISABLED if not spec.cache else reasons.FORCED if forced
+                  else reasons.NEW)
+        return [Decision(e, None, reason) for e in expanded]
+    decisions = decide(spec, expanded, store.find_cached, forced=forced, verify=verify)
     misses = [d for d in decisions if d.hit is None]
     if any(not d.reason for d in misses):
         references: dict[int | None, str] = {}
@@ -42,11 +44,6 @@ def plan_task(
             references = store.reference_preimages(workflow, spec.name, exclude_run=run_id)
         explain_misses(misses, references)
     return decisions
-
-
-def _no_hits(identities: Collection[str]) -> dict[str, CacheHit]:
-    del identities
-    return {}
 
 
 def copy_batch(run_id: str, workflow: str, task: str, decisions: Sequence[Decision],
