@@ -29,6 +29,11 @@ class Decision:
     problems: Sequence[VerifyProblem] = ()
 
 
+def bypass_reason(spec: TaskSpec, *, forced: bool) -> str:
+    """Why no instance of ``spec`` may come from the cache, or "" when the cache decides."""
+    return reasons.CACHE_DISABLED if not spec.cache else reasons.FORCED if forced else ""
+
+
 def decide(
     spec: TaskSpec,
     expanded: Sequence[Expanded],
@@ -40,7 +45,7 @@ def decide(
     """Decide each instance; misses that need a pre-image diff get an empty reason."""
     use_cache = spec.cache and not forced
     hits = lookup({e.identity for e in expanded}) if use_cache and expanded else {}
-    miss = reasons.CACHE_DISABLED if not spec.cache else reasons.FORCED if forced else ""
+    miss = bypass_reason(spec, forced=forced)
     if not verify:  # the common case, kept to one pass without per-instance checks
         get = hits.get
         return [Decision(e, None, miss) if (hit := get(e.identity)) is None

@@ -13,7 +13,7 @@ from datetime import datetime
 from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded
-from reflow.engine.planner import Decision, decide, explain_misses
+from reflow.engine.planner import Decision, bypass_reason, decide, explain_misses
 from reflow.store import CachedCopy, CopyBatch, NewInstance, NewVerifyFailure, Store
 from reflow.store.cache import TaskHistory
 from reflow.store.writes import RecordedInstance
@@ -31,8 +31,7 @@ def plan_task(
     """
     if history is not None and spec.name not in history.recorded:
         # Never recorded anywhere: nothing to find, nothing to compare with, nothing to verify.
-        reason = (reasons.CACHE_DISABLED if not spec.cache else reasons.FORCED if forced
-                  else reasons.NEW)
+        reason = bypass_reason(spec, forced=forced) or reasons.NEW
         return [Decision(e, None, reason) for e in expanded]
     decisions = decide(spec, expanded, store.find_cached, forced=forced, verify=verify)
     misses = [d for d in decisions if d.hit is None]

@@ -98,10 +98,6 @@ class RecordedInstance:
         ], [(None, state, at, detail)])  # fmt: skip
 
     @property
-    def state(self) -> str:
-        return str(self.row[_STATE])
-
-    @property
     def run_id(self) -> str:
         return str(self.row[_RUN])
 
