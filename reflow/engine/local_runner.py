@@ -343,11 +343,6 @@ class InlineExecution:
         ones small batches, so that the store shows RUNNING for roughly what is really
         running once the buffer is written.
         """
-        if len(pending) == 1:  # a singleton alone in its generation: every step of a chain
-            with gc_paused():
-                self._start_batch(pending)
-            self._execute_batch(pending)
-            return
         start, size = 0, BATCH_FIRST
         while start < len(pending):
             batch = pending[start:start + size]
