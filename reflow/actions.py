@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reflow.core.hashing import short
+from reflow.core.hashing import sha256_hex, short
 from reflow.engine import reasons
 from reflow.engine.reasons import diff_preimages
 from reflow.errors import ReflowError, UnknownTaskError, suggestion
@@ -23,6 +23,7 @@ from reflow.store import NewVerifyFailure, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
+    from reflow.core.graph import TaskGraph
     from reflow.engine.plan_report import PlanReport
     from reflow.run import Run
 
@@ -46,7 +47,7 @@ def _short_value(value: Any) -> str:
         return short(value)
     if isinstance(value, list) and value and all(isinstance(v, str) and len(v) == 64
                                                   for v in value):
-        return f"[{len(value)} hashes {short(json.dumps(value))}]"
+        return f"[{len(value)} hashes, digest {short(sha256_hex(json.dumps(value)))}]"
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -67,10 +68,12 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
         return head + ("\n  " + row.error_text if row.error_text and
                        row.reason == reasons.SKIPPED else "")
     if row.reason.startswith("verify-failed"):
-        fails = [f for f in store.verify_failures(run_id) if f.instance_id == row.id]
+        # A retry records the failed check against the attempt it rejected: show those too.
+        fails = [f for f in store.verify_failures(run_id)
+                 if f.task_name == task and f.array_index == index]
         return "\n".join([head] + [f"  {f.check}: {f.reason}" for f in fails])
-    earlier = store.nearest_preimage(row.workflow, task, index, before_instance_id=row.id,
-                                     exclude_run=run_id)
+    earlier = store.earlier_attempt_preimages(run_id, task).get(index) or store.nearest_preimage(
+        row.workflow, task, index, before_instance_id=row.id, exclude_run=run_id)
     if earlier is None:
         return f"{head}\n  no earlier run of workflow '{row.workflow}' ran task '{task}'"
     changes = diff_preimages(json.loads(earlier), json.loads(row.preimage))
@@ -86,9 +89,12 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
 def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
     """Mark failed instances for a new attempt and run them; returns how many were marked.
 
-    Upstream outputs that the retried work consumes are verified first (by default), and an
-    upstream instance whose output no longer checks out is retried too. A run with nothing to
-    retry is left exactly as it was.
+    Upstream outputs that the retried work consumes are verified first (by default). An
+    upstream instance whose output no longer checks out is recomputed (reason
+    ``verify-failed:<kind>``), and everything downstream of its task is planned afresh from
+    the new output, as after a forced rerun: a retried attempt must not run on the input the
+    failed check just rejected, nor be recorded under that input's identity. A run with
+    nothing to retry is left exactly as it was.
     """
     store = run.store
     if task is not None:
@@ -99,18 +105,29 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
     if not targets:
         return 0
     markers = [r.id for r in rows if r.reason == reasons.SKIPPED]
-    stale = _verify_upstream(run, rows, {r.task_name for r in targets}) if verify else set()
+    stale: dict[int, str] = {}
+    replan: list[int] = []
+    replanned = 0
+    if verify:
+        graph = run.workflow().validate()
+        stale = _verify_upstream(run, graph, rows, {r.task_name for r in targets})
+        stale_tasks = {r.task_name for r in rows if r.id in stale}
+        downstream = graph.descendants(sorted(stale_tasks)) - stale_tasks
+        replan = [r.id for r in rows if r.task_name in downstream]
+        replanned = sum(r.task_name in downstream for r in targets)
+        targets = [r for r in targets if r.task_name not in downstream]
     if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
             RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
         raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
     new_ids = store.new_attempts(sorted(r.id for r in targets), detail="retry requested")
-    if stale:
-        new_ids += store.new_attempts(sorted(stale), detail="upstream output failed verify",
-                                      force=True)
-    if markers:
-        store.supersede(markers)
+    for kind in sorted(set(stale.values())):
+        new_ids += store.new_attempts(sorted(i for i, k in stale.items() if k == kind),
+                                      detail="upstream output failed verify", force=True,
+                                      reason=reasons.verify_failed(kind))
+    if markers or replan:
+        store.supersede([*markers, *replan])
     _continue(run)
-    return len(new_ids)
+    return len(new_ids) + replanned
 
 
 def force_rerun(run: Run, task: str) -> int:
@@ -141,20 +158,25 @@ def force_rerun(run: Run, task: str) -> int:
     return len(new_ids)
 
 
-def _verify_upstream(run: Run, rows: list[Any], tasks: set[str]) -> set[int]:
+def _verify_upstream(
+    run: Run, graph: TaskGraph, rows: list[Any], tasks: set[str]
+) -> dict[int, str]:
+    """Check the SUCCESS outputs that ``tasks`` consume; the failing instances by check kind.
+
+    Every failed check is recorded as a verify failure; an instance failing several is keyed
+    by the kind of its first problem, as a cache hit failing verify would be.
+    """
     from reflow.engine.verify import verify_output
 
-    wf = run.workflow()
-    graph = wf.validate()
     upstream: set[str] = set()
     for name in tasks:
         upstream |= set(graph.specs[name].upstream())
-    bad: set[int] = set()
+    bad: dict[int, str] = {}
     failures: list[NewVerifyFailure] = []
     for r in rows:
         if r.task_name in upstream and r.state == TaskState.SUCCESS:
             for prob in verify_output(graph.specs[r.task_name], r.output, r.fingerprints):
-                bad.add(r.id)
+                bad.setdefault(r.id, prob.kind)
                 failures.append(NewVerifyFailure(r.id, run.run_id, r.task_name, r.array_index,
                                                  prob.check, f"{prob.kind}: {prob.reason}"))
     if failures:
@@ -286,11 +308,17 @@ def cancel_runs(run_ids: Iterable[str], store: Any = None) -> int:
 # -- submit / plan -------------------------------------------------------------------------
 def submit(wf: Workflow, run_dir: str | Path, *, plan: bool = False, dry_run: bool = False,
            **kwargs: Any) -> Any:
-    """Plan only (``plan=True``) or record the run and hand it to the driver."""
+    """Record the run and hand it to the driver, or with ``plan=True`` print what it would do.
+
+    The plan is printed (SPEC §3: it "prints, per task, ...") and returned, so a notebook
+    shows it and a script can read the counts; nothing is recorded or submitted.
+    """
     if plan or dry_run:
         from reflow.engine.plan_report import plan_run
 
-        return plan_run(wf, run_dir, **kwargs)
+        report = plan_run(wf, run_dir, **kwargs)
+        print(report)
+        return report
     from reflow.engine.dispatch import submit_run
 
     return submit_run(wf, run_dir, **kwargs)

@@ -42,8 +42,12 @@ class UnknownRunError(ReflowError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class UnknownTaskError(ReflowError, KeyError):
-    """A task name that the workflow or run does not have."""
+class UnknownTaskError(ReflowError, KeyError, ValueError):
+    """A task name that the workflow or run does not have.
+
+    A ``KeyError`` like an unknown run id, and a ``ValueError`` like the other name errors
+    of a graph (SPEC §9), so code catching either keeps working.
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

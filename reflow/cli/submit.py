@@ -155,7 +155,9 @@ def _submit(wf: Workflow, flags: WorkflowFlags, values: dict[str, Any]) -> None:
     run_dir: str = values["run_dir"]
     as_json: bool = values["as_json"]
     if values["dry_run"]:
-        report = wf.submit(run_dir, plan=True, **options, **params)
+        from reflow.actions import plan
+
+        report = plan(wf, run_dir, **options, **params)
         if as_json:
             emit_json(report.as_dict())
         else:

@@ -120,6 +120,8 @@ class Flow:
     def include(self, flow: Flow, prefix: str | None = None) -> None:
         """Copy ``flow``'s tasks in as ``<prefix>_<name>``, rewriting its internal references."""
         mapping = {n: (f"{prefix}_{n}" if prefix else n) for n in flow.tasks}
+        for name in mapping.values():  # all checked first: a clash leaves this flow as it was
+            self._check_new(name)
         for old, spec in flow.tasks.items():
             self._add(spec.renamed(mapping[old], mapping))
 
@@ -157,12 +159,15 @@ class Flow:
             return_type=return_type,
         )
 
-    def _add(self, spec: TaskSpec) -> None:
-        if spec.name in self.tasks:
+    def _check_new(self, name: str) -> None:
+        if name in self.tasks:
             raise GraphError(
-                f"task '{spec.name}' is defined twice in '{self.name}'; rename one "
+                f"task '{name}' is defined twice in '{self.name}'; rename one "
                 "(or include the flow with a prefix)"
             )
+
+    def _add(self, spec: TaskSpec) -> None:
+        self._check_new(spec.name)
         self.tasks[spec.name] = spec
         self._graph = None
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reflow.core.codec import dumps
 from reflow.core.spec import TaskSpec
 from reflow.core.wiring import type_name
 from reflow.errors import MissingParameterError, ParameterError, suggestion
@@ -121,6 +122,12 @@ def resolve_parameters(
         )
     for key, value in given.items():
         _check_choice(by_key[key], value)
+    # Given values first, then defaults: the error names what the user is most likely to fix.
+    for p in sorted(params, key=lambda p: p.key not in given):
+        value = given.get(p.key, p.default)
+        if value is not _MISSING:
+            tasks = ", ".join(f"'{t}'" for t in p.tasks)
+            dumps(value, where=f"parameter '{p.key}' of task {tasks}")
     per_task: dict[str, dict[str, Any]] = {name: {} for name in specs}
     record: dict[str, Any] = {}
     for p in params:

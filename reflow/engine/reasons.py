@@ -6,6 +6,7 @@ group by them; ``why`` expands a token into the list of pre-image components tha
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,17 +56,19 @@ def diff_preimages(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     dependencies; within each group by name, as the canonical (sorted-key) JSON stores it.
     """
     changes: list[Change] = []
-    if old.get("version") != new.get("version"):
+    if _differ(old.get("version"), new.get("version")):
         changes.append(Change("version", old.get("version"), new.get("version")))
     for group, prefix in (("params", "param"), ("inputs", "input"), ("after", "after")):
         o, n = old.get(group) or {}, new.get(group) or {}
         for key in sorted(set(o) | set(n)):
-            if o.get(key, _ABSENT) != n.get(key, _ABSENT):
+            if key not in o or key not in n or _differ(o[key], n[key]):
                 changes.append(Change(f"{prefix}:{key}", o.get(key), n.get(key)))
     return changes
 
 
-_ABSENT = object()
+def _differ(old: Any, new: Any) -> bool:
+    """Compared as the identity hashes them: ``1``, ``1.0`` and ``true`` are three values."""
+    return old != new or json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True)
 
 
 def miss_reason(new: dict[str, Any], reference: dict[str, Any] | None) -> str:

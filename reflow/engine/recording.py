@@ -37,9 +37,11 @@ def plan_task(
     misses = [d for d in decisions if d.hit is None]
     if any(not d.reason for d in misses):
         references: dict[int | None, str] = {}
+        if run_id is not None:
+            references = store.earlier_attempt_preimages(run_id, spec.name)
         seen = (spec.name in history.seen if history is not None
                 else store.task_seen(workflow, spec.name, exclude_run=run_id))
-        if seen:
+        if seen and not references:
             references = store.reference_preimages(workflow, spec.name, exclude_run=run_id)
         explain_misses(misses, references)
     return decisions

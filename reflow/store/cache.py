@@ -80,6 +80,18 @@ def reference_preimages(
     return {index: preimage for index, preimage in result}
 
 
+def earlier_attempt_preimages(
+    conn: Connection, sql: BulkSql, run_id: str, task_name: str
+) -> dict[int | None, str]:
+    m = sql.mark
+    result = conn.exec_driver_sql(
+        f"SELECT array_index, preimage FROM instances WHERE run_id = {m} AND task_name = {m} "
+        f"AND latest = {sql.false} AND identity <> '' ORDER BY id",
+        (run_id, task_name),
+    )
+    return {index: preimage for index, preimage in result}  # the newest attempt wins
+
+
 def nearest_preimage(
     conn: Connection,
     sql: BulkSql,

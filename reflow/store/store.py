@@ -505,6 +505,16 @@ class Store:
             )
         )
 
+    def earlier_attempt_preimages(self, run_id: str, task_name: str) -> dict[int | None, str]:
+        """Pre-images of the run's own superseded attempts of a task, the newest per index.
+
+        A task re-planned inside its run (after a forced rerun or a failed upstream check)
+        is best explained against what this run computed before, not another run.
+        """
+        return self._db.run(
+            lambda conn: cache.earlier_attempt_preimages(conn, self._sql, run_id, task_name)
+        )
+
     def nearest_preimage(
         self,
         workflow: str,

@@ -331,6 +331,17 @@ def test_include_prefixes_and_rewrites_references() -> None:
         wf.include(flow, prefix="raw")
 
 
+def test_include_with_a_clash_on_a_later_task_adds_nothing() -> None:
+    flow = Flow("sub")
+    flow.job()(_named("start", int))
+    flow.job()(_named("sq", int))
+    wf = Workflow("main")
+    wf.job()(_named("sq", int))
+    with pytest.raises(ValueError, match="task 'sq' is defined twice"):
+        wf.include(flow)
+    assert list(wf.tasks) == ["sq"]
+
+
 def test_topological_order_breaks_ties_by_registration() -> None:
     wf = Workflow("w")
     for name in ("z", "y", "x"):

@@ -105,3 +105,47 @@ def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None
     resume_run(Run.load(run.run_id, store=run.store))
     assert run.wait(60) == "SUCCESS"
     assert json.loads(run.record().options)["executor"] == "local"
+
+
+STALE_PIPELINE = '''
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Result, Workflow
+
+wf = Workflow("stale_driver")
+
+
+@wf.job(verify=lambda v: v == int(Path(__file__).with_name("source").read_text()))
+def make() -> int:
+    return int(Path(__file__).with_name("source").read_text())
+
+
+@wf.job()
+def consume(x: Annotated[int, Result(step="make")]) -> int:
+    if not Path(__file__).with_name("flag").exists():
+        raise RuntimeError("not yet")
+    return x * 100
+'''
+
+
+def test_driver_retry_after_a_failed_upstream_check_uses_the_recomputed_output(
+    local_env: Path,
+) -> None:
+    from reflow.engine.entrypoints import load_workflow
+
+    pipeline = local_env / "stale_pipeline.py"
+    pipeline.write_text(STALE_PIPELINE)
+    (local_env / "source").write_text("1")
+    wf = load_workflow(str(pipeline), "stale_driver")
+    run = wf.submit(local_env / "r", store=str(local_env / "m.db"), executor="local", wait=True)
+    assert states(run, "consume") == ["FAILED"]
+    (local_env / "source").write_text("2")
+    (local_env / "flag").write_text("go")
+    assert run.retry() == 2
+    assert run.wait(60) == "SUCCESS"
+    (make,) = run.store.latest_instances(run.run_id, "make")
+    (consume,) = run.store.latest_instances(run.run_id, "consume")
+    assert (make.output, make.reason) == ("2", "verify-failed:callable")
+    assert (consume.input, consume.output) == ('{"x":2}', "200")
+    assert make.output_hash in consume.preimage

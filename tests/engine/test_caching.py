@@ -233,10 +233,15 @@ def test_why_explains_each_changed_component(tmp_path, sqlite_url) -> None:
         run.why("doubel")
 
 
-def test_plan_reports_cached_and_recomputed_without_recording(tmp_path, sqlite_url) -> None:
+def test_plan_reports_cached_and_recomputed_without_recording(
+    tmp_path, sqlite_url, capsys: pytest.CaptureFixture[str]
+) -> None:
     wf = make_pipeline()
     wf.run_local(tmp_path / "a", store=sqlite_url, n=4)
+    capsys.readouterr()
     report = wf.submit(tmp_path / "b", store=sqlite_url, plan=True, n=5)
+    assert capsys.readouterr().out.strip() == str(report).strip()  # printed, as SPEC §3 says
+    assert "param-changed:n" in str(report)
     tasks = {t["task"]: t for t in report.as_dict()["tasks"]}
     assert tasks["items"]["recompute"] == {"param-changed:n": 1}
     assert tasks["double"]["instances"] is None and tasks["double"]["waits_on"] == ["items"]
@@ -255,3 +260,40 @@ def test_why_on_a_first_run_does_not_compare_with_sibling_elements(tmp_path, sql
     assert text.startswith("double[2]: new")
     assert "no earlier run of workflow 'firstwhy' ran task 'double'" in text
     assert "->" not in text
+
+
+def test_a_parameter_changed_to_an_equal_comparing_value_is_named(tmp_path, sqlite_url) -> None:
+    """1, 1.0 and True compare equal in Python but are different inputs (and identities)."""
+    wf = Workflow("eq")
+
+    @wf.job()
+    def takes(cfg: Any = None) -> Any:
+        return cfg
+
+    wf.run_local(tmp_path / "a", store=sqlite_url, cfg=1)
+    run = wf.run_local(tmp_path / "b", store=sqlite_url, cfg=True)
+    (row,) = run.store.latest_instances(run.run_id, "takes")
+    assert row.reason == "param-changed:cfg"
+    assert "param:cfg: 1 -> true" in run.why("takes")
+
+
+def test_why_tells_two_gathered_hash_lists_apart(tmp_path, sqlite_url) -> None:
+    wf = Workflow("gw")
+
+    @wf.job()
+    def items(last: str = "c") -> list[str]:
+        return ["a", "b", last]
+
+    @wf.array_job()
+    def up(x: Annotated[str, Result(step="items")]) -> str:
+        return x.upper()
+
+    @wf.job()
+    def join(xs: Annotated[list[str], Result(step="up")]) -> str:
+        return "".join(xs)
+
+    wf.run_local(tmp_path / "a", store=sqlite_url)
+    run = wf.run_local(tmp_path / "b", store=sqlite_url, last="d")
+    line = next(x for x in run.why("join").splitlines() if x.strip().startswith("input:xs"))
+    old, new = line.split(": ", 1)[1].split(" -> ")
+    assert old != new and old.startswith("[3 hashes")

@@ -157,3 +157,77 @@ def test_submit_refuses_a_workflow_other_processes_cannot_import(tmp_path, sqlit
     from reflow import Store
 
     assert Store.open(sqlite_url).list_runs() == []  # nothing recorded
+
+
+def source_checked_pipeline(source: Path, flag: Path) -> Workflow:
+    """``make`` returns the number in ``source`` and fails verify once it changed; ``consume``
+    fails until ``flag`` exists; ``report`` depends on ``consume``."""
+    wf = Workflow("stale")
+
+    @wf.job(verify=lambda v: v == int(source.read_text()))
+    def make() -> int:
+        return int(source.read_text())
+
+    @wf.job()
+    def consume(x: Annotated[int, Result(step="make")]) -> int:
+        if not flag.exists():
+            raise RuntimeError("not yet")
+        return x * 100
+
+    @wf.job()
+    def report(y: Annotated[int, Result(step="consume")]) -> str:
+        return f"y={y}"
+
+    return wf
+
+
+def test_retry_after_a_failed_upstream_check_runs_on_the_recomputed_output(
+    tmp_path, sqlite_url
+) -> None:
+    source, flag = tmp_path / "source", tmp_path / "flag"
+    source.write_text("1")
+    wf = source_checked_pipeline(source, flag)
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, on_error="continue")
+    (stale_make,) = latest(run, "make")
+    source.write_text("2")
+    flag.write_text("go")
+    assert run.retry() == 2  # consume's failure, and make whose output failed its check
+    make, consume, report = (latest(run, t)[0] for t in ("make", "consume", "report"))
+    assert (make["output"], make["attempt"], make["reason"]) == (2, 2, "verify-failed:callable")
+    # consume ran on the recomputed value and is recorded under that value's identity
+    assert consume["input"] == {"x": 2} and consume["output"] == 200
+    assert make["output_hash"] in consume_preimage(run)
+    assert stale_make["output_hash"] not in consume_preimage(run)
+    assert consume["reason"] == "upstream-changed:x"
+    assert report["output"] == "y=200" and run.state == "SUCCESS"
+    # the failed attempt of consume and the check that rejected make's output are kept
+    history = [(t["task_name"], t["to_state"]) for t in run.transitions()
+               if t["task_name"] == "consume"]
+    assert ("consume", "FAILED") in history and history[-1] == ("consume", "SUCCESS")
+    assert "verify-failed:callable" in run.why("make")
+    assert "verify" in run.why("make").splitlines()[1]
+
+
+def consume_preimage(run: Run) -> str:
+    (row,) = run.store.latest_instances(run.run_id, "consume")
+    return row.preimage
+
+
+def test_an_unencodable_parameter_names_it_and_its_task_before_anything_is_recorded(
+    tmp_path, sqlite_url
+) -> None:
+    from reflow.errors import EncodeError
+
+    wf = Workflow("badparam")
+
+    @wf.job()
+    def takes(cfg: Any = None, opts: Any = frozenset({1})) -> int:
+        return 1
+
+    with pytest.raises(EncodeError, match=r"parameter 'cfg' of task 'takes'.*'set'"):
+        wf.run_local(tmp_path / "r", store=sqlite_url, cfg={1, 2}, opts=[1])
+    with pytest.raises(EncodeError, match=r"parameter 'opts' of task 'takes'.*'frozenset'"):
+        wf.run_local(tmp_path / "r", store=sqlite_url)
+    from reflow import Store
+
+    assert Store.open(sqlite_url).list_runs() == []
