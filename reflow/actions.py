@@ -105,11 +105,13 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
     if not targets:
         return 0
     markers = [r.id for r in rows if r.reason == reasons.SKIPPED]
+    # Import the workflow before changing anything: a pipeline file that moved must leave the
+    # run as it was, not with attempts marked that no driver can run.
+    graph = run.workflow().validate()
     stale: dict[int, str] = {}
     replan: list[int] = []
     replanned = 0
     if verify:
-        graph = run.workflow().validate()
         stale = _verify_upstream(run, graph, rows, {r.task_name for r in targets})
         stale_tasks = {r.task_name for r in rows if r.id in stale}
         downstream = graph.descendants(sorted(stale_tasks)) - stale_tasks

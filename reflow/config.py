@@ -11,6 +11,7 @@ pulls in ``datetime`` and ``re``) and ``platformdirs`` load only when actually n
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -152,6 +153,12 @@ def config_path(env: Mapping[str, str] = os.environ) -> Path:
 
 def _default_store_file(env: Mapping[str, str]) -> Path:
     return _user_dir(env, "XDG_CACHE_HOME", "cache") / "manifest.db"
+
+
+def default_store_missing(url: str, env: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``url`` is the default store and it has not been created yet (no run ever)."""
+    path = _default_store_file(env)
+    return url == _store_url(path, env) and not path.exists()
 
 
 # --------------------------------------------------------------------------- value checks
@@ -459,7 +466,7 @@ def _file_layer(document: Mapping[str, object], path: Path) -> _Layer:
                 )
             raise ConfigError(
                 f"{prefix} [{section}] is not a known section; use one of: "
-                + ", ".join(f"[{s}]" for s in _SCHEMA)
+                + ", ".join(f"[{s}]" for s in _SCHEMA) + "."
                 + suggestion(section, _SCHEMA)
             )
         if not isinstance(body, dict):
@@ -472,7 +479,7 @@ def _file_layer(document: Mapping[str, object], path: Path) -> _Layer:
             if key is None:
                 raise ConfigError(
                     f"{prefix} [{section}] {name} is not a known key; remove it or use one of: "
-                    + ", ".join(keys)
+                    + ", ".join(keys) + "."
                     + suggestion(name, keys)
                 )
             try:
@@ -568,7 +575,9 @@ def normalise_executor_name(name: str) -> str:
 # --------------------------------------------------------------------------- example file
 
 
-def _example_text() -> str:
+def _example_text(settings: Mapping[tuple[str, str], str] | None = None) -> str:
+    """The example file; ``settings`` ((section, key) -> value) are written uncommented."""
+    chosen = dict(settings or {})
     lines = [
         "# reflow configuration, written by `reflow config init`.",
         "# Every setting is commented out and shows an example; delete the leading '#' to use it.",
@@ -582,7 +591,9 @@ def _example_text() -> str:
                 continue
             variable = variables.get((section, key.name))
             lines.append(f"# {key.help}" + (f" Env: {variable}." if variable else ""))
-            lines.append(f"#{key.name} = {key.example}")
+            value = chosen.get((section, key.name))
+            lines.append(f"#{key.name} = {key.example}" if value is None
+                         else f"{key.name} = {json.dumps(value)}")
         for key in keys:
             if key.table_entries:
                 lines += ["", f"# {key.help}", f"[{section}.{key.name}]"]
@@ -591,11 +602,16 @@ def _example_text() -> str:
 
 
 def write_example_config(
-    path: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+    path: str | os.PathLike[str] | None = None, *, overwrite: bool = False,
+    store: str | None = None, store_path: str | None = None,
 ) -> Path:
-    """Write the commented example config (every key, commented out) and return its path."""
+    """Write the commented example config (every key commented out, except the ``[defaults]``
+    store settings given here) and return its path."""
     target = Path(path) if path is not None else config_path()
-    text = _example_text()
+    if store_path is not None:  # the file is read from anywhere: keep no relative path
+        store_path = str(Path(store_path).expanduser().resolve())
+    settings = {("defaults", "store"): store, ("defaults", "store_path"): store_path}
+    text = _example_text({k: v for k, v in settings.items() if v is not None})
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if overwrite:

@@ -26,14 +26,16 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "REFLOW_DEBUG"
 
-# Validation raises the built-in types as well as ReflowError subclasses (SPEC §9), and a
-# wait that runs out raises TimeoutError: all are the user's to act on, not bugs to report.
+# Validation raises the built-in types as well as ReflowError subclasses (SPEC §9), a wait
+# that runs out raises TimeoutError, and the file system OSError (a run dir that is a file, a
+# folder without write permission): all are the user's to act on, not bugs to report.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ReflowError,
     ValueError,
     TypeError,
     KeyError,
     TimeoutError,
+    OSError,
 )
 
 DebugOption = Annotated[
@@ -46,6 +48,8 @@ def error_message(exc: BaseException) -> str:
     """One line for an exception; a plain KeyError would otherwise print its repr."""
     if isinstance(exc, KeyError) and not isinstance(exc, ReflowError) and exc.args:
         text = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}; check the path and its permissions"
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
@@ -76,16 +80,16 @@ def guarded(func: F) -> F:
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:  # an OSError, but no user error: caught first
+            # The reader went away (`... | head`): stop quietly, as other Unix tools do,
+            # and keep the interpreter's final flush from raising again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_ERROR) from None
         except USER_ERRORS as exc:
             raise report(exc, debug) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except BrokenPipeError:
-            # The reader went away (`... | head`): stop quietly, as other Unix tools do,
-            # and keep the interpreter's final flush from raising again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(EXIT_ERROR) from None
 
     debug = inspect.Parameter(
         "debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOption

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from reflow.engine.entrypoints import import_failure
 from reflow.errors import ReflowError, suggestion
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def _exec_script(path: Path) -> ModuleType:
     sys.modules[_MODULE_NAME] = module  # dataclasses and typing look their module up
     try:
         spec.loader.exec_module(module)
+    except Exception as exc:
+        raise import_failure(path, exc) from exc
     finally:
         sys.modules.pop(_MODULE_NAME, None)
     return module
@@ -49,7 +52,9 @@ def _import_module(name: str) -> ModuleType:
                 f"pipeline '{name}' is neither a file nor an importable module; pass the "
                 "path of the pipeline script (pipeline.py) or module:attribute"
             ) from None
-        raise
+        raise import_failure(name, exc) from exc
+    except Exception as exc:
+        raise import_failure(name, exc) from exc
 
 
 def load_pipeline(target: str) -> Workflow:

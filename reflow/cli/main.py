@@ -178,11 +178,13 @@ def resume(
 
 @app.command("dag")
 @guarded
-def dag(pipeline: PipelineArgument, fmt: FormatOption = "text") -> None:
-    """Draw a pipeline's task graph as text, mermaid or dot."""
+def dag(pipeline: PipelineArgument, fmt: FormatOption = "text", as_json: JsonOption = False,
+        store: StoreOption = None, store_path: StorePathOption = None) -> None:
+    """Draw a pipeline's task graph as text, mermaid or dot (reads no store)."""
     from reflow.cli.loading import load_pipeline
+    from reflow.cli.script import show_dag
 
-    emit(load_pipeline(pipeline).validate().render(fmt))
+    show_dag(load_pipeline(pipeline), fmt, as_json)
 
 
 @app.command("tui")
@@ -283,11 +285,14 @@ def config_init(
             help="Write here instead of $XDG_CONFIG_HOME/reflow/config.toml.",
         ),
     ] = None,
+    store: StoreOption = None,
+    store_path: StorePathOption = None,
 ) -> None:
-    """Write a commented example config.toml (every setting, commented out)."""
+    """Write a commented example config.toml (every setting commented out; a --store or
+    --store-path given here is written as the [defaults] store)."""
     from reflow.config import write_example_config
 
-    target = write_example_config(path, overwrite=force)
+    target = write_example_config(path, overwrite=force, store=store, store_path=store_path)
     emit(f"Wrote {target}; uncomment the settings you need.")
 
 

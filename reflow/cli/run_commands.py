@@ -20,6 +20,7 @@ from reflow.cli.options import (
     StorePathOption,
     TaskOption,
     open_store,
+    store_url,
 )
 from reflow.cli.output import console, emit, emit_json, is_terminal, stdin_is_terminal
 
@@ -132,8 +133,16 @@ def list_runs(
 ) -> None:
     """``runs``: newest first, in the SPEC §6 line shape when piped."""
     from reflow.cli.timespec import parse_when
+    from reflow.config import default_store_missing
 
-    st = open_store(store, store_path)
+    url = store_url(store, store_path)
+    if default_store_missing(url):  # a first-time user has no runs, not a broken store
+        if as_json:
+            emit_json([])
+        else:
+            emit("No runs found.")
+        return
+    st = open_store(url, None)
     runs = st.list_runs(
         workflow=workflow,
         statuses=_statuses(status),

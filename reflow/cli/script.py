@@ -123,17 +123,27 @@ def build_script_app(
 
     @app.command("dag")
     @guarded
-    def dag(fmt: FormatOption = "text") -> None:
-        """The task graph as text, mermaid or dot."""
-        emit(wf.validate().render(fmt))
+    def dag(fmt: FormatOption = "text", as_json: JsonOption = False,
+            store: StoreOption = None, store_path: StorePathOption = None) -> None:
+        """The task graph as text, mermaid or dot (reads no store; the options are accepted
+        like everywhere)."""
+        show_dag(wf, fmt, as_json)
 
     @app.command("describe")
     @guarded
-    def describe() -> None:
-        """The workflow as a JSON document (tasks, dependencies, parameters)."""
+    def describe(store: StoreOption = None, store_path: StorePathOption = None) -> None:
+        """The workflow as a JSON document (tasks, dependencies, parameters); reads no store."""
         emit_json(wf.describe())
 
     return app
+
+
+def show_dag(wf: Workflow, fmt: str, as_json: bool) -> None:
+    graph = wf.validate()
+    if as_json:
+        emit_json(graph.document())
+    else:
+        emit(graph.render(fmt))
 
 
 def submit_args(args: list[str], flags: WorkflowFlags) -> list[str]:

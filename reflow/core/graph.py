@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reflow.core.spec import TaskSpec
 from reflow.core.wiring import Wire, resolve_wires
@@ -136,26 +136,44 @@ class TaskGraph:
                     line += "  <- " + ", ".join(deps)
                 lines.append(line)
             return "\n".join(lines)
+        # Every edge keeps the shape scripts match (``a --> b``, ``"a" -> "b";``); ordering
+        # edges are drawn dashed by a separate style statement, not by a different arrow.
+        edges = self._ordered_edges()
+        ordering = [i for i, edge in enumerate(edges) if self.edge_kinds[edge] == "order"]
         if fmt == "mermaid":
             lines = ["flowchart TD"]
             for name in self.order:
                 lines.append(f"    {name}[[{name}]]" if self.specs[name].is_array else
                              f"    {name}[{name}]")
-            for a, b in self._ordered_edges():
-                arrow = "-.->" if self.edge_kinds[a, b] == "order" else "-->"
-                lines.append(f"    {a} {arrow} {b}")
+            lines += [f"    {a} --> {b}" for a, b in edges]
+            if ordering:
+                lines.append(f"    linkStyle {','.join(map(str, ordering))} "
+                             "stroke-dasharray: 5 5")
             return "\n".join(lines)
         if fmt == "dot":
             lines = ["digraph reflow {", "    rankdir=TB;"]
             for name in self.order:
                 extra = ", peripheries=2" if self.specs[name].is_array else ""
                 lines.append(f'    "{name}" [shape=box{extra}];')
-            for a, b in self._ordered_edges():
-                style = " [style=dashed]" if self.edge_kinds[a, b] == "order" else ""
-                lines.append(f'    "{a}" -> "{b}"{style};')
+            dashed = set(ordering)
+            lines += [f'    "{a}" -> "{b}";' for i, (a, b) in enumerate(edges) if i not in dashed]
+            if ordering:
+                lines.append("    subgraph after_edges {")
+                lines.append("        edge [style=dashed];")
+                lines += [f'        "{edges[i][0]}" -> "{edges[i][1]}";' for i in ordering]
+                lines.append("    }")
             lines.append("}")
             return "\n".join(lines)
         raise GraphError(f"unknown DAG format '{fmt}'; use text, mermaid or dot")
+
+    def document(self) -> dict[str, Any]:
+        """The graph as JSON-safe data (``dag --json``): tasks in order, then every edge."""
+        return {
+            "tasks": [{"name": n, "is_array": self.specs[n].is_array,
+                       "dependencies": self._ordered_preds(n)} for n in self.order],
+            "edges": [{"from": a, "to": b, "kind": self.edge_kinds[a, b]}
+                      for a, b in self._ordered_edges()],
+        }
 
     def _ordered_preds(self, name: str) -> list[str]:
         pos = {n: i for i, n in enumerate(self.order)}

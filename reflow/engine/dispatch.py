@@ -94,6 +94,8 @@ def submit_run(
             "workers (other processes) cannot import it; define it at module level, or run it "
             "in this process with wf.run_local(...)"
         )
+    # Built before anything is recorded: an adapter that cannot be set up leaves no run behind.
+    adapter = instance or make_executor(name, config)
     st = Store.open(store)
     directory = Path(run_dir).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -107,8 +109,7 @@ def submit_run(
     if on_recorded is not None:
         on_recorded(run_id)
     run = Run(run_id, store=st, workflow=wf)
-    ctx = load_context(st, run_id, executor=instance or make_executor(name, config),
-                       config=config)
+    ctx = load_context(st, run_id, executor=adapter, config=config)
     if name == "dry-run":
         from reflow.engine.driver import step
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,23 @@ from reflow.errors import ReflowError
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
+
+
+def import_failure(pipeline: object, exc: Exception) -> ReflowError:
+    """A pipeline whose own code fails while it is imported, as one line saying where.
+
+    The user's code is at fault (a syntax error, a missing package, an exception at module
+    level), so SPEC §9's rule holds: one line naming the place and the error, the traceback
+    only under ``--debug`` (it stays chained to this error).
+    """
+    if isinstance(exc, SyntaxError):
+        where, text = f"{exc.filename}:{exc.lineno}", str(exc.msg)
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(pipeline)
+        text = str(exc)
+    return ReflowError(f"importing pipeline {pipeline} failed at {where}: "
+                       f"{type(exc).__name__}: {text}; fix the pipeline and try again")
 
 
 # Module name given to a pipeline script imported by path; being top-level, such a workflow
@@ -34,14 +52,17 @@ def load_workflow(entrypoint: str | None, name: str) -> Workflow:
         )
     if ":" in entrypoint and not Path(entrypoint).exists():
         module_name, _, attr = entrypoint.partition(":")
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise import_failure(module_name, exc) from exc
         wf = getattr(module, attr, None)
     else:
         path = Path(entrypoint)
         if not path.exists():
             raise ReflowError(
                 f"the pipeline file {path} of workflow '{name}' no longer exists; restore it "
-                "or pass the script explicitly"
+                "there (the run's driver and workers import the workflow from it)"
             )
         module_name = f"{SCRIPT_MODULE_PREFIX}{abs(hash(str(path.resolve())))}"
         module = sys.modules.get(module_name)  # type: ignore[assignment]
@@ -53,6 +74,9 @@ def load_workflow(entrypoint: str | None, name: str) -> Workflow:
             sys.path.insert(0, str(path.parent))
             try:
                 spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(module_name, None)
+                raise import_failure(path, exc) from exc
             except BaseException:
                 sys.modules.pop(module_name, None)
                 raise

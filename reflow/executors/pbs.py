@@ -272,8 +272,15 @@ class TorqueExecutor(PBSExecutor):
 
 
 def detect_pbs_flavor(runner: CommandRunner) -> str:
-    """'pro' when ``qstat --version`` prints PBS Pro's ``pbs_version = ...``, else 'torque'."""
-    result = runner.run("qstat", ["--version"], retry=False)
+    """'pro' when ``qstat --version`` prints PBS Pro's ``pbs_version = ...``, else 'torque'.
+
+    Without a ``qstat`` there is nothing to detect: 'pro' is assumed, and the first ``qsub``
+    fails the instance with the scheduler's own message, as on any other scheduler.
+    """
+    try:
+        result = runner.run("qstat", ["--version"], retry=False)
+    except ExecutorError:
+        return "pro"
     text = result.stdout + result.stderr
     return "pro" if "pbs_version" in text.lower() else "torque"
 

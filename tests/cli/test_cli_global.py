@@ -263,3 +263,57 @@ def test_config_init_writes_once_and_force_replaces(project: Project) -> None:
     custom = project.root / "c.toml"
     forced = project.reflow("config", "init", "--force", "--path", str(custom), store=False)
     assert forced.returncode == 0 and custom.read_text().startswith("# reflow configuration")
+    # a store given to init becomes the [defaults] store of the file it writes
+    shared = project.reflow("config", "init", "--force", "--path", str(custom), "--store-path",
+                            "shared.db", store=False)
+    assert shared.returncode == 0, shared.stderr
+    written = tomllib.loads(custom.read_text())
+    assert written["defaults"] == {"store_path": str(project.root / "shared.db")}
+
+
+def test_retry_of_a_run_whose_pipeline_moved_fails_and_changes_nothing(
+    project: Project, runs: Runs
+) -> None:
+    from reflow import Run
+
+    project.script.rename(project.root / "moved.py")
+    for args in (("--no-verify",), ()):
+        result = project.reflow("retry", runs.failed, *args)
+        assert result.returncode == 1
+        assert "no longer exists; restore it" in error_line(result)
+    run = Run.load(runs.failed, store=str(project.store))
+    assert run.state == "FAILED"
+    assert all(i["attempt"] == 1 for i in run.status(as_dict=True)["instances"])
+
+
+def test_file_system_and_import_errors_are_one_line(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    taken = project.cli("submit", "--run-dir", str(tmp_path / "afile"), "--label", "x",
+                        "--executor", "local")
+    assert taken.returncode == 1
+    assert error_line(taken) == (f"error: {tmp_path / 'afile'}: File exists; check the path "
+                                 "and its permissions")
+    broken = tmp_path / "broken.py"
+    broken.write_text("from reflow import Workflow\nwf = Workflow('b')\nimport no_such_pkg\n")
+    failed = project.reflow("dag", str(broken), store=False)
+    assert failed.returncode == 1
+    assert error_line(failed) == (
+        f"error: importing pipeline {broken} failed at {broken}:3: ModuleNotFoundError: "
+        "No module named 'no_such_pkg'; fix the pipeline and try again")
+    debug = project.reflow("dag", str(broken), "--debug", store=False)
+    assert "Traceback" in debug.stderr and debug.returncode == 1
+
+
+def test_runs_before_any_run_and_the_store_options_everywhere(project: Project) -> None:
+    assert project.reflow("runs", store=False).stdout == "No runs found.\n"
+    assert json.loads(project.cli("runs", "--json", store=False).stdout) == []
+    missing = project.reflow("runs", "--store-path", str(project.root / "typo.db"), store=False)
+    assert missing.returncode == 1 and "no reflow store" in error_line(missing)
+    for argv in (("dag", "--json"), ("describe",)):
+        result = project.cli(*argv)  # --store-path appended: accepted, and no store is read
+        assert result.returncode == 0, result.stderr
+    document = json.loads(project.cli("dag", "--json").stdout)
+    assert [t["name"] for t in document["tasks"]] == ["prepare", "square", "total"]
+    assert {"from": "prepare", "to": "square", "kind": "data"} in document["edges"]
+    assert project.reflow("dag", str(project.script), "--json").returncode == 0
+    assert not project.store.exists()

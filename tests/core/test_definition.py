@@ -430,3 +430,27 @@ def test_dag_renderings() -> None:
     assert mer.startswith("flowchart TD") and "b[[b]]" in mer and "a --> b" in mer
     dot = g.render("dot")
     assert dot.startswith("digraph reflow {") and '"a" -> "b";' in dot and "peripheries=2" in dot
+
+
+def test_ordering_edges_keep_the_edge_shapes_and_are_styled_apart() -> None:
+    wf = Workflow("w")
+
+    @wf.job()
+    def a() -> int:
+        return 1
+
+    @wf.job()
+    def b(x: Annotated[int, Result(step="a")]) -> int:
+        return x
+
+    @wf.job(after=["a"])
+    def c() -> int:
+        return 0
+
+    g = wf.validate()
+    mer = g.render("mermaid").splitlines()
+    assert "    a --> b" in mer and "    a --> c" in mer
+    assert mer[-1] == "    linkStyle 1 stroke-dasharray: 5 5"  # the second edge: a -> c
+    dot = g.render("dot")
+    assert '    "a" -> "b";' in dot and '        "a" -> "c";' in dot
+    assert dot.index("edge [style=dashed]") < dot.index('"a" -> "c";') < dot.rindex("}")

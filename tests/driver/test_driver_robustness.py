@@ -197,3 +197,16 @@ def test_site_submit_options_from_config_reach_every_task_job(
     for job in task_jobs:
         assert job.resources.submit_options[:3] == ("--reservation=maint", "--comment",
                                                     "site wide")
+
+
+def test_a_scheduler_without_its_client_tools_fails_the_instance_and_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PBS with no qstat/qsub on PATH (none is installed here): the flavour check must not
+    strand the run; the first submission fails with the scheduler's message (SPEC §9)."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    wf = write_pipeline(tmp_path)
+    run = wf.submit(tmp_path / "r", store=str(tmp_path / "m.db"), executor="pbs", wait=True)
+    assert run.state == "FAILED"
+    (produce,) = run.store.latest_instances(run.run_id, "produce")
+    assert produce.state == "FAILED" and "'qsub' was not found" in (produce.error_text or "")
