@@ -297,7 +297,27 @@ def cancel(run: Run, task: str | None = None) -> int:
         from reflow.engine.dispatch import cancel_run
 
         return cancel_run(run, task)
-    return 0
+    return _cancel_in_process(run, task)
+
+
+def _cancel_in_process(run: Run, task: str | None) -> int:
+    """Cancel a run that ``run_local`` executes: its process notices and stops.
+
+    The run and its recorded active instances become CANCELLED here; the running process
+    checks its run's status every ``BATCH_SECONDS`` and then cancels what it had not started
+    (a task body already running in it finishes first: Python cannot interrupt it safely).
+    Its own late state changes are compare-and-set, so nothing cancelled here moves again.
+    One process runs every task, so only the whole run can be cancelled.
+    """
+    from reflow.engine.dispatch import close_active
+
+    if task is not None:
+        raise ReflowError(
+            f"run {run.run_id} runs in one process (run_local), so task '{task}' cannot be "
+            f"cancelled alone; cancel the whole run (`reflow cancel {run.run_id}`)"
+        )
+    _, moved = close_active(run.store, run.run_id, None, "cancelled by user")
+    return len(moved)
 
 
 def cancel_runs(run_ids: Iterable[str], store: Any = None) -> int:

@@ -115,7 +115,7 @@ def submit_run(
 
         step(ctx)  # logs what the first step would submit
         # Nothing will ever run those jobs: close the run rather than leave it RUNNING.
-        _close_active(st, run_id, None, "dry run: the commands were logged, nothing was submitted")
+        close_active(st, run_id, None, "dry run: the commands were logged, nothing was submitted")
         return run
     if host == FOREGROUND:
         first, longest = poll_bounds(ctx.executor, config)
@@ -155,7 +155,7 @@ def resume_run(run: Run) -> None:
     start_host(ctx, host, config)
 
 
-def _close_active(
+def close_active(
     store: Store, run_id: str, task: str | None, text: str
 ) -> tuple[list[InstanceRecord], set[int]]:
     """Move a run's (or a task's) active instances to CANCELLED; with no task, the run too.
@@ -184,7 +184,7 @@ def cancel_run(run: Run, task: str | None = None) -> int:
     from reflow.config import load_config
 
     text = "cancelled by user" + (f" (task '{task}')" if task else "")
-    rows, moved = _close_active(run.store, run.run_id, task, text)
+    rows, moved = close_active(run.store, run.run_id, task, text)
     jobs = [r.job_id for r in rows if r.id in moved and r.job_id]
     _, options = _host_of(run)
     config = load_config()

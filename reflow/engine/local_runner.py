@@ -51,6 +51,8 @@ _RUNNING = frozenset({_RUNNING_STATE})
 _RETRYING = frozenset({TaskState.RETRYING.value})
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
 _INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
+_CANCELLED_BY_USER = "cancelled by user"
+_CANCELLED_MARK = "(cancelled)"  # ``stopped_by`` of a run cancelled from elsewhere
 
 
 def check_task_names(graph: TaskGraph, names: Iterable[str], what: str) -> list[str]:
@@ -206,6 +208,8 @@ class InlineExecution:
         self.existing = existing or {}
         self.tasks: dict[str, _TaskState] = {}
         self.stopped_by: str | None = None
+        self._stop_text = _STOPPED
+        self._status_at = time.monotonic()
         self.buffer = WriteBehind(store, max_age=BATCH_SECONDS)
         self._history: TaskHistory | None = None
         self._history_at = 0.0
@@ -223,6 +227,7 @@ class InlineExecution:
                         self._run_pending(pending)
                     for name in generation:
                         self._close_task(name)
+                    self._stop_if_cancelled()
                     if self.stopped_by:
                         break
             finally:
@@ -230,6 +235,11 @@ class InlineExecution:
         return status
 
     def raise_if_stopped(self) -> None:
+        if self.stopped_by == _CANCELLED_MARK:
+            raise RunFailedError(
+                f"run {self.run_id} was cancelled while it ran; `reflow retry {self.run_id}` "
+                "runs what is left", run_id=self.run_id,
+            )
         if self.stopped_by:
             raise RunFailedError(
                 f"task '{self.stopped_by}' failed, so run {self.run_id} stopped; see "
@@ -401,6 +411,7 @@ class InlineExecution:
                     finally:
                         lock.acquire()
                     self._record(p, outcome)
+                    self._stop_if_cancelled()
                     if self.stopped_by:
                         self._cancel_unstarted(batch[i + 1:])
                         break
@@ -424,13 +435,29 @@ class InlineExecution:
                     done, todo = wait(todo, return_when=FIRST_EXCEPTION)
                 for f in done:
                     self._record(futures[f], f.result())
+                self._stop_if_cancelled()
                 if self.stopped_by:
                     cancelled = [futures[f] for f in todo if f.cancel()]
                     todo = {f for f in todo if not f.cancelled()}
                     self._cancel_unstarted(cancelled)
                 self.buffer.flush_if_due()
 
-    def _cancel_unstarted(self, rest: Sequence[_Pending], why: str = _STOPPED) -> None:
+    def _stop_if_cancelled(self) -> None:
+        """Stop like ``on_error='stop'`` once the run was cancelled from another process.
+
+        Asked at most every ``BATCH_SECONDS``: a status read per instance (or per task of a
+        chain) would cost more than a trivial task.
+        """
+        now = time.monotonic()
+        if now - self._status_at < BATCH_SECONDS:
+            return
+        self._status_at = now
+        if self.store.get_run(self.run_id).status == RunState.CANCELLED:
+            self.stopped_by = self.stopped_by or _CANCELLED_MARK
+            self._stop_text = _CANCELLED_BY_USER
+
+    def _cancel_unstarted(self, rest: Sequence[_Pending], why: str | None = None) -> None:
+        why = why or self._stop_text
         now = datetime.now(UTC)
         for p in rest:
             self.tasks[p.spec.name].failed = True
