@@ -19,7 +19,7 @@ from reflow.engine.reasons import diff_preimages
 from reflow.errors import ReflowError, UnknownTaskError, suggestion
 from reflow.processes import process_alive
 from reflow.states import RunState, TaskState
-from reflow.store import NewVerifyFailure, StateChange, Store
+from reflow.store import InstanceRecord, NewVerifyFailure, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -52,16 +52,32 @@ def _short_value(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _instance(store: Store, run_id: str, task: str, index: int | None) -> InstanceRecord:
+    """The latest attempt of one instance; if there is none, an error saying which exist."""
+    check_run_task(store, run_id, task)
+    rows = store.latest_instances(run_id, task)
+    for r in rows:
+        if r.array_index == index:
+            return r
+    indices = sorted(r.array_index for r in rows if r.array_index is not None)
+    if index is None and indices:
+        fix = f"task '{task}' is an array: pass --index (0-{indices[-1]})"
+    elif index is not None and any(r.array_index is None for r in rows):
+        fix = f"task '{task}' is not an array: leave out --index"
+    elif indices:
+        fix = f"its indices are 0-{indices[-1]}"
+    else:
+        fix = f"task '{task}' has no instances in this run"
+    where = f"{task}[{index}]" if index is not None else task
+    raise UnknownTaskError(f"run {run_id} has no instance {where}; {fix}")
+
+
 def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
     """Explain why one instance was cached or recomputed (SPEC §3)."""
-    check_run_task(store, run_id, task)
-    rows = [r for r in store.latest_instances(run_id, task) if r.array_index == index]
-    if not rows:
-        where = f"{task}[{index}]" if index is not None else task
-        raise UnknownTaskError(f"run {run_id} has no instance {where}; pass --index for arrays")
-    row = rows[0]
+    row = _instance(store, run_id, task, index)
     label = f"{task}[{index}]" if index is not None else task
-    head = f"{label}: {row.reason} (identity {short(row.identity)}, attempt {row.attempt})"
+    identity = f"identity {short(row.identity)}, " if row.identity else ""
+    head = f"{label}: {row.reason} ({identity}attempt {row.attempt})"
     if row.cached:
         return f"{head}\n  reused the output of instance {row.cache_source} with the same identity"
     if row.reason in (reasons.FORCED, reasons.CACHE_DISABLED, reasons.RETRY, reasons.SKIPPED):
@@ -274,13 +290,9 @@ def log_paths(store: Store, run_id: str, task: str,
     Runs made in-process (``run_local``) write no log files: their output went to the
     terminal that ran them.
     """
-    check_run_task(store, run_id, task)
-    for r in store.latest_instances(run_id, task):
-        if r.array_index == index:
-            return (Path(r.stdout_path) if r.stdout_path else None,
-                    Path(r.stderr_path) if r.stderr_path else None)
-    where = f"{task}[{index}]" if index is not None else task
-    raise UnknownTaskError(f"run {run_id} has no instance {where}; pass --index for arrays")
+    row = _instance(store, run_id, task, index)
+    return (Path(row.stdout_path) if row.stdout_path else None,
+            Path(row.stderr_path) if row.stderr_path else None)
 
 
 # -- cancel --------------------------------------------------------------------------------

@@ -112,6 +112,8 @@ class WorkflowFlags:
             flag = Flag(param, f"param_{i}")
             clash = [n for n in flag.names() if n in taken]
             if clash:
+                if not param.required:  # keeps its default; only the flag is unavailable
+                    continue
                 self.clashes.append(
                     f"parameter '{param.name}' of task '{param.tasks[0]}' needs the flag "
                     f"{clash[0]}, which submit already uses; rename the parameter or give it "
@@ -128,7 +130,8 @@ class WorkflowFlags:
         return {n for f in self.flags if f.multiple for n in (f.param.flag, f.short) if n}
 
     def check(self) -> None:
-        """Refuse to submit when a parameter could not get a flag (it would be unsettable)."""
+        """Refuse to submit when a required parameter could not get a flag (no submit from
+        the command line could ever set it); one with a default simply keeps it."""
         if self.clashes:
             raise ParameterError(self.clashes[0])
 
@@ -150,22 +153,30 @@ def spread_values(args: Sequence[str], multi: set[str]) -> list[str]:
 
     click options take one value per occurrence; users of the older command line pass
     several after one flag. ``submit`` has no positional arguments, so every bare word after
-    a list flag can only be one of its values. ``--`` ends the rewriting.
+    a list flag can only be one of its values. ``--`` ends the rewriting. A list flag given
+    no value is moved to the end, where click reports that it needs one, instead of taking
+    the next flag as its value.
     """
     out: list[str] = []
+    empty: list[str] = []
     current: str | None = None
     for i, token in enumerate(args):
         if token == "--":
             out.extend(args[i:])
             break
         if token.startswith("-") and not _is_number(token):
+            if current is not None and out[-1] == current:
+                empty.append(out.pop())
             current = token if token in multi else None
             out.append(token)
             continue
         if current is not None and out and out[-1] != current:
             out.append(current)
         out.append(token)
-    return out
+    else:
+        if current is not None and out[-1] == current:
+            empty.append(out.pop())
+    return out + empty
 
 
 def _is_number(token: str) -> bool:

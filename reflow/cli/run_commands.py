@@ -23,6 +23,7 @@ from reflow.cli.options import (
     store_url,
 )
 from reflow.cli.output import console, emit, emit_json, is_terminal, stdin_is_terminal
+from reflow.engine.reasons import SKIPPED
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -234,10 +235,11 @@ def add_run_commands(app: typer.Typer, wf: Workflow | None) -> None:
         if count:
             emit(f"{run_id}: {count} instance(s){scope} retried; run is {run.state.value}")
         else:
-            emit(
-                f"{run_id}: nothing to retry{scope}; no failed or cancelled instances "
-                f"(run is {run.state.value})"
-            )
+            skipped = [r.error_text for r in run.store.latest_instances(run_id, task)
+                       if r.reason == SKIPPED and r.error_text] if task else []
+            because = (f"it was {skipped[0]}; retry that task or the whole run" if skipped
+                       else "no failed or cancelled instances")
+            emit(f"{run_id}: nothing to retry{scope}; {because} (run is {run.state.value})")
 
     @app.command("why")
     @guarded

@@ -314,3 +314,18 @@ def test_store_url_selects_the_database(project: Project, store_url: str) -> Non
     assert listed.stdout.split()[:2] == [run.run_id, "SUCCESS"]
     status = project.cli("status", run.run_id, "--json", "--store", store_url, store=False)
     assert json.loads(status.stdout) == Run.load(run.run_id, store=store_url).status(as_dict=True)
+
+
+def test_messages_for_a_wrong_index_and_a_skipped_task(project: Project, runs: Runs) -> None:
+    wrong = project.cli("why", runs.failed, "total", "--index", "0")
+    assert wrong.returncode == 1
+    assert error_line(wrong).endswith("task 'total' is not an array: leave out --index")
+    missing = project.cli("why", runs.failed, "square")
+    assert error_line(missing).endswith("task 'square' is an array: pass --index (0-3)")
+    beyond = project.cli("why", runs.failed, "square", "--index", "9")
+    assert error_line(beyond).endswith("has no instance square[9]; its indices are 0-3")
+    skipped = project.cli("why", runs.failed, "total")
+    assert skipped.stdout.splitlines()[0] == "total: skipped (attempt 1)"
+    retry = project.cli("retry", runs.failed, "--task", "total")
+    assert retry.returncode == 0
+    assert "it was skipped: upstream task 'square' failed; retry that task" in retry.stdout

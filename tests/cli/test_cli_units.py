@@ -112,6 +112,10 @@ def test_list_flags_take_several_values_after_one_flag() -> None:
         "y",
     ]
     assert spread_values(["--run-dir", "d", "--files=a"], multi) == ["--run-dir", "d", "--files=a"]
+    # a list flag with no value goes last, where click says it needs one, instead of
+    # swallowing the next flag as its value
+    assert spread_values(["--files", "--n", "3"], multi) == ["--n", "3", "--files"]
+    assert spread_values(["--n", "3", "-f"], multi) == ["--n", "3", "-f"]
 
 
 def test_time_filters_accept_dates_times_and_ages() -> None:
@@ -154,8 +158,15 @@ def test_flags_merge_globals_and_refuse_clashes_with_submit_options() -> None:
     assert [f.param.flag for f in flags.flags] == ["--size", "--b-level"]
     assert flags.flags[0].param.tasks == ("a", "b")
     assert flags.flags[0].declarations() == ["--size", "-s"]
+    flags.check()  # 'force' has a default: it keeps it, only its flag is unavailable
+    wf = Workflow("needs")
+
+    @wf.job()
+    def c(force: Annotated[bool, Param(help="required, and clashes")]) -> bool:
+        return force
+
     with pytest.raises(ParameterError, match="--force, which submit already uses"):
-        flags.check()
+        workflow_flags(wf).check()
 
 
 def test_only_given_flags_become_run_parameters() -> None:
