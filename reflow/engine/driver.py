@@ -190,7 +190,7 @@ def _result_change(f: results.Finished) -> StateChange:
             "output": f.output, "output_hash": f.output_hash, "fingerprints": f.fingerprints,
             "finished_at": f.finished_at, "exit_code": 0,
         })
-    text = (f.error_text or "failed").strip()
+    text = (f.error_text or "").strip() or "failed"
     return StateChange(f.instance_id, _IN_FLIGHT, "FAILED", text.splitlines()[-1][:500], {
         "error_text": text, "finished_at": f.finished_at, "exit_code": f.exit_code,
     })

@@ -95,29 +95,66 @@ class BadFile:
 Report = Started | Finished | BadFile
 
 _STATES = frozenset({"SUCCESS", "FAILED"})
+_HEX = frozenset("0123456789abcdef")
+_INT_RANGE = range(-(2**31), 2**31)  # an INTEGER column on every store
+
+
+def _int(data: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value not in _INT_RANGE:
+        raise ValueError(f"{key} = {value!r} is not a 32-bit integer")
+    return value
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} = {value!r} is not text")
+    return value
+
+
+def _json_text(data: dict[str, Any], key: str) -> str | None:
+    value = _text(data, key)
+    if value is not None:
+        try:
+            json.loads(value)
+        except ValueError:
+            raise ValueError(f"{key} is not JSON text") from None
+    return value
+
+
+def _time(data: dict[str, Any], key: str) -> datetime:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} = {value!r} is not an ISO time")
+    at = datetime.fromisoformat(value)
+    if at.tzinfo is None:
+        raise ValueError(f"{key} = {value!r} has no time zone")
+    return at
 
 
 def _parse(path: Path) -> Report:
+    """One file, checked field by field: a bad value must not reach the store, where it would
+    fail the driver's transaction (or, as an output, every later step that reads it)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        instance_id, attempt = int(data["instance_id"]), int(data["attempt"])
+        instance_id, attempt = _int(data, "instance_id"), _int(data, "attempt")
         if path.name != f"{instance_id}{path.suffix}":
             raise ValueError(f"names instance {instance_id}, not the one in its file name")
         if path.suffix == STARTED:
-            return Started(path, instance_id, attempt,
-                           datetime.fromisoformat(data["started_at"]))
-        state = data["state"]
+            return Started(path, instance_id, attempt, _time(data, "started_at"))
+        state = data.get("state")
         if state not in _STATES:
             raise ValueError(f"state {state!r} is not SUCCESS or FAILED")
-        if state == "SUCCESS" and not (isinstance(data.get("output"), str)
-                                       and isinstance(data.get("output_hash"), str)):
-            raise ValueError("a SUCCESS result without output and output_hash")
-        return Finished(path, instance_id, attempt, state, data.get("output"),
-                        data.get("output_hash"), data.get("fingerprints"),
-                        data.get("error_text"), int(data.get("exit_code") or 0),
-                        datetime.fromisoformat(data["finished_at"]))
+        output, output_hash = _json_text(data, "output"), _text(data, "output_hash")
+        if state == "SUCCESS" and (output is None or output_hash is None
+                                   or len(output_hash) != 64 or not _HEX.issuperset(output_hash)):
+            raise ValueError("a SUCCESS result needs JSON output and a SHA-256 hex output_hash")
+        return Finished(path, instance_id, attempt, state, output, output_hash,
+                        _json_text(data, "fingerprints"), _text(data, "error_text"),
+                        _int(data, "exit_code", 0), _time(data, "finished_at"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return BadFile(path, f"{type(exc).__name__}: {exc}")
 

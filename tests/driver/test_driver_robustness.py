@@ -3,6 +3,7 @@ store, two drivers at once, and automatic retries with escalated resources."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -71,6 +72,50 @@ def test_corrupted_result_file_is_reported_and_the_instance_fails_cleanly(
     failed = run.store.instance(row.id)
     assert failed.scheduler_state == "COMPLETED" and "without writing a result" in (
         failed.error_text or "")
+    assert steps_until_done(ctx) == "FAILED"
+
+
+GOOD_RESULT = {"attempt": 1, "state": "SUCCESS", "output": "10", "output_hash": "a" * 64,
+               "fingerprints": None, "error_text": None, "exit_code": 0,
+               "finished_at": "2026-01-01T00:00:00+00:00"}
+
+
+@pytest.mark.parametrize("bad", [
+    {"error_text": 123}, {"state": "FAILED", "error_text": 123}, {"fingerprints": {"x": 1}},
+    {"fingerprints": "{not json"}, {"finished_at": "2026-01-01T00:00:00"},
+    {"finished_at": 5}, {"exit_code": 2**40}, {"exit_code": "0"}, {"attempt": True},
+    {"output": "{{not json"}, {"output_hash": "abc"}, {"output_hash": "A" * 64},
+    {"output": None},
+], ids=repr)
+def test_a_result_file_with_a_wrong_field_is_set_aside_not_recorded(
+        tmp_path: Path, bad: dict[str, object]) -> None:
+    """Valid JSON with one wrong field would fail the driver's transaction, or (a bad output)
+    every later step reading it and every run taking it as a cache hit (SPEC §9)."""
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    fake.no_result[1] = ["COMPLETED"]
+    step(ctx)
+    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    path = results_dir(ctx.run_dir) / f"{row.id}.result"
+    path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, **bad}))
+    report = step(ctx)
+    assert any("malformed" in p and str(path) in p for p in report.problems)
+    assert states(run, "work") == ["SUCCESS", "FAILED", "SUCCESS"]
+    assert steps_until_done(ctx) == "FAILED"
+    assert not run.store.find_cached({row.identity})
+
+
+def test_a_started_file_without_a_time_zone_is_set_aside(tmp_path: Path) -> None:
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    fake.no_result[1] = ["COMPLETED"]
+    step(ctx)
+    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    path = results_dir(ctx.run_dir) / f"{row.id}.started"
+    path.write_text(json.dumps({"instance_id": row.id, "attempt": 1,
+                                "started_at": "2026-01-01T00:00:00"}))
+    report = step(ctx)
+    assert any("malformed" in p and "time zone" in p for p in report.problems)
     assert steps_until_done(ctx) == "FAILED"
 
 
