@@ -155,13 +155,19 @@ def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
 def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
                     started: Sequence[results.Started], finished: Sequence[results.Finished],
                     failed: list[InstanceRecord]) -> int:
-    """Apply started/result files to the store; files of other attempts are dropped."""
+    """Apply started/result files to the store; files of other attempts are dropped.
+
+    Each transition is dated when the worker says it happened, not when this step read the
+    file (a driver resumed an hour later must not move the history by an hour).
+    """
     changes: list[StateChange] = []
+    at: list[datetime] = []
     for s in started:
         row = by_id.get(s.instance_id)
         if row is not None and row.attempt == s.attempt:
             changes.append(StateChange(s.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": s.started_at}))
+            at.append(s.started_at)
     for f in finished:
         row = by_id.get(f.instance_id)
         if row is None or row.attempt != f.attempt:
@@ -170,8 +176,10 @@ def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
                                                  for s in started):
             changes.append(StateChange(f.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": f.finished_at}))
+            at.append(f.finished_at)
         changes.append(_result_change(f))
-    moved = set(ctx.store.apply(changes)) if changes else set()
+        at.append(f.finished_at)
+    moved = set(ctx.store.apply(changes, at=at)) if changes else set()
     for f in finished:
         row = by_id.get(f.instance_id)
         if f.instance_id in moved and f.state == "FAILED" and row is not None:

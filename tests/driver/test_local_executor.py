@@ -29,6 +29,12 @@ def test_detached_run_completes_and_resubmit_is_fully_cached(local_env: Path) ->
             if t["task_name"] == "work" and t["array_index"] == 3]
     assert hist == [(None, "PENDING"), ("PENDING", "SUBMITTED"), ("SUBMITTED", "RUNNING"),
                     ("RUNNING", "SUCCESS")]
+    # dated when the worker started and finished, not when the driver read its files
+    (w3,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 3]
+    at = {(t.from_state, t.to_state): t.at for t in run.store.transitions(run.run_id)
+          if t.instance_id == w3.id}
+    assert at[("SUBMITTED", "RUNNING")] == w3.started_at
+    assert at[("RUNNING", "SUCCESS")] == w3.finished_at
     jobs_before = set(os.listdir(local_env / "cache" / "reflow" / "local-jobs"))
     again = wf.submit(local_env / "r2", store=store, executor="local", n=20)
     assert again.wait(60) == "SUCCESS"
