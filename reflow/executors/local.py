@@ -43,6 +43,12 @@ from reflow.executors.base import (
 from reflow.processes import process_alive
 
 STREAMABLE_ENV = "REFLOW_STREAMABLE"
+# Seconds between SIGTERM and SIGKILL for a cancelled element (Slurm's KillWait does the
+# same): a task that catches Exception around its work also swallows TaskInterrupted.
+KILL_AFTER_ENV = "REFLOW_LOCAL_KILL_AFTER"
+KILL_AFTER_DEFAULT = 10.0
+# A stream worker reports this code for an element SIGTERM interrupted, and then exits.
+_INTERRUPTED = 143
 _INDEX_VAR = "REFLOW_LOCAL_INDEX"
 _SINGLETON = -1  # the event-file index of a job that is not an array
 
@@ -231,6 +237,8 @@ class _Supervisor:
         self.events = open(directory / "events", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         self.cancel_all = False
         self.cancelled: set[int] = set()
+        self.kill_after = float(os.environ.get(KILL_AFTER_ENV) or KILL_AFTER_DEFAULT)
+        self.signalled: dict[int, float] = {}  # pid -> when SIGTERM was sent
 
     def log(self, line: str) -> None:
         self.events.write(line + "\n")
@@ -253,6 +261,15 @@ class _Supervisor:
         if "all" in lines:
             self.cancel_all = True
         self.cancelled.update(int(x) for x in lines if x.lstrip("-").isdigit())
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM a cancelled element's process once, SIGKILL it if it outlives the grace."""
+        first = self.signalled.get(proc.pid)
+        if first is None:
+            self.signalled[proc.pid] = time.monotonic()
+            proc.terminate()
+        elif time.monotonic() - first >= self.kill_after:
+            proc.kill()
 
     def next_index(self) -> int | None:
         self.read_cancels()
@@ -298,7 +315,7 @@ class _Supervisor:
                     del running[index]
                     self.end(index, code)
                 elif self.cancel_all or index in self.cancelled:
-                    proc.terminate()
+                    self.stop(proc)
             if running:
                 time.sleep(0.02)
 
@@ -330,8 +347,12 @@ class _Supervisor:
                 stream = key.data
                 line = stream.out.readline()
                 if line:
-                    self.end(stream.current, int(line.split()[1]))
-                    index = self.next_index()
+                    code = int(line.split()[1])
+                    self.end(stream.current, code)
+                    stream.current = None
+                    # An interrupted worker exits after reporting: its next element goes to
+                    # a new worker, not into the pipe of a process that is gone.
+                    index = self.next_index() if code != _INTERRUPTED else None
                     if index is not None:
                         stream.send(index)
                         continue
@@ -342,9 +363,9 @@ class _Supervisor:
                     self.end(stream.current, code if code else 1)
             self.read_cancels()
             for stream in busy.values():
-                if stream.current in self.cancelled and not stream.signalled:
-                    stream.signalled = True
-                    stream.proc.terminate()
+                if stream.current is not None and (self.cancel_all
+                                                   or stream.current in self.cancelled):
+                    self.stop(stream.proc)
 
 
 @dataclass
@@ -353,7 +374,6 @@ class _Stream:
     out: IO[bytes]
     sup: _Supervisor
     current: int | None = None
-    signalled: bool = False
 
     @classmethod
     def start(cls, sup: _Supervisor, number: int) -> _Stream:

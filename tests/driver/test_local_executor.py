@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from driver_helpers import ctl, pid_alive, states, wait_for, write_pipeline
 
 from reflow import Run
@@ -93,6 +94,64 @@ def test_cancel_stops_running_workers_and_records_cancelled(local_env: Path) -> 
     for i in range(3):
         (run_dir / "ctl" / f"hang-{i}").unlink()
     assert run.wait(60) == "SUCCESS"
+
+
+def test_a_worker_interrupted_by_sigterm_fails_its_element_only(local_env: Path) -> None:
+    """A stream worker exits after an interrupted element; the next one needs a new worker,
+    not the pipe of the one that is gone (it was recorded lost without ever running)."""
+    wf = write_pipeline(local_env)
+    run_dir = local_env / "r"
+    ctl(run_dir, "hang-0")
+    run = wf.submit(run_dir, store=str(local_env / "m.db"),
+                    executor=LocalExecutor(max_workers=1), n=3)
+    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-0").exists()
+                       and (run_dir / "ctl" / "pid-0").read_text(), what="element 0"))
+    os.kill(pid, signal.SIGTERM)
+    assert run.wait(60) == "FAILED"
+    assert states(run, "work") == ["FAILED", "SUCCESS", "SUCCESS"]
+    (first,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 0]
+    assert "TaskInterrupted" in (first.error_text or "")
+
+
+SWALLOWING_PIPELINE = """
+import os
+import time
+from pathlib import Path
+
+from reflow import RunDir, Workflow
+
+wf = Workflow("swallow")
+
+
+@wf.job()
+def stubborn(run_dir: RunDir = RunDir()) -> int:
+    (Path(run_dir) / "pid").write_text(str(os.getpid()))
+    for _ in range(600):  # a minute, unless killed
+        try:
+            time.sleep(0.1)
+        except Exception:  # swallows TaskInterrupted too
+            pass
+    return 1
+"""
+
+
+def test_cancel_kills_a_task_that_swallows_the_interrupt(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reflow.engine.entrypoints import load_workflow
+    from reflow.executors.local import KILL_AFTER_ENV
+
+    monkeypatch.setenv(KILL_AFTER_ENV, "0.5")  # the supervisor inherits it
+    pipeline = local_env / "swallow.py"
+    pipeline.write_text(SWALLOWING_PIPELINE)
+    wf = load_workflow(str(pipeline), "swallow")
+    run_dir = local_env / "r"
+    run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local")
+    pid = int(wait_for(lambda: (run_dir / "pid").exists() and (run_dir / "pid").read_text(),
+                       what="the task to start"))
+    assert run.cancel() == 1
+    wait_for(lambda: not pid_alive(pid), timeout=20, what="SIGKILL after the grace period")
+    assert states(run, "stubborn") == ["CANCELLED"]
 
 
 def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None:
