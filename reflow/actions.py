@@ -7,6 +7,7 @@ so there is exactly one place that decides what a retry means.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -102,7 +103,8 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
 
 
 # -- retry ---------------------------------------------------------------------------------
-def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
+def retry(run: Run, task: str | None = None, *, verify: bool = True,
+          background: bool = False) -> int:
     """Mark failed instances for a new attempt and run them; returns how many were marked.
 
     Upstream outputs that the retried work consumes are verified first (by default). An
@@ -110,7 +112,7 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
     ``verify-failed:<kind>``), and everything downstream of its task is planned afresh from
     the new output, as after a forced rerun: a retried attempt must not run on the input the
     failed check just rejected, nor be recorded under that input's identity. A run with
-    nothing to retry is left exactly as it was.
+    nothing to retry is left exactly as it was. ``background``: see ``continue_run``.
     """
     store = run.store
     if task is not None:
@@ -144,11 +146,11 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True) -> int:
                                       reason=reasons.verify_failed(kind))
     if markers or replan:
         store.supersede([*markers, *replan])
-    _continue(run)
+    continue_run(run, background=background)
     return len(new_ids) + replanned
 
 
-def force_rerun(run: Run, task: str) -> int:
+def force_rerun(run: Run, task: str, *, background: bool = False) -> int:
     """Recompute one task of a finished run (reason ``forced``) and re-plan its dependants.
 
     The task's instances get new attempts; everything downstream is planned afresh from the
@@ -172,7 +174,7 @@ def force_rerun(run: Run, task: str) -> int:
                                  reason=reasons.FORCED)
     if dependants:
         store.supersede(dependants)
-    _continue(run)
+    continue_run(run, background=background)
     return len(new_ids)
 
 
@@ -202,14 +204,25 @@ def _verify_upstream(
     return bad
 
 
-def _continue(run: Run) -> None:
-    """Carry on with a run after retry marked instances, on the path that created it."""
+def continue_run(run: Run, *, background: bool = False) -> None:
+    """Carry on with a run after retry marked instances, on the path that created it.
+
+    A run made by ``run_local`` is executed by the calling process, which records itself as
+    the run's process (so ``status`` does not call the run stalled while it works). With
+    ``background`` (the TUI) a detached process does that instead: quitting the caller, or
+    losing its terminal, must not stop the work or leave the run RUNNING for ever.
+    """
     options = _options(run.store, run.run_id)
     executor = options.get("executor", "inline")
     if executor != "inline":
         from reflow.engine.dispatch import kick_driver
 
         kick_driver(run)
+        return
+    if background:
+        from reflow.engine.inline_host import spawn
+
+        spawn(run)
         return
     from reflow.core.codec import loads
     from reflow.core.parameters import resolve_parameters
@@ -219,6 +232,8 @@ def _continue(run: Run) -> None:
     graph = wf.validate()
     rec = run.record()
     per_task, _ = resolve_parameters(graph.specs, loads(rec.parameters))
+    run.store.set_run_options(run.run_id, {**options, "pid": os.getpid(),
+                                           "host": socket.gethostname()})
     existing: dict[str, list[Any]] = {}
     for r in run.store.latest_instances(run.run_id):
         existing.setdefault(r.task_name, []).append(r)
@@ -265,7 +280,7 @@ def resume(run: Run) -> None:
         retry(run, verify=False)
     else:
         store.set_run_status(run.run_id, RunState.RUNNING, only_from={RunState.FAILED.value})
-        _continue(run)
+        continue_run(run)
 
 
 def stalled_reason(store: Store, run_id: str) -> str | None:

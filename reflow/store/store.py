@@ -9,8 +9,9 @@ readers here use SQLAlchemy Core over the ORM tables and return plain records.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -256,6 +257,12 @@ class Store:
             return False
 
         return self._db.run(work, write=True)
+
+    def set_run_options(self, run_id: str, options: Mapping[str, Any]) -> None:
+        """Replace a run's recorded options (JSON), e.g. the process now executing it."""
+        stmt = (update(RunRow).where(RunRow.id == run_id)
+                .values(options=json.dumps(dict(options)), updated_at=_now()))
+        self._db.run(lambda conn: conn.execute(stmt), write=True)
 
     def task_specs(self, run_id: str) -> list[TaskSpecRecord]:
         """The run's task specs in topological order."""

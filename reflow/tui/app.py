@@ -1,9 +1,10 @@
 """``reflow tui``: the Textual app, its app-wide keys, and the entry point the CLI calls.
 
-The keys that change a run (r, f, c) call the same verbs as the CLI (``Run.retry``,
-``Run.cancel``, ``actions.force_rerun``) in a worker thread, because an inline run's retry
-executes task bodies in this process; the screen stays live and reports the outcome on its
-message line. The app only reads the store otherwise, so quitting it never stops a run.
+The keys that change a run (r, f, c) call the same verbs as the CLI (``actions.retry``,
+``Run.cancel``, ``actions.force_rerun``) in a worker thread, so the screen stays live and
+reports the outcome on its message line. An in-process run's retried work is handed to a
+detached process (``engine.inline_host``), never run here: quitting the app, or losing its
+terminal, never stops a run.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ CSS = """
 #runs { height: 1fr; }
 #top { height: 9; }
 #tasks { width: 1fr; }
-#dag { width: 34; border-left: solid $primary; padding: 0 1; overflow: hidden; }
+#dag { width: 34; border-left: solid $primary; padding: 0 1; overflow: hidden;
+       text-wrap: nowrap; text-overflow: ellipsis; }
 #page { height: 1; padding: 0 1; background: $boost; }
 #instances { height: 1fr; }
-#feed { height: 6; border-top: solid $primary; padding: 0 1; overflow: hidden; }
+#feed { height: 6; border-top: solid $primary; padding: 0 1; overflow: hidden;
+        text-wrap: nowrap; text-overflow: ellipsis; }
 #failures { height: 1fr; }
 #detail-scroll { height: 1fr; padding: 0 1; }
 .dialog { width: 76; height: auto; max-height: 22; border: thick $primary;
@@ -167,7 +170,10 @@ class ReflowApp(App[int]):
         target = f"task '{sel.task}'" if sel.task else "the whole run"
 
         def verb(run: Any) -> str:
-            n = run.retry(sel.task)
+            from reflow.actions import retry
+
+            # In-process runs carry on in a process of their own: quitting stops nothing.
+            n = retry(run, sel.task, background=True)
             if not n:
                 return f"retry: nothing failed in {target} of {sel.run_id}"
             return f"retry: {n} instance(s) of {target} got a new attempt"
@@ -186,7 +192,7 @@ class ReflowApp(App[int]):
         def verb(run: Any) -> str:
             from reflow.actions import force_rerun
 
-            n = force_rerun(run, task)
+            n = force_rerun(run, task, background=True)
             return f"force: {n} instance(s) of '{sel.task}' and its dependants recomputed"
 
         self._confirm(f"Force-rerun task '{sel.task}' and everything that depends on it in "
@@ -289,9 +295,18 @@ class ReflowApp(App[int]):
             screen.run_worker(screen.reload(), exclusive=True, group="tick")
 
 
+# Seconds a TUI read waits for a lost or locked store before the banner says so (the next
+# tick tries again); commands wait longer, but a screen must not look live while it is not.
+STORE_DEADLINE_S = 5.0
+
+
 def run_tui(run_id: str | None, store: str | None, readonly: bool) -> int:
-    """Open the TUI on ``store`` (on ``run_id`` if given); returns the exit code."""
-    st = Store.open(store)
+    """Open the TUI on ``store`` (on ``run_id`` if given); returns the exit code.
+
+    A missing store is an error, as for every reading command: a mistyped path must not
+    leave a new empty database behind.
+    """
+    st = Store.open(store, create=False, deadline=STORE_DEADLINE_S)
     if run_id is not None:
         st.get_run(run_id)  # an unknown id fails here with a suggestion, before the screen
     app = ReflowApp(st, run_id, readonly=readonly)

@@ -84,6 +84,7 @@ class ReflowScreen(Screen[None]):
         # set once the first load reached the screen (or failed): keys pressed by scripts
         # and tests before that would act on empty tables
         self.loaded = asyncio.Event()
+        self._reloading = False
 
     @property
     def rapp(self) -> ReflowApp:
@@ -117,6 +118,7 @@ class ReflowScreen(Screen[None]):
         """Put freshly loaded data on screen (runs on the event loop)."""
 
     async def reload(self) -> None:
+        self._reloading = True
         try:
             data = await asyncio.to_thread(self.load)
         except StoreUnavailable as exc:
@@ -125,6 +127,8 @@ class ReflowScreen(Screen[None]):
             problem = str(exc).strip("'\"")
         else:
             problem = ""
+        finally:
+            self._reloading = False
         if self.is_attached and self.app.is_running:
             self._set_banner(problem)
             if not problem:
@@ -146,8 +150,10 @@ class ReflowScreen(Screen[None]):
             self.set_interval(interval, self._tick)
 
     def _tick(self) -> None:
-        if self.app.screen is self:
-            self.run_worker(self.reload(), exclusive=True, group="tick")
+        # A tick still waiting for the store is left to finish: replacing it would cancel it
+        # before its deadline ran out, and the banner saying the store is gone never showed.
+        if self.app.screen is self and not self._reloading:
+            self.run_worker(self.reload(), group="tick")
 
     async def on_screen_resume(self) -> None:
         if self.is_mounted:

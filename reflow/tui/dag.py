@@ -38,15 +38,30 @@ def depths(tasks: list[TaskSummary]) -> dict[str, int]:
             for name in generation}
 
 
-def render_dag(tasks: list[TaskSummary]) -> Text:
-    """Tasks in recorded (topological) order with state, progress and cache counts."""
+# Deeper levels are not indented further: a chain of 30 tasks must not push its names out of
+# a 34-column panel (the "<-" list still says what each task waits for).
+MAX_INDENT = 4
+
+
+def render_dag(tasks: list[TaskSummary], selected: str | None = None,
+               height: int | None = None) -> Text:
+    """Tasks in recorded (topological) order with state, progress and cache counts.
+
+    With ``height``, only that many lines are drawn, in a window that keeps ``selected``
+    visible, so the panel follows the task table's cursor through a long pipeline.
+    """
     level = depths(tasks)
+    ordered = sorted(tasks, key=lambda t: t.position)
+    if height is not None and len(ordered) > height:
+        at = next((i for i, t in enumerate(ordered) if t.name == selected), 0)
+        start = min(max(at - height // 2, 0), len(ordered) - height)
+        ordered = ordered[start:start + height]
     out = Text(no_wrap=True, overflow="ellipsis")
-    for i, t in enumerate(sorted(tasks, key=lambda t: t.position)):
+    for i, t in enumerate(ordered):
         if i:
             out.append("\n")
         style = STATE_STYLES.get(t.state, "")
-        out.append("  " * level.get(t.name, 0))
+        out.append("  " * min(level.get(t.name, 0), MAX_INDENT))
         out.append(f"{STATE_MARK.get(t.state, '?')} ", style=style)
         out.append(t.name + ("[]" if t.is_array else ""), style=f"bold {style}")
         out.append(f" {t.done}/{t.total}")

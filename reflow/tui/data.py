@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from reflow.states import TaskState
+from reflow.states import RunState, TaskState
 from reflow.store import (
     InstanceRecord,
     RunRecord,
@@ -165,6 +165,15 @@ class Reader:
     def run(self, run_id: str) -> RunRecord:
         with _guard():
             return self.store.get_run(run_id)
+
+    def stalled(self, run: RunRecord) -> str | None:
+        """Why a RUNNING run is no longer progressing (see ``actions.stalled_reason``)."""
+        if run.status != RunState.RUNNING:
+            return None
+        from reflow.actions import stalled_reason
+
+        with _guard():
+            return stalled_reason(self.store, run.run_id)
 
     def runs(self, limit: int = 100) -> list[RunSummary]:
         """Recent runs with their progress: one aggregate query per listed run."""

@@ -41,6 +41,7 @@ class RunView:
     instances: list[InstanceRecord]
     count: int
     transitions: list[TransitionRecord]
+    stalled: str | None = None
 
 
 def feed_line(t: TransitionRecord, tz: tzinfo | None) -> Text:
@@ -113,15 +114,18 @@ class RunScreen(ReflowScreen):
             offset = max(0, min(offset, (max(count, 1) - 1) // PAGE_SIZE * PAGE_SIZE))
             rows = reader.instances(self.run_id, task, offset)
         return RunView(run, tasks, task, offset, rows, count,
-                       reader.new_transitions(self.run_id))
+                       reader.new_transitions(self.run_id), reader.stalled(run))
 
     def show(self, data: RunView) -> None:
         self.tasks = data.tasks
         if self.task_name is None or self.task_name == data.task:
             self.task_name, self.page_offset, self.page_count = data.task, data.offset, data.count
         self._show_title(data.run)
+        if data.stalled:
+            self._set_banner(f"stalled: {data.stalled}; `reflow resume {data.run.run_id}` "
+                             "restarts it")
         self._show_tasks()
-        self.query_one("#dag", Static).update(render_dag(data.tasks))
+        self._show_dag()
         if data.task == self.task_name:
             self._show_instances(data.instances)
         self.feed.extend(data.transitions)
@@ -139,6 +143,10 @@ class RunScreen(ReflowScreen):
         if refusal:
             title.append(" · read-only", style="bold magenta")
         self.query_one("#title", Static).update(title)
+
+    def _show_dag(self) -> None:
+        dag = self.query_one("#dag", Static)
+        dag.update(render_dag(self.tasks, self.task_name, dag.content_region.height or None))
 
     def _show_tasks(self) -> None:
         needle = self.needle.lower()
@@ -184,6 +192,7 @@ class RunScreen(ReflowScreen):
             return
         if event.row_key.value != self.task_name:
             self.task_name, self.page_offset = event.row_key.value, 0
+            self._show_dag()
             self.query_one("#instances", Table).clear()
             self.run_worker(self.reload(), exclusive=True, group="tick")
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +50,21 @@ async def settle(app: ReflowApp, pilot: object) -> None:
     await pilot.pause()  # type: ignore[attr-defined]
 
 
+def finished(store: Store, run_id: str, timeout: float = 60) -> str:
+    """Poll until the run is terminal: the TUI hands in-process work to a detached process."""
+    deadline = time.monotonic() + timeout
+    while (status := store.get_run(run_id).status) == "RUNNING":
+        assert time.monotonic() < deadline, f"run {run_id} still RUNNING after {timeout}s"
+        time.sleep(0.05)
+    return status
+
+
+async def screen_reload(app: ReflowApp) -> None:
+    screen = app.screen
+    assert isinstance(screen, RunScreen | RunsScreen)
+    await screen.reload()
+
+
 async def open_work(app: ReflowApp, pilot: object) -> None:
     """Select task ``work`` on the run screen and wait for its instances."""
     await settle(app, pilot)
@@ -55,19 +73,28 @@ async def open_work(app: ReflowApp, pilot: object) -> None:
     assert app.screen.task_name == "work"  # type: ignore[attr-defined]
 
 
-async def test_retry_key_makes_a_new_attempt(runs: Demo) -> None:
+async def test_retry_key_makes_a_new_attempt(runs: Demo, tmp_path: Path) -> None:
     runs.flag.write_text("fixed")
     app = runs.app(runs.second)
     async with app.run_test() as pilot:
         await open_work(app, pilot)
         await pilot.press("r")
         await settle(app, pilot)
+        assert "1 instance(s) of task 'work' got a new attempt" in app.last_message
+        assert finished(runs.store, runs.second) == "SUCCESS"
         work = latest(runs.store, runs.second, "work")
         assert [(w.attempt, w.state) for w in work] == [
             (1, "SUCCESS"), (2, "SUCCESS"), (1, "SUCCESS")]
         assert work[1].reason == "retry"
-        assert "1 instance(s) of task 'work' got a new attempt" in app.last_message
-        assert runs.store.get_run(runs.second).status == "SUCCESS"
+        # run by a detached process that recorded itself, not by the TUI's own process
+        options = json.loads(runs.store.get_run(runs.second).options)
+        assert options["pid"] != os.getpid()
+        log = tmp_path / "b" / "logs" / "inline.log"
+        deadline = time.monotonic() + 30  # the process logs its end after the run's status
+        while "ended SUCCESS" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        await screen_reload(app)
         await settle(app, pilot)
         assert "SUCCESS" in static_text(app, "#title")
 
@@ -83,7 +110,7 @@ async def test_retry_from_runs_screen_retries_the_whole_run(runs: Demo) -> None:
         await pilot.press("r")
         await settle(app, pilot)
         assert "the whole run" in app.last_message
-        assert runs.store.get_run(runs.second).status == "SUCCESS"
+        assert finished(runs.store, runs.second) == "SUCCESS"
         assert runs.store.get_run(runs.first).status == "FAILED"
 
 
@@ -127,6 +154,7 @@ async def test_force_key_asks_then_recomputes_task_and_dependants(runs: Demo) ->
         await pilot.press("f")
         await pilot.press("y")
         await settle(app, pilot)
+        assert finished(runs.store, runs.second) == "SUCCESS"
         assert [w.reason for w in latest(runs.store, runs.second, "work")] == ["forced"] * 3
         assert all(w.state == "SUCCESS" for w in latest(runs.store, runs.second, "work"))
         assert latest(runs.store, runs.second, "total")[0].state == "SUCCESS"
@@ -350,3 +378,54 @@ async def test_log_key_reports_where_the_log_is_when_it_cannot_suspend(runs: Dem
         await pilot.press("down", "enter")
         await settle(app, pilot)
         assert "the last line" in static_text(app, "#detail")
+
+
+async def test_a_stalled_run_is_flagged_with_the_way_to_resume_it(runs: Demo) -> None:
+    """An in-process run whose process is gone (killed, node rebooted) while RUNNING."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with sqlite3.connect(runs.url.removeprefix("sqlite:///")) as conn:
+        (options,) = conn.execute("SELECT options FROM runs WHERE id = ?",
+                                  (runs.second,)).fetchone()
+        options = json.dumps({**json.loads(options), "pid": int(gone),
+                              "host": socket.gethostname()})
+        conn.execute("UPDATE runs SET status = 'RUNNING', options = ? WHERE id = ?",
+                     (options, runs.second))
+    app = runs.app(runs.second)
+    async with app.run_test() as pilot:
+        await settle(app, pilot)
+        banner = app.screen.query_one("#banner", Static)
+        assert banner.display
+        text = str(banner.render())
+        assert f"stalled: the process {gone} that ran it in-process is gone" in text
+        assert f"reflow resume {runs.second}" in text
+
+
+async def test_a_slow_failing_read_is_not_replaced_by_the_next_tick(
+    runs: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that waits for a lost store longer than the refresh interval must still end
+    in the banner; a newer tick cancelling it would keep the stale screen looking live."""
+    app = runs.app(runs.second, refresh_interval=0.05)
+    async with app.run_test() as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        banner = screen.query_one("#banner", Static)
+        gave_up = threading.Event()
+
+        def unreachable(run_id: str) -> dict[str, dict[str, int]]:
+            time.sleep(0.4)  # the store's own retrying, as it waits for its deadline
+            gave_up.set()
+            raise StoreError("connection refused past the deadline")
+
+        monkeypatch.setattr(runs.store, "status_counts", unreachable)
+        deadline = time.monotonic() + 20
+        while not (banner.display and "store unreachable" in str(banner.render())):
+            assert time.monotonic() < deadline, "the banner never showed"
+            await pilot.pause(0.05)
+        assert gave_up.is_set()

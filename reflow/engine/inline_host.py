@@ -1,0 +1,69 @@
+"""A detached process that carries on an in-process (``run_local``) run after a retry.
+
+The TUI retries and force-reruns in-process runs through this: the work then belongs to a
+process of its own, in its own session, so quitting the TUI or losing the SSH connection
+stops nothing (SPEC §7). It logs to ``<run_dir>/logs/inline.log``.
+
+    python -m reflow.engine.inline_host RUN_ID      (store in REFLOW_STORE)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reflow.errors import ReflowError
+
+if TYPE_CHECKING:
+    from reflow.run import Run
+
+log = logging.getLogger(__name__)
+
+
+def spawn(run: Run) -> int:
+    """Start the process that executes ``run``'s pending work; returns its pid."""
+    from reflow.engine.driver_host import store_location
+
+    logs = Path(run.record().run_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "REFLOW_STORE": store_location(run.store)}
+    with open(logs / "inline.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reflow.engine.inline_host", run.run_id],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+            start_new_session=True, cwd=logs.parent,
+        )
+    return proc.pid
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m reflow.engine.inline_host RUN_ID\n")
+        return 2
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from reflow.actions import continue_run
+    from reflow.run import Run
+    from reflow.store import Store
+
+    (run_id,) = args
+    store = Store.open(os.environ.get("REFLOW_STORE"), create=False)
+    try:
+        run = Run.load(run_id, store=store)
+        continue_run(run)
+        log.info("run %s ended %s", run_id, run.state)
+    except ReflowError as exc:
+        log.error("run %s stopped: %s", run_id, exc)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
