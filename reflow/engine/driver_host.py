@@ -268,18 +268,32 @@ def start_host(ctx: DriverContext, host: str, config: Config) -> None:
 
 
 # ------------------------------------------------------------------------------ entry
+def serve_run(run_id: str, what: str, work: Callable[[Store], None]) -> int:
+    """The life of a background process on one run: the store named by REFLOW_STORE, the
+    work, and a user error logged as one line (its log is all anyone will see)."""
+    from reflow.store import Store
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = Store.open(os.environ.get("REFLOW_STORE"), create=False)
+    try:
+        work(store)
+    except ReflowError as exc:
+        log.error("run %s: %s stopped: %s", run_id, what, exc)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] not in (DETACHED, CHAINED):
         sys.stderr.write("usage: python -m reflow.engine.driver_host {detached|chained} RUN_ID\n")
         return 2
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from reflow.store import Store
-
     mode, run_id = args
-    store = Store.open(os.environ.get("REFLOW_STORE"), create=False)
-    try:
+
+    def drive(store: Store) -> None:
         config = _config()
         ctx = load_context(store, run_id, config=config)
         if mode == DETACHED:
@@ -289,12 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             state_or_none = chain_step(ctx, config)
             log.info("run %s: step done (%s)", run_id, state_or_none or "continuing")
-    except ReflowError as exc:
-        log.error("run %s: driver stopped: %s", run_id, exc)
-        return 1
-    finally:
-        store.close()
-    return 0
+
+    return serve_run(run_id, "driver", drive)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reflow.errors import ReflowError
-
 if TYPE_CHECKING:
     from reflow.run import Run
+    from reflow.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m reflow.engine.inline_host RUN_ID\n")
         return 2
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from reflow.actions import continue_run
+    from reflow.engine.driver_host import serve_run
     from reflow.run import Run
-    from reflow.store import Store
 
     (run_id,) = args
-    store = Store.open(os.environ.get("REFLOW_STORE"), create=False)
-    try:
+
+    def carry_on(store: Store) -> None:
         run = Run.load(run_id, store=store)
         continue_run(run)
         log.info("run %s ended %s", run_id, run.state)
-    except ReflowError as exc:
-        log.error("run %s stopped: %s", run_id, exc)
-        return 1
-    finally:
-        store.close()
-    return 0
+
+    return serve_run(run_id, "in-process execution", carry_on)
 
 
 if __name__ == "__main__":
