@@ -60,6 +60,7 @@ class ExecutorConfig:
     commands: Mapping[str, str] = field(default_factory=dict)
     submit_options: tuple[str, ...] = ()
     max_submit_jobs: int | None = None
+    max_workers: int | None = None
     poll_interval: float = 5.0
     max_poll_interval: float = 120.0
     caps: Mapping[str, str] = field(default_factory=dict)
@@ -288,6 +289,12 @@ _SCHEMA: Final[Mapping[str, tuple[_Key, ...]]] = {
             _positive_int,
             "Most array elements one driver step submits; the rest follow later (default: all).",
             "1000",
+        ),
+        _Key(
+            "max_workers",
+            _positive_int,
+            "Processes the local executor runs at once per submission (default: one per CPU).",
+            "4",
         ),
         _Key(
             "poll_interval",

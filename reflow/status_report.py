@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from reflow.engine.reasons import SKIPPED
 from reflow.states import TaskState
 from reflow.store import InstanceRecord, RunRecord, Store, TransitionRecord
 
@@ -111,6 +112,23 @@ def failed_instances(store: Store, run_id: str, summary: Mapping[str, Mapping[st
     ]
 
 
+def skip_notes(store: Store, run_id: str,
+               summary: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
+    """Why each skipped task was skipped ("skipped: upstream task 'x' failed"), by task.
+
+    A skipped task is recorded as one CANCELLED instance with reason ``skipped`` (SPEC §4:
+    "shown as such"); only tasks whose counts are exactly that one instance are asked.
+    """
+    cancelled = TaskState.CANCELLED.value
+    notes: dict[str, str] = {}
+    for name, states in summary.items():
+        if dict(states) == {cancelled: 1}:
+            (row,) = store.latest_instances(run_id, name, states=[cancelled], limit=1)
+            if row.reason == SKIPPED and row.error_text:
+                notes[name] = row.error_text
+    return notes
+
+
 def status_document(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:
     from reflow.actions import stalled_reason
 
@@ -138,6 +156,7 @@ def status_text(store: Store, run_id: str, task: str | None = None,
     summary = ordered_summary(store, run_id)
     cache = store.cache_counts(run_id)
     failed = failed_instances(store, run_id, summary, task)
+    skipped = skip_notes(store, run_id, summary)
     lines = [
         f"Run {run.run_id}",
         f"Workflow {run.workflow}",
@@ -154,7 +173,8 @@ def status_text(store: Store, run_id: str, task: str | None = None,
             continue
         text = ", ".join(f"{s}={n}" for s, n in states.items()) or "no instances"
         cached, recomputed = cache.get(name, (0, 0))
-        lines.append(f"  {name}  {text}  (cached={cached}, recomputed={recomputed})")
+        note = f"  ({skipped[name]})" if name in skipped else ""
+        lines.append(f"  {name}  {text}  (cached={cached}, recomputed={recomputed}){note}")
         for row in (r for r in failed if r.task_name == name):
             index = "-" if row.array_index is None else row.array_index
             lines.append(f"    [{index}]  FAILED  job={row.job_id or '-'}")

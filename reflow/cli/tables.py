@@ -28,7 +28,7 @@ def _iso(record: RunRecord) -> str:
 
 def status_table(store: Store, run_id: str, task: str | None, errors: bool) -> RenderableType:
     """Header, per-task table in topological order, then failed instances under their task."""
-    from reflow.status_report import failed_instances, ordered_summary
+    from reflow.status_report import failed_instances, ordered_summary, skip_notes
 
     run = store.get_run(run_id)
     header = Table.grid(padding=(0, 2))
@@ -43,6 +43,7 @@ def status_table(store: Store, run_id: str, task: str | None, errors: bool) -> R
     summary = ordered_summary(store, run_id)
     cache = store.cache_counts(run_id)
     failed = failed_instances(store, run_id, summary, task)
+    skipped = skip_notes(store, run_id, summary)
     table = Table(show_edge=False, header_style="bold")
     table.add_column("Task")
     table.add_column("States")
@@ -52,6 +53,8 @@ def status_table(store: Store, run_id: str, task: str | None, errors: bool) -> R
         if task is not None and name != task:
             continue
         text = ", ".join(f"{styled_state(s)}={n}" for s, n in states.items()) or "[dim]none[/]"
+        if name in skipped:
+            text += f" [dim]({escape(skipped[name])})[/]"
         cached, recomputed = cache.get(name, (0, 0))
         table.add_row(escape(name), text, str(cached), str(recomputed))
 

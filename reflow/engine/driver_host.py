@@ -52,7 +52,7 @@ def make_executor(name: str, config: Config, max_workers: int | None = None) -> 
     if name == "local":
         from reflow.executors.local import LocalExecutor
 
-        return LocalExecutor(max_workers=max_workers)
+        return LocalExecutor(max_workers=max_workers or config.executor.max_workers)
     from reflow.executors import get_executor
 
     return get_executor(name, config.executor.adapter_settings())

@@ -160,7 +160,8 @@ def test_status_prints_the_stable_line_shapes(project: Project, runs: Runs) -> N
     assert lines[4].startswith("  prepare  SUCCESS=1")
     assert lines[5].startswith("  square  SUCCESS=3, FAILED=1")
     assert lines[6] == "    [2]  FAILED  job=-"
-    assert lines[7].startswith("  total  ")
+    assert lines[7] == ("  total  CANCELLED=1  (cached=0, recomputed=0)  "
+                        "(skipped: upstream task 'square' failed)")
     assert "boom" not in result.stdout
 
     errors = project.cli("status", runs.failed, "--errors", "--task", "square")

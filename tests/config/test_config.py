@@ -112,6 +112,18 @@ store_path = "/data/manifest.db"
     assert config.defaults == DefaultsConfig(store_path="/data/manifest.db")
 
 
+def test_local_executor_workers_come_from_the_config(tmp_path: Path) -> None:
+    from reflow.engine.driver_host import make_executor
+
+    path = write(tmp_path / "config.toml", "[executor]\nmax_workers = 3\n")
+    config = load_config(path, env={})
+    assert config.executor.max_workers == 3
+    assert make_executor("local", config).max_workers == 3  # type: ignore[attr-defined]
+    assert make_executor("local", config, 2).max_workers == 2  # type: ignore[attr-defined]
+    message = config_error(tmp_path / "bad.toml", "[executor]\nmax_workers = 0\n")
+    assert "max_workers" in message
+
+
 def test_env_beats_file_beats_defaults(tmp_path: Path) -> None:
     path = write(
         tmp_path / "config.toml",
