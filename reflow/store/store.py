@@ -601,6 +601,18 @@ class Store:
             query = query.limit(limit)
         return self._db.run(lambda conn: [TransitionRecord(*row) for row in conn.execute(query)])
 
+    def last_transitions(self, run_id: str, count: int) -> list[TransitionRecord]:
+        """The run's newest ``count`` state changes, oldest of them first (one index seek)."""
+        query = (
+            select(*_TRANSITION_COLUMNS)
+            .where(TransitionRow.run_id == run_id)
+            .order_by(TransitionRow.id.desc())
+            .limit(count)
+        )
+        return self._db.run(
+            lambda conn: [TransitionRecord(*row) for row in conn.execute(query)][::-1]
+        )
+
     def instance_transitions(self, instance_ids: Collection[int]) -> list[TransitionRecord]:
         """Every state change of these instances (e.g. all attempts of one), in order."""
         if not instance_ids:

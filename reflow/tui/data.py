@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +32,7 @@ T = TypeVar("T")
 PAGE_SIZE = 50
 FEED_LINES = 200
 TRANSITION_BATCH = 5000
+SETTLED_S = 10.0  # a run finished this long ago has written its last change
 LOG_TAIL_LINES = 20
 
 _ACTIVE = (TaskState.RUNNING, TaskState.SUBMITTED, TaskState.RETRYING)
@@ -156,6 +158,7 @@ class Reader:
     _last_transition: dict[str, int] = field(default_factory=dict)
     _counts: dict[str, tuple[dict[str, dict[str, int]], dict[str, tuple[int, int]]]] = field(
         default_factory=dict)
+    _summaries: dict[str, RunSummary] = field(default_factory=dict)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run one read, turning store failures into :class:`StoreUnavailable`."""
@@ -176,20 +179,37 @@ class Reader:
             return stalled_reason(self.store, run.run_id)
 
     def runs(self, limit: int = 100) -> list[RunSummary]:
-        """Recent runs with their progress: one aggregate query per listed run."""
+        """Recent runs with their progress: one query for the list, then aggregates only for
+        runs that are active or changed since the last call.
+
+        A finished run's counts change only through retry, cancel or a forced rerun, and each
+        of those also moves the run row (its status and ``updated_at``); an idle tick thus
+        costs one query, not two aggregates per listed run. A run is remembered only once it
+        has been finished for ``SETTLED_S``: a cancelled in-process run writes its last
+        changes just after its status.
+        """
+        now = datetime.now(UTC)
         with _guard():
             out = []
             for rec in self.store.list_runs(limit=limit):
+                known = self._summaries.get(rec.run_id)
+                if known is not None and known.run == rec:
+                    out.append(known)
+                    continue
                 counts = self.store.status_counts(rec.run_id)
                 cached, recomputed = _cache_totals(self.store.cache_counts(rec.run_id))
                 per_state: dict[str, int] = {}
                 for states in counts.values():
                     for state, n in states.items():
                         per_state[state] = per_state.get(state, 0) + n
-                out.append(RunSummary(
+                summary = RunSummary(
                     rec, sum(per_state.values()), per_state.get(TaskState.SUCCESS.value, 0),
                     per_state.get(TaskState.FAILED.value, 0), cached, recomputed,
-                ))
+                )
+                settled = (now - rec.updated_at).total_seconds() >= SETTLED_S
+                if RunState(rec.status).terminal and settled:
+                    self._summaries[rec.run_id] = summary
+                out.append(summary)
             return out
 
     def tasks(self, run_id: str) -> list[TaskSummary]:
@@ -223,14 +243,15 @@ class Reader:
     def new_transitions(self, run_id: str) -> list[TransitionRecord]:
         """Transitions recorded since the previous call for this run.
 
-        At most ``TRANSITION_BATCH`` rows per call, so opening a huge finished run catches up
-        over a few ticks instead of making one tick read its whole history.
+        The first call reads only the newest ``FEED_LINES`` (a finished run of 100,000
+        instances has 200,000 transitions, and the feed shows its end); later calls at most
+        ``TRANSITION_BATCH`` rows each, so a burst catches up over a few ticks.
         """
         with _guard():
-            rows = self.store.transitions(run_id, since_id=self._last_transition.get(run_id, 0),
-                                          limit=TRANSITION_BATCH)
-        if rows:
-            self._last_transition[run_id] = rows[-1].id
+            since = self._last_transition.get(run_id)
+            rows = (self.store.last_transitions(run_id, FEED_LINES) if since is None else
+                    self.store.transitions(run_id, since_id=since, limit=TRANSITION_BATCH))
+        self._last_transition[run_id] = rows[-1].id if rows else since or 0
         return rows[-FEED_LINES:]
 
     def verify_failures(self, run_id: str) -> list[VerifyFailureRecord]:

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Static
 
-from reflow.states import STATE_STYLES
+from reflow.states import STATE_STYLES, TaskState
 from reflow.store import InstanceRecord, RunRecord, TransitionRecord
 from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table, sync_rows
 from reflow.tui.dag import render_dag
@@ -30,6 +30,7 @@ TASK_COLUMNS = ("task", "state", "done", "total", "failed", "cached", "recomp")
 INSTANCE_COLUMNS = (("index", 6), ("try", 3), ("state", 9), ("reason", 24), ("job", 12),
                     ("exit", 4), ("took", 6))
 FEED_KEEP = 50
+STATE_WIDTH = max(len(s) for s in TaskState)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class RunView:
     count: int
     transitions: list[TransitionRecord]
     stalled: str | None = None
+
+
+def job_tail(job_id: str | None, width: int = dict(INSTANCE_COLUMNS)["job"]) -> str:
+    """The end of a long job id: an array element's index is its last part."""
+    if not job_id:
+        return "-"
+    return job_id if len(job_id) <= width else "…" + job_id[-(width - 1):]
 
 
 def feed_line(t: TransitionRecord, tz: tzinfo | None) -> Text:
@@ -92,7 +100,8 @@ class RunScreen(ReflowScreen):
     async def on_mount(self) -> None:
         tasks = self.query_one("#tasks", Table)
         for col in TASK_COLUMNS:
-            tasks.add_column(col, key=col)
+            # rows are updated in place, which never widens a column: fit the longest state
+            tasks.add_column(col, key=col, width=STATE_WIDTH if col == "state" else None)
         inst = self.query_one("#instances", Table)
         for col, width in INSTANCE_COLUMNS:
             inst.add_column(col, key=col, width=width)
@@ -167,7 +176,7 @@ class RunScreen(ReflowScreen):
             idx = "-" if r.array_index is None else str(r.array_index)
             rows.append((str(r.id), (
                 idx, r.attempt, Text(r.state, style=STATE_STYLES.get(r.state, "")),
-                r.reason, r.job_id or "-", "-" if r.exit_code is None else r.exit_code,
+                r.reason, job_tail(r.job_id), "-" if r.exit_code is None else r.exit_code,
                 duration(r.started_at, r.finished_at),
             )))
         sync_rows(self.query_one("#instances", Table), rows)

@@ -1,0 +1,69 @@
+"""The TUI's reads: incremental, and sized for runs with 100,000 instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+
+from reflow import Result, Workflow
+from reflow.tui.data import FEED_LINES, Reader
+
+
+def test_the_feed_starts_at_the_newest_transitions_then_follows(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    wf = Workflow("feed")
+
+    @wf.job()
+    def items() -> list[int]:
+        return list(range(FEED_LINES))
+
+    @wf.array_job()
+    def work(x: Annotated[int, Result(step="items")]) -> int:
+        return x
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url)
+    every = run.store.transitions(run.run_id)
+    assert len(every) > FEED_LINES
+    reader = Reader(run.store)
+    first = reader.new_transitions(run.run_id)
+    assert [t.id for t in first] == [t.id for t in every[-FEED_LINES:]]
+    assert reader.new_transitions(run.run_id) == []
+    run.store.set_run_status(run.run_id, "FAILED")  # no transition: still nothing new
+    assert reader.new_transitions(run.run_id) == []
+
+
+def test_an_idle_runs_screen_tick_reads_no_counts_of_settled_runs(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wf = Workflow("idle")
+
+    @wf.job()
+    def one() -> int:
+        return 1
+
+    runs = [wf.run_local(tmp_path / f"r{i}", store=sqlite_url) for i in range(3)]
+    store = runs[0].store
+    reader = Reader(store)
+    asked: list[str] = []
+    counts = store.status_counts
+
+    def counting(run_id: str) -> dict[str, dict[str, int]]:
+        asked.append(run_id)
+        return counts(run_id)
+
+    monkeypatch.setattr(store, "status_counts", counting)
+    first = reader.runs()
+    assert len(asked) == 3  # just finished: not yet settled, so asked every time
+    monkeypatch.setattr("reflow.tui.data.SETTLED_S", 0.0)
+    asked.clear()
+    reader.runs()
+    assert len(asked) == 3
+    asked.clear()
+    assert reader.runs() == reader.runs() and asked == []  # settled and unchanged
+    store.set_run_status(runs[1].run_id, "RUNNING")  # a retry moves the run row
+    again = reader.runs()
+    assert asked == [runs[1].run_id]
+    assert [s.total for s in again] == [s.total for s in first]
