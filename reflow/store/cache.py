@@ -44,6 +44,9 @@ def _other_runs_with_task(
 ) -> tuple[str, list[object]]:
     """Runs of a workflow that have current instances of a task (order left to the caller).
 
+    Skip markers (a task not run because its upstream failed: no identity, an empty
+    pre-image) do not count: there is nothing in them to compare with.
+
     Walking the workflow's runs and probing each with the (run, task) index stays fast when
     the excluded run has 100,000 instances of the task, unlike scanning the task's instances.
     ``task`` is the SQL for the task name (a parameter placeholder by default).
@@ -53,7 +56,7 @@ def _other_runs_with_task(
     query = (
         f"SELECT r.id FROM runs r WHERE r.workflow = {m}{exclude} AND EXISTS ("
         f"SELECT 1 FROM instances i WHERE i.run_id = r.id AND i.task_name = {task or m} "
-        f"AND i.latest = {sql.true})"
+        f"AND i.latest = {sql.true} AND i.identity <> '')"
     )
     return query, [exclude_run] if exclude_run is not None else []
 
@@ -74,7 +77,7 @@ def reference_preimages(
     result = conn.exec_driver_sql(
         "SELECT array_index, preimage FROM instances "
         f"WHERE run_id = ({query} ORDER BY r.created_at DESC, r.id DESC LIMIT 1) "
-        f"AND task_name = {m} AND latest = {sql.true}",
+        f"AND task_name = {m} AND latest = {sql.true} AND identity <> ''",
         (workflow, *extra, task_name, task_name),
     )
     return {index: preimage for index, preimage in result}
@@ -103,7 +106,8 @@ def nearest_preimage(
 ) -> str | None:
     """The pre-image of the latest earlier instance of the task: same index first, else any."""
     m = sql.mark
-    base = f"SELECT preimage FROM instances WHERE workflow = {m} AND task_name = {m} AND id < {m}"
+    base = (f"SELECT preimage FROM instances WHERE workflow = {m} AND task_name = {m} "
+            f"AND id < {m} AND identity <> ''")
     args: tuple[object, ...] = (workflow, task_name, before_instance_id)
     if exclude_run is not None:
         base += f" AND run_id <> {m}"

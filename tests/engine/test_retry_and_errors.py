@@ -231,3 +231,14 @@ def test_an_unencodable_parameter_names_it_and_its_task_before_anything_is_recor
     from reflow import Store
 
     assert Store.open(sqlite_url).list_runs() == []
+
+
+def test_a_task_that_was_only_ever_skipped_runs_as_new(tmp_path, sqlite_url) -> None:
+    flag = tmp_path / "flag"
+    wf = flaky_pipeline(flag, "onlyskipped")
+    wf.run_local(tmp_path / "a", store=sqlite_url, on_error="continue")  # total skipped
+    flag.write_text("fixed")
+    run = wf.run_local(tmp_path / "b", store=sqlite_url)
+    (total,) = latest(run, "total")
+    assert total["reason"] == "new"  # not "version-changed" against the skip marker
+    assert "no earlier run" in run.why("total")
