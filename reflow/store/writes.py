@@ -135,6 +135,13 @@ def insert_recorded(
     go in alongside; the returned ids are those of ``rows``, in order.
     """
     ids = sql.allocate_ids(conn, "instances", len(rows) + sum(len(b.copies) for b in copies))
+    earlier = _earlier_attempts(conn, sql, rows, copies)
+    if earlier:
+        for rec in rows:
+            r = rec.row
+            before = earlier.get((r[_RUN], r[_TASK], _key(r[_INDEX])))
+            if before is not None:
+                r[_ATTEMPT] = before + 1
     stamp = sql.ts(now)
     # Each instance has a few distinct times, shared with its transitions: convert each once.
     converted: dict[object, object] = {None: None}
@@ -161,7 +168,7 @@ def insert_recorded(
             transitions.append((
                 new_id, run_id, task, index, attempt, from_state, str(to_state), ts(at), detail,
             ))  # fmt: skip
-    copy_rows = _copy_rows(sql, copies, ids[len(rows):], stamp, transitions)
+    copy_rows = _copy_rows(sql, copies, ids[len(rows):], stamp, transitions, earlier)
     # Chronological, as if each change had been written when it happened (stable sort: one
     # instance's changes at the same instant keep their order).
     transitions.sort(key=_AT)
@@ -181,9 +188,42 @@ _COPY_COLUMNS = (
 _SUCCESS = TaskState.SUCCESS.value
 
 
+def _key(index: int | None) -> int:
+    return -1 if index is None else index
+
+
+def _earlier_attempts(
+    conn: Connection, sql: BulkSql, rows: Sequence[RecordedInstance], copies: Sequence[CopyBatch]
+) -> dict[tuple[str, str, int], int]:
+    """Highest superseded attempt per (run, task, index key) among the tasks being inserted.
+
+    An instance planned again inside its run (after a forced rerun or a retry that recomputed
+    its upstream) continues its predecessor's attempt count instead of starting again at 1.
+    Usually nothing in the run is superseded, and the index seek finds an empty range.
+    """
+    wanted: dict[str, set[str]] = {}
+    for rec in rows:
+        wanted.setdefault(rec.row[_RUN], set()).add(rec.row[_TASK])
+    for batch in copies:
+        if batch.copies:
+            wanted.setdefault(batch.run_id, set()).add(batch.task_name)
+    found: dict[tuple[str, str, int], int] = {}
+    for run_id, tasks in wanted.items():
+        condition, param = sql.in_list("task_name", sorted(tasks))
+        result = conn.exec_driver_sql(
+            f"SELECT task_name, array_index, max(attempt) FROM instances WHERE run_id = "
+            f"{sql.mark} AND latest = {sql.false} AND {condition} GROUP BY task_name, "
+            "array_index",
+            (run_id, param),
+        )
+        for task, index, attempt in result:
+            found[(run_id, task, _key(index))] = int(attempt)
+    return found
+
+
 def _copy_rows(
     sql: BulkSql, batches: Sequence[CopyBatch], ids: Sequence[int], stamp: object,
-    transitions: list[Row],
+    transitions: list[Row], earlier: Mapping[tuple[str, str, int], int],
 ) -> list[Row]:
     """Instance rows of cache hits (SUCCESS at once, no job), adding their transitions.
 
@@ -200,13 +240,14 @@ def _copy_rows(
             batch.copies, new_ids, strict=False
         ):
             source_id, source_run, _, output, output_hash, fingerprints, _, _ = source
+            attempt = earlier.get((run_id, task, _key(index)), 0) + 1 if earlier else 1
             add_row((
-                new_id, run_id, workflow, task, index, 1, True, _SUCCESS, identity, input_hash,
-                preimage, input_json, output, output_hash, fingerprints, True, source_id, reason,
-                at, at, at, stamp,
+                new_id, run_id, workflow, task, index, attempt, True, _SUCCESS, identity,
+                input_hash, preimage, input_json, output, output_hash, fingerprints, True,
+                source_id, reason, at, at, at, stamp,
             ))  # fmt: skip
             add_transition((
-                new_id, run_id, task, index, 1, None, _SUCCESS, at,
+                new_id, run_id, task, index, attempt, None, _SUCCESS, at,
                 f"cached from instance {source_id} of run {source_run}",
             ))  # fmt: skip
     return rows

@@ -199,6 +199,7 @@ def test_retry_after_a_failed_upstream_check_runs_on_the_recomputed_output(
     assert make["output_hash"] in consume_preimage(run)
     assert stale_make["output_hash"] not in consume_preimage(run)
     assert consume["reason"] == "upstream-changed:x"
+    assert (consume["attempt"], report["attempt"]) == (2, 2)  # planned again, counted on
     assert report["output"] == "y=200" and run.state == "SUCCESS"
     # the failed attempt of consume and the check that rejected make's output are kept
     history = [(t["task_name"], t["to_state"]) for t in run.transitions()

@@ -157,7 +157,8 @@ async def test_force_key_asks_then_recomputes_task_and_dependants(runs: Demo) ->
         assert finished(runs.store, runs.second) == "SUCCESS"
         assert [w.reason for w in latest(runs.store, runs.second, "work")] == ["forced"] * 3
         assert all(w.state == "SUCCESS" for w in latest(runs.store, runs.second, "work"))
-        assert latest(runs.store, runs.second, "total")[0].state == "SUCCESS"
+        (total,) = latest(runs.store, runs.second, "total")
+        assert (total.state, total.attempt) == ("SUCCESS", 2)  # its skip marker was attempt 1
         assert "force:" in app.last_message
 
 
