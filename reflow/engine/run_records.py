@@ -6,9 +6,9 @@ collision (checked by the store's primary key) is simply retried with a new id.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 import secrets
 import socket
 from collections.abc import Mapping, Sequence
@@ -35,9 +35,12 @@ def new_run_id(workflow: str, now: datetime | None = None) -> str:
 
 
 def current_user() -> str:
+    """The account running this process, from the password database, not ``$USER`` or
+    ``$LOGNAME``: the TUI decides by it whose runs may be changed, and an environment
+    variable is the user's to set."""
     try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers): fall back to the uid
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (containers): fall back to the uid
         return str(os.getuid())
 
 

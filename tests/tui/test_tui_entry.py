@@ -34,3 +34,15 @@ def test_run_tui_opens_the_run_and_returns_the_exit_code(
     monkeypatch.setattr(ReflowApp, "run", fake_run)
     assert run_tui(runs.second, runs.url, readonly=True) == 0
     assert seen == [(runs.second, True)]
+
+
+def test_whose_runs_may_be_changed_is_not_taken_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import pwd
+
+    from reflow.tui.app import current_user
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(name, "someone-else")
+    assert current_user() == pwd.getpwuid(os.getuid()).pw_name
