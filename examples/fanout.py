@@ -1,8 +1,9 @@
 """Example pipeline: generate input files, process each in an array task, gather a report.
 
-Run it end to end on the embedded defaults (SQLite store in the XDG cache, in-process):
+Run it end to end on the embedded defaults (SQLite store in the XDG cache, local worker
+processes; without ``--executor`` a scheduler found on PATH, such as ``sbatch``, is used):
 
-    python examples/fanout.py submit --run-dir /tmp/reflow-demo --wait
+    python examples/fanout.py submit --run-dir /tmp/reflow-demo --executor local --wait
     python examples/fanout.py status <run id>
 
 or from Python: ``wf.run_local("/tmp/reflow-demo", samples=8)``. Run it twice: the second run

@@ -1,8 +1,8 @@
 """Run ``examples/fanout.py`` end to end and print its status (used by scripts/demo.sh).
 
 Uses only the embedded defaults: the SQLite manifest in the XDG cache directory and the
-local executor. Equivalent to ``python examples/fanout.py submit --run-dir DIR --wait``
-followed by ``python examples/fanout.py status RUN_ID``.
+local executor. Equivalent to ``python examples/fanout.py submit --run-dir DIR --executor
+local --wait`` followed by ``python examples/fanout.py status RUN_ID``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fanout import wf
 
+from reflow import ManifestCodec
+
 
 def main() -> None:
     run_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "reflow-demo")
@@ -22,7 +24,9 @@ def main() -> None:
     print(f"run_dir  = {run.run_dir}")
     print(run.status())
     print()
-    print(f"report: {run.run_dir / 'report.json'}")
+    # A cached report is the file an earlier run wrote: print where it really is.
+    (report,) = run.status(as_dict=True, task="report")["instances"]
+    print(f"report: {ManifestCodec.decode(report['output'])}")
 
 
 if __name__ == "__main__":

@@ -147,14 +147,27 @@ def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
             results.set_aside(item)
         elif isinstance(item, results.Started):
             started.append(item)
-        else:
+        elif not _awaits_scheduler(item, by_id):
             finished.append(item)
     return _record_reports(ctx, by_id, started, finished, failed)
 
 
+def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, InstanceRecord]) -> bool:
+    """A worker stopped by SIGTERM: its file waits until the scheduler says why.
+
+    A time limit, a preemption and a ``scancel`` all reach the task as SIGTERM; only the
+    scheduler's final state (TIMEOUT, CANCELLED, ...) tells them apart, and ``retry_on``
+    matches on it. Reconciliation records the file once the job has ended.
+    """
+    row = by_id.get(f.instance_id)
+    return (f.state == "FAILED" and f.exit_code == results.INTERRUPTED_EXIT and row is not None
+            and row.job_id is not None and row.attempt == f.attempt)
+
+
 def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
                     started: Sequence[results.Started], finished: Sequence[results.Finished],
-                    failed: list[InstanceRecord]) -> int:
+                    failed: list[InstanceRecord],
+                    statuses: Mapping[str, JobStatus] | None = None) -> int:
     """Apply started/result files to the store; files of other attempts are dropped.
 
     Each transition is dated when the worker says it happened, not when this step read the
@@ -177,7 +190,9 @@ def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
             changes.append(StateChange(f.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": f.finished_at}))
             at.append(f.finished_at)
-        changes.append(_result_change(f))
+        st = (statuses or {}).get(row.job_id or "")
+        changes.append(_result_change(f, st.raw_state.split()[0] if st and st.raw_state
+                                      else None))
         at.append(f.finished_at)
     moved = set(ctx.store.apply(changes, at=at)) if changes else set()
     for f in finished:
@@ -192,16 +207,18 @@ def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     return len(moved)
 
 
-def _result_change(f: results.Finished) -> StateChange:
+def _result_change(f: results.Finished, scheduler_state: str | None = None) -> StateChange:
     if f.state == "SUCCESS":
         return StateChange(f.instance_id, _IN_FLIGHT, "SUCCESS", "", {
             "output": f.output, "output_hash": f.output_hash, "fingerprints": f.fingerprints,
             "finished_at": f.finished_at, "exit_code": 0,
         })
     text = (f.error_text or "").strip() or "failed"
-    return StateChange(f.instance_id, _IN_FLIGHT, "FAILED", text.splitlines()[-1][:500], {
-        "error_text": text, "finished_at": f.finished_at, "exit_code": f.exit_code,
-    })
+    fields: dict[str, object] = {"error_text": text, "finished_at": f.finished_at,
+                                 "exit_code": f.exit_code}
+    if scheduler_state is not None:
+        fields["scheduler_state"] = scheduler_state
+    return StateChange(f.instance_id, _IN_FLIGHT, "FAILED", text.splitlines()[-1][:500], fields)
 
 
 # ------------------------------------------------------------------------------ reconcile
@@ -265,7 +282,7 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     # A result may have landed between the scan and the query: take it before giving up.
     late = [x for x in (results.read_one(ctx.run_dir, r.id) for r in lost)
             if isinstance(x, results.Finished)]
-    changed = _record_reports(ctx, by_id, [], late, failed) if late else 0
+    changed = _record_reports(ctx, by_id, [], late, failed, statuses) if late else 0
     changes = [_lost_change(r, statuses.get(r.job_id or "")) for r in lost if r.id in by_id]
     moved = set(ctx.store.apply(changes))
     failed.extend(r for r in lost if r.id in moved)

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# 128 + SIGTERM: what a worker reports for a task stopped by SIGTERM (TaskInterrupted).
+INTERRUPTED_EXIT = 143
 STARTED = ".started"
 RESULT = ".result"
 BAD = ".bad"

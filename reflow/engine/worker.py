@@ -27,7 +27,7 @@ from types import FrameType
 from typing import Any
 
 from reflow.engine.payloads import Element, Meta, read_element, read_meta
-from reflow.engine.results import write_result, write_started
+from reflow.engine.results import INTERRUPTED_EXIT, write_result, write_started
 from reflow.errors import EncodeError, TaskInterrupted
 
 STREAM_ENV = "REFLOW_LOCAL_STREAM"
@@ -73,7 +73,7 @@ class Worker:
         except TaskInterrupted as exc:
             text = "".join(traceback.format_exception(exc))
             write_result(run_dir, element.instance_id, element.attempt, state="FAILED",
-                         error_text=text, exit_code=143)
+                         error_text=text, exit_code=INTERRUPTED_EXIT)
             raise
         except Exception as exc:  # the task's own failure, recorded with its traceback
             text = "".join(traceback.format_exception(exc))
@@ -113,8 +113,8 @@ def serve(worker: Worker) -> int:
         try:
             code = worker.run(index)
         except TaskInterrupted:
-            answer.write(f"{text} 143\n")
-            return 143
+            answer.write(f"{text} {INTERRUPTED_EXIT}\n")
+            return INTERRUPTED_EXIT
         sys.stdout.flush()
         sys.stderr.flush()
         answer.write(f"{text} {code}\n")
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         index = array_index_from_env() if worker.meta.is_array else None
         return worker.run(index)
     except TaskInterrupted:
-        return 143
+        return INTERRUPTED_EXIT
 
 
 if __name__ == "__main__":

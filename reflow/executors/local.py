@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Self
 
+from reflow.engine.results import INTERRUPTED_EXIT
 from reflow.errors import ExecutorError
 from reflow.executors.base import (
     INDEX_BASE_ENV,
@@ -47,8 +48,6 @@ STREAMABLE_ENV = "REFLOW_STREAMABLE"
 # same): a task that catches Exception around its work also swallows TaskInterrupted.
 KILL_AFTER_ENV = "REFLOW_LOCAL_KILL_AFTER"
 KILL_AFTER_DEFAULT = 10.0
-# A stream worker reports this code for an element SIGTERM interrupted, and then exits.
-_INTERRUPTED = 143
 _INDEX_VAR = "REFLOW_LOCAL_INDEX"
 _SINGLETON = -1  # the event-file index of a job that is not an array
 
@@ -352,7 +351,7 @@ class _Supervisor:
                     stream.current = None
                     # An interrupted worker exits after reporting: its next element goes to
                     # a new worker, not into the pipe of a process that is gone.
-                    index = self.next_index() if code != _INTERRUPTED else None
+                    index = self.next_index() if code != INTERRUPTED_EXIT else None
                     if index is not None:
                         stream.send(index)
                         continue

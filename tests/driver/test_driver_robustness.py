@@ -105,6 +105,27 @@ def test_a_result_file_with_a_wrong_field_is_set_aside_not_recorded(
     assert not run.store.find_cached({row.identity})
 
 
+def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
+        tmp_path: Path) -> None:
+    """A time limit reaches the task as SIGTERM; its result file waits for the scheduler's
+    final state, so retry_on=("TIMEOUT",) can match it."""
+    fake = FakeExecutor()
+    wf = write_pipeline(tmp_path, retries=1, retry_on=("TIMEOUT",))
+    run, ctx = start(wf, tmp_path, fake, n=3)
+    fake.no_result[1] = ["TIMEOUT"]
+    step(ctx)
+    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    path = results_dir(ctx.run_dir) / f"{row.id}.result"
+    path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "state": "FAILED",
+                                "output": None, "output_hash": None, "exit_code": 143,
+                                "error_text": "TaskInterrupted: terminated by SIGTERM"}))
+    assert steps_until_done(ctx) == "SUCCESS"  # retried once, then it ran
+    first, second = run.store.history(run.run_id, "work", 1)
+    assert (first.state, first.scheduler_state, first.exit_code) == ("FAILED", "TIMEOUT", 143)
+    assert "TaskInterrupted" in (first.error_text or "")
+    assert (second.attempt, second.state) == (2, "SUCCESS")
+
+
 def test_a_started_file_without_a_time_zone_is_set_aside(tmp_path: Path) -> None:
     fake = FakeExecutor()
     run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
