@@ -283,8 +283,12 @@ def resume(run: Run) -> None:
         continue_run(run)
 
 
-def stalled_reason(store: Store, run_id: str) -> str | None:
-    """Why a RUNNING run is no longer progressing (its driver or process is gone), else None."""
+def stalled_reason(store: Store, run_id: str, *, ask_scheduler: bool = True) -> str | None:
+    """Why a RUNNING run is no longer progressing (its driver or process is gone), else None.
+
+    ``ask_scheduler=False`` (the TUI, which never calls the scheduler) leaves a chained
+    driver's job unchecked.
+    """
     rec = store.get_run(run_id)
     if RunState(rec.status).terminal:
         return None
@@ -292,7 +296,7 @@ def stalled_reason(store: Store, run_id: str) -> str | None:
     if options.get("executor", "inline") != "inline":
         from reflow.engine.driver_host import stalled_reason as driver_stalled
 
-        return driver_stalled(store, run_id)
+        return driver_stalled(store, run_id, ask_scheduler=ask_scheduler)
     if options.get("host") == socket.gethostname() and not process_alive(options.get("pid")):
         return f"the process {options.get('pid')} that ran it in-process is gone"
     return None

@@ -118,10 +118,13 @@ def read_heartbeat(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def stalled_reason(store: Store, run_id: str, executor: Executor | None = None) -> str | None:
+def stalled_reason(store: Store, run_id: str, executor: Executor | None = None, *,
+                   ask_scheduler: bool = True) -> str | None:
     """Why a RUNNING run has no driver any more, or None when one is alive (or not needed).
 
-    ``status`` and the TUI show this; ``reflow resume`` restarts the driver.
+    ``status`` and the TUI show this; ``reflow resume`` restarts the driver. Whether a chained
+    driver's job still waits can only be asked of the scheduler: without ``ask_scheduler``
+    such a run is not called stalled.
     """
     rec = store.get_run(run_id)
     if RunState(rec.status).terminal:
@@ -139,6 +142,8 @@ def stalled_reason(store: Store, run_id: str, executor: Executor | None = None) 
         job = beat.get("job_id")
         if not job:
             return f"the driver chain ended at {beat['at']} with work still active"
+        if not ask_scheduler:
+            return None
         try:
             ex = executor or make_executor(options["executor"], _config())
             st = ex.query([job]).get(job)

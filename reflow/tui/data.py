@@ -175,8 +175,8 @@ class Reader:
             return None
         from reflow.actions import stalled_reason
 
-        with _guard():
-            return stalled_reason(self.store, run.run_id)
+        with _guard():  # from the store and heartbeat files only: the TUI never asks sacct
+            return stalled_reason(self.store, run.run_id, ask_scheduler=False)
 
     def runs(self, limit: int = 100) -> list[RunSummary]:
         """Recent runs with their progress: one query for the list, then aggregates only for

@@ -67,3 +67,33 @@ def test_an_idle_runs_screen_tick_reads_no_counts_of_settled_runs(
     again = reader.runs()
     assert asked == [runs[1].run_id]
     assert [s.total for s in again] == [s.total for s in first]
+
+
+def test_the_tui_never_asks_the_scheduler_whether_a_run_is_stalled(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chained driver waits in the scheduler's queue: only sacct could say whether it still
+    does, and the TUI refreshes every 2 s (SPEC §7: it never calls the scheduler)."""
+    import json
+    import sqlite3
+
+    import reflow.engine.driver_host as host
+
+    wf = Workflow("chained")
+
+    @wf.job()
+    def one() -> int:
+        return 1
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url)
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE runs SET status = 'RUNNING', options = ? WHERE id = ?",
+                     (json.dumps({"executor": "slurm", "host": host.CHAINED}), run.run_id))
+    host.write_heartbeat(tmp_path / "r", host.CHAINED, job_id="4242")
+
+    def no_scheduler(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the TUI called the scheduler")
+
+    monkeypatch.setattr(host, "make_executor", no_scheduler)
+    reader = Reader(run.store)
+    assert reader.stalled(reader.run(run.run_id)) is None
