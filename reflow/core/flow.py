@@ -8,6 +8,7 @@ without the engine's heavier parts.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -95,7 +96,9 @@ class Flow:
             time=str(time),
             mem=str(mem),
             array_parallelism=array_parallelism,
-            submit_options=tuple(submit_options or ()),
+            # A string is one command line ("--qos=high --exclusive"), not its characters.
+            submit_options=tuple(shlex.split(submit_options) if isinstance(submit_options, str)
+                                 else submit_options or ()),
             extra=dict(extra or {}),
             backend=backend,
             scheduler_options=dict(scheduler_options),

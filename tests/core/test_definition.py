@@ -454,3 +454,18 @@ def test_ordering_edges_keep_the_edge_shapes_and_are_styled_apart() -> None:
     dot = g.render("dot")
     assert '    "a" -> "b";' in dot and '        "a" -> "c";' in dot
     assert dot.index("edge [style=dashed]") < dot.index('"a" -> "c";') < dot.rindex("}")
+
+
+def test_submit_options_given_as_one_string_are_split_like_a_command_line() -> None:
+    wf = Workflow("opts")
+
+    @wf.job(submit_options="--comment='a b' --exclusive")
+    def a() -> int:
+        return 1
+
+    @wf.job(submit_options=["--qos=high"])
+    def b() -> int:
+        return 2
+
+    assert wf.tasks["a"].config.submit_options == ("--comment=a b", "--exclusive")
+    assert wf.tasks["b"].config.submit_options == ("--qos=high",)
