@@ -457,13 +457,27 @@ def _submit(ctx: DriverContext, report: StepReport) -> int:
     for r in ready:
         groups.setdefault((r.task_name, r.attempt), []).append(r)
     moved = 0
+    in_flight: dict[str, int] | None = None
     for (task, attempt), rows in groups.items():
-        moved += _submit_group(ctx, ctx.graph.specs[task], attempt, rows, report)
+        spec = ctx.graph.specs[task]
+        limit = spec.config.array_parallelism if spec.is_array else None
+        if limit is not None:
+            # array_parallelism bounds the task, not each submission: elements already
+            # submitted (by an earlier step, or another attempt) count against it
+            if in_flight is None:
+                in_flight = {name: sum(states.get(s, 0) for s in _IN_FLIGHT)
+                             for name, states in ctx.store.status_counts(ctx.run_id).items()}
+            limit -= in_flight.get(task, 0)
+            if limit <= 0:
+                continue  # submitted once some of those have ended
+            in_flight[task] = in_flight.get(task, 0) + len(rows)
+        moved += _submit_group(ctx, spec, attempt, rows, report, limit)
     return moved
 
 
 def _submit_group(ctx: DriverContext, spec: TaskSpec, attempt: int,
-                  rows: list[InstanceRecord], report: StepReport) -> int:
+                  rows: list[InstanceRecord], report: StepReport,
+                  parallelism: int | None = None) -> int:
     logs = ctx.run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     meta = Meta(ctx.workflow, ctx.entrypoint, spec.name, ctx.run_dir, spec.is_array)
@@ -480,7 +494,7 @@ def _submit_group(ctx: DriverContext, spec: TaskSpec, attempt: int,
         stderr=logs / f"{stem}.err",
         array_indices=tuple(r.array_index for r in rows if r.array_index is not None)
         if spec.is_array else None,
-        array_parallelism=spec.config.array_parallelism if spec.is_array else None,
+        array_parallelism=parallelism,
         env={STREAMABLE_ENV: "1"},
     )
     try:

@@ -344,7 +344,19 @@ def split_array(job: JobSpec, limit: int | None, *, contiguous: bool) -> tuple[J
             cut = next((n for n, i in enumerate(rest) if i >= rest[0] + limit), len(rest))
             parts.append(tuple(rest[:cut]))
             rest = rest[cut:]
-    return tuple(replace(job, array_indices=part) for part in parts)
+    throttles = share_throttle(job.array_parallelism, len(parts))
+    return tuple(replace(job, array_indices=part, array_parallelism=throttle)
+                 for part, throttle in zip(parts, throttles, strict=True))
+
+
+def share_throttle(parallelism: int | None, parts: int) -> list[int | None]:
+    """``array_parallelism`` divided among the submissions of one array, so that together
+    they run at most that many elements (each part at least one, so never more than
+    ``max(parallelism, parts)``)."""
+    if parallelism is None:
+        return [None] * parts
+    base, extra = divmod(parallelism, parts)
+    return [max(1, base + (1 if k < extra else 0)) for k in range(parts)]
 
 
 def with_throttle(spec: str, parallelism: int | None) -> str:

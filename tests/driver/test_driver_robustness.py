@@ -276,3 +276,31 @@ def test_a_scheduler_without_its_client_tools_fails_the_instance_and_the_run(
     assert run.state == "FAILED"
     (produce,) = run.store.latest_instances(run.run_id, "produce")
     assert produce.state == "FAILED" and "'qsub' was not found" in (produce.error_text or "")
+
+
+def test_array_parallelism_bounds_the_task_across_submissions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With at most 4 elements per step and array_parallelism=2, a later step must not add
+    another 2 while the first submission's elements are still in flight."""
+    monkeypatch.setenv("REFLOW_MAX_SUBMIT_JOBS", "4")
+    fake = FakeExecutor()
+    _, ctx = start(write_pipeline(tmp_path, parallelism=2), tmp_path, fake, n=10)
+    step(ctx)  # produce runs; work is planned and its first 4 elements submitted
+    fake.run_jobs = False  # the scheduler keeps them queued or running
+    step(ctx)
+    work = [j for j in fake.task_jobs().values() if j.array_indices is not None]
+    assert [(j.array_indices, j.array_parallelism) for j in work] == [((0, 1, 2, 3), 2)]
+    fake.run_jobs = True
+    assert steps_until_done(ctx, limit=40) == "SUCCESS"
+    work = [j for j in fake.task_jobs().values() if j.array_indices is not None]
+    assert all(j.array_parallelism is not None and j.array_parallelism <= 2 for j in work)
+    assert sorted(i for j in work for i in j.array_indices or ()) == list(range(10))
+
+
+def test_split_arrays_share_their_throttle() -> None:
+    from reflow.executors.scheduler import share_throttle
+
+    assert share_throttle(5, 2) == [3, 2]
+    assert share_throttle(2, 2) == [1, 1]
+    assert share_throttle(1, 3) == [1, 1, 1]  # never 0: each part must be able to run
+    assert share_throttle(None, 2) == [None, None]
