@@ -39,13 +39,13 @@ CSS = """
 #message.error { color: $error; text-style: bold; }
 #filter { height: 3; }
 #runs { height: 1fr; }
-#top { height: 9; }
+#top { height: 8; }
 #tasks { width: 1fr; }
 #dag { width: 34; border-left: solid $primary; padding: 0 1; overflow: hidden;
        text-wrap: nowrap; text-overflow: ellipsis; }
 #page { height: 1; padding: 0 1; background: $boost; }
 #instances { height: 1fr; }
-#feed { height: 6; border-top: solid $primary; padding: 0 1; overflow: hidden;
+#feed { height: 5; border-top: solid $primary; padding: 0 1; overflow: hidden;
         text-wrap: nowrap; text-overflow: ellipsis; }
 #failures { height: 1fr; }
 #detail-scroll { height: 1fr; padding: 0 1; }
