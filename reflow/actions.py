@@ -54,12 +54,16 @@ def _short_value(value: Any) -> str:
 
 
 def _instance(store: Store, run_id: str, task: str, index: int | None) -> InstanceRecord:
-    """The latest attempt of one instance; if there is none, an error saying which exist."""
+    """The latest attempt of one instance; if there is none, an error saying which exist.
+
+    The instance's own attempts are one index seek; the task's other instances (maybe
+    100,000) are read only to word the error.
+    """
     check_run_task(store, run_id, task)
-    rows = store.latest_instances(run_id, task)
-    for r in rows:
-        if r.array_index == index:
+    for r in store.history(run_id, task, index):
+        if r.latest:
             return r
+    rows = store.latest_instances(run_id, task)
     indices = sorted(r.array_index for r in rows if r.array_index is not None)
     if index is None and indices:
         fix = f"task '{task}' is an array: pass --index (0-{indices[-1]})"

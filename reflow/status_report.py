@@ -120,13 +120,18 @@ def skip_notes(store: Store, run_id: str,
     "shown as such"); only tasks whose counts are exactly that one instance are asked.
     """
     cancelled = TaskState.CANCELLED.value
-    notes: dict[str, str] = {}
-    for name, states in summary.items():
-        if dict(states) == {cancelled: 1}:
-            (row,) = store.latest_instances(run_id, name, states=[cancelled], limit=1)
-            if row.reason == SKIPPED and row.error_text:
-                notes[name] = row.error_text
-    return notes
+    notes = {name: skip_note(store, run_id, name) for name, states in summary.items()
+             if dict(states) == {cancelled: 1}}
+    return {name: note for name, note in notes.items() if note}
+
+
+def skip_note(store: Store, run_id: str, task: str) -> str | None:
+    """Why ``task`` was skipped, or None when it was not (one seek, whatever its size)."""
+    for row in store.latest_instances(run_id, task, states=[TaskState.CANCELLED.value],
+                                      limit=1):
+        if row.reason == SKIPPED and row.error_text:
+            return row.error_text
+    return None
 
 
 def status_document(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:

@@ -289,7 +289,7 @@ def config_init(
     store_path: StorePathOption = None,
 ) -> None:
     """Write a commented example config.toml (every setting commented out; a --store or
-    --store-path given here is written as the [defaults] store)."""
+    --store-path given here is written as the \\[defaults] store)."""
     from reflow.config import write_example_config
 
     target = write_example_config(path, overwrite=force, store=store, store_path=store_path)

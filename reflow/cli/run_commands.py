@@ -23,7 +23,6 @@ from reflow.cli.options import (
     store_url,
 )
 from reflow.cli.output import console, emit, emit_json, is_terminal, stdin_is_terminal
-from reflow.engine.reasons import SKIPPED
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -235,9 +234,10 @@ def add_run_commands(app: typer.Typer, wf: Workflow | None) -> None:
         if count:
             emit(f"{run_id}: {count} instance(s){scope} retried; run is {run.state.value}")
         else:
-            skipped = [r.error_text for r in run.store.latest_instances(run_id, task)
-                       if r.reason == SKIPPED and r.error_text] if task else []
-            because = (f"it was {skipped[0]}; retry that task or the whole run" if skipped
+            from reflow.status_report import skip_note
+
+            skipped = skip_note(run.store, run_id, task) if task else None
+            because = (f"it was {skipped}; retry that task or the whole run" if skipped
                        else "no failed or cancelled instances")
             emit(f"{run_id}: nothing to retry{scope}; {because} (run is {run.state.value})")
 

@@ -17,6 +17,7 @@ from reflow.engine.driver import DriverContext, step
 from reflow.engine.driver_host import load_context
 from reflow.engine.results import results_dir
 from reflow.errors import StoreError
+from reflow.store import InstanceRecord
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +76,19 @@ def test_corrupted_result_file_is_reported_and_the_instance_fails_cleanly(
     assert steps_until_done(ctx) == "FAILED"
 
 
+def element_left_to_its_file(
+        tmp_path: Path, ending: str, **options: object
+) -> tuple[Run, DriverContext, InstanceRecord]:
+    """A 3-element run submitted, whose element 1 ends ``ending`` without writing a result:
+    what the driver records for it is whatever file the test writes."""
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path, **options), tmp_path, fake, n=3)
+    fake.no_result[1] = [ending]
+    step(ctx)
+    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    return run, ctx, row
+
+
 GOOD_RESULT = {"attempt": 1, "state": "SUCCESS", "output": "10", "output_hash": "a" * 64,
                "fingerprints": None, "error_text": None, "exit_code": 0,
                "finished_at": "2026-01-01T00:00:00+00:00"}
@@ -91,11 +105,7 @@ def test_a_result_file_with_a_wrong_field_is_set_aside_not_recorded(
         tmp_path: Path, bad: dict[str, object]) -> None:
     """Valid JSON with one wrong field would fail the driver's transaction, or (a bad output)
     every later step reading it and every run taking it as a cache hit (SPEC §9)."""
-    fake = FakeExecutor()
-    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
-    fake.no_result[1] = ["COMPLETED"]
-    step(ctx)
-    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    run, ctx, row = element_left_to_its_file(tmp_path, "COMPLETED")
     path = results_dir(ctx.run_dir) / f"{row.id}.result"
     path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, **bad}))
     report = step(ctx)
@@ -109,12 +119,8 @@ def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
         tmp_path: Path) -> None:
     """A time limit reaches the task as SIGTERM; its result file waits for the scheduler's
     final state, so retry_on=("TIMEOUT",) can match it."""
-    fake = FakeExecutor()
-    wf = write_pipeline(tmp_path, retries=1, retry_on=("TIMEOUT",))
-    run, ctx = start(wf, tmp_path, fake, n=3)
-    fake.no_result[1] = ["TIMEOUT"]
-    step(ctx)
-    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    run, ctx, row = element_left_to_its_file(tmp_path, "TIMEOUT", retries=1,
+                                             retry_on=("TIMEOUT",))
     path = results_dir(ctx.run_dir) / f"{row.id}.result"
     path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "state": "FAILED",
                                 "output": None, "output_hash": None, "exit_code": 143,
@@ -127,11 +133,7 @@ def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
 
 
 def test_a_started_file_without_a_time_zone_is_set_aside(tmp_path: Path) -> None:
-    fake = FakeExecutor()
-    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
-    fake.no_result[1] = ["COMPLETED"]
-    step(ctx)
-    (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
+    _, ctx, row = element_left_to_its_file(tmp_path, "COMPLETED")
     path = results_dir(ctx.run_dir) / f"{row.id}.started"
     path.write_text(json.dumps({"instance_id": row.id, "attempt": 1,
                                 "started_at": "2026-01-01T00:00:00"}))
