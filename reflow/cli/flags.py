@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reflow.cli.values import is_flag, metavar, parse_value, sequence_item
+from reflow.cli.values import is_flag, metavar, parse_value
+from reflow.core.annotations import sequence_item
 from reflow.errors import ParameterError
 
 if TYPE_CHECKING:

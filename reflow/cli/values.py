@@ -9,9 +9,7 @@ naming the flag and what it accepts.
 
 from __future__ import annotations
 
-import enum
 import json
-import types
 import typing
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -19,43 +17,13 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from reflow.core.annotations import literal_choices, sequence_item, strip_optional
 from reflow.errors import ParameterError
-
-
-def strip_optional(annotation: Any) -> Any:
-    """``T | None`` -> ``T``; anything else unchanged."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(rest) == 1:
-            return rest[0]
-    return annotation
-
-
-def sequence_item(annotation: Any) -> tuple[Any, type] | None:
-    """For ``list[T]``/``tuple[T, ...]``/``set``-free sequences: (T, container), else None."""
-    base = strip_optional(annotation)
-    origin = typing.get_origin(base)
-    args = typing.get_args(base)
-    if base is list or origin is list:
-        return (args[0] if args else str), list
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return args[0], tuple
-    return None
 
 
 def is_flag(annotation: Any) -> bool:
     """True for ``bool`` parameters, which become ``--x/--no-x`` switches."""
     return strip_optional(annotation) is bool
-
-
-def literal_choices(annotation: Any) -> list[Any] | None:
-    base = strip_optional(annotation)
-    if typing.get_origin(base) is typing.Literal:
-        return list(typing.get_args(base))
-    if isinstance(base, type) and issubclass(base, enum.Enum):
-        return [m.value for m in base]
-    return None
 
 
 def metavar(annotation: Any) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reflow.core.annotations import coerce, strip_optional
 from reflow.core.codec import dumps
 from reflow.core.spec import TaskSpec
 from reflow.core.wiring import type_name
@@ -37,7 +38,7 @@ class CliParam:
 
     @property
     def choices(self) -> list[Any] | None:
-        base = _strip_optional(self.annotation)
+        base = strip_optional(self.annotation)
         if typing.get_origin(base) is typing.Literal:
             return list(typing.get_args(base))
         return None
@@ -120,6 +121,7 @@ def resolve_parameters(
             f"missing required parameter{'s' if len(missing) > 1 else ''}: {flags}; "
             f"pass {'them' if len(missing) > 1 else 'it'} on the command line or as {keys}"
         )
+    given = {key: coerce(by_key[key].annotation, value, key) for key, value in given.items()}
     for key, value in given.items():
         _check_choice(by_key[key], value)
     # Given values first, then defaults: the error names what the user is most likely to fix.
@@ -133,9 +135,21 @@ def resolve_parameters(
     for p in params:
         for task in p.tasks:
             inp = next(i for i in specs[task].params if i.name == p.name)
-            per_task[task][p.name] = given.get(p.key, inp.default)
+            value = given[p.key] if p.key in given else _typed_default(inp.annotation, inp.default)
+            per_task[task][p.name] = value
         record[p.key] = given.get(p.key, None if p.default is _MISSING else p.default)
     return per_task, record
+
+
+def _typed_default(annotation: Any, default: Any) -> Any:
+    """A default as its annotated type, so omitting it and passing it give one identity.
+
+    A default that is not of its type (a sentinel, say) is the author's choice and stays.
+    """
+    try:
+        return coerce(annotation, default, "")
+    except ParameterError:
+        return default
 
 
 def _check_choice(p: CliParam, value: Any) -> None:
@@ -143,15 +157,6 @@ def _check_choice(p: CliParam, value: Any) -> None:
     if choices is not None and value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         raise ParameterError(f"parameter {p.flag} got {value!r}; choose one of: {allowed}")
-
-
-def _strip_optional(tp: Any) -> Any:
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union,) or type(tp).__name__ == "UnionType":
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) == 1:
-            return rest[0]
-    return tp
 
 
 def _json_safe(value: Any) -> Any:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 
 from reflow import Param, Result, RunDir, Workflow
-from reflow.errors import RunFailedError
+from reflow.errors import ParameterError, RunFailedError
 
 
 def reasons_of(run: Any, task: str) -> list[str]:
@@ -74,6 +75,33 @@ def test_default_passed_explicitly_has_same_identity(tmp_path, sqlite_url) -> No
     wf.run_local(tmp_path / "a", store=sqlite_url)
     run = wf.run_local(tmp_path / "b", store=sqlite_url, n=3, factor=2)
     assert set(reasons_of(run, "double")) == {"cached"}
+
+
+def test_python_values_are_brought_to_the_annotated_type(tmp_path, sqlite_url) -> None:
+    """``"/x"`` for a Path, ``1`` for a float, ISO text for a datetime: the values the command
+    line would parse, so both give one identity; a value that cannot be the type is refused."""
+    wf = Workflow("typed")
+    seen: list[tuple[Any, ...]] = []
+
+    @wf.job()
+    def a(
+        p: Annotated[Path, Param()],
+        scale: Annotated[float, Param()] = 1,
+        when: Annotated[datetime, Param()] = datetime(2024, 1, 1),
+        paths: Annotated[list[Path], Param()] = [],  # noqa: B006
+    ) -> str:
+        seen.append((p, scale, when, paths))
+        return "ok"
+
+    first = wf.run_local(tmp_path / "a", store=sqlite_url, p="/x", paths=("/y",))
+    assert seen == [(Path("/x"), 1.0, datetime(2024, 1, 1), [Path("/y")])]
+    assert isinstance(seen[0][1], float)
+    again = wf.run_local(tmp_path / "b", store=sqlite_url, p=Path("/x"), scale=1.0,
+                         when="2024-01-01T00:00:00", paths=[Path("/y")])
+    assert reasons_of(again, "a") == ["cached"]
+    assert first.status(as_dict=True)["run"]["parameters"]["p"] == {"$t": "path", "v": "/x"}
+    with pytest.raises(ParameterError, match="parameter 'scale' expects float, got str"):
+        wf.run_local(tmp_path / "c", store=sqlite_url, p="/x", scale="big")
 
 
 def test_appending_one_item_recomputes_exactly_one_element(tmp_path, store_url) -> None:

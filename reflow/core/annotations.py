@@ -1,0 +1,114 @@
+"""What a parameter's annotation asks for, and values from Python brought to that type.
+
+The command line parses text by the annotation (``reflow.cli.values``); values passed from
+Python arrive as whatever the caller had. A ``Path`` parameter given ``"/data"`` or a ``float``
+given ``1`` would then hash differently from the same value typed on the command line
+(``Path`` and ``str``, ``1`` and ``1.0`` never hash alike), and be recomputed for no reason.
+``coerce`` applies the same lossless conversions the command line implies and refuses values
+that cannot be the annotated type, naming the parameter.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import Any
+from uuid import UUID
+
+from reflow.errors import ParameterError
+
+
+def strip_optional(annotation: Any) -> Any:
+    """``T | None`` -> ``T``; anything else unchanged."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
+
+
+def sequence_item(annotation: Any) -> tuple[Any, type] | None:
+    """For ``list[T]`` and ``tuple[T, ...]``: (T, container); else None."""
+    base = strip_optional(annotation)
+    origin = typing.get_origin(base)
+    args = typing.get_args(base)
+    if base is list or origin is list:
+        return (args[0] if args else str), list
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return args[0], tuple
+    return None
+
+
+def literal_choices(annotation: Any) -> list[Any] | None:
+    """The allowed values of a ``Literal`` (or an Enum's member values), else None."""
+    base = strip_optional(annotation)
+    if typing.get_origin(base) is typing.Literal:
+        return list(typing.get_args(base))
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return [m.value for m in base]
+    return None
+
+
+def coerce(annotation: Any, value: Any, name: str) -> Any:
+    """``value`` as the type ``annotation`` names, for the conversions that lose nothing.
+
+    Types without a rule here (``Any``, unions, dataclasses, ...) are left to the task.
+    """
+    if value is None:
+        return None
+    item = sequence_item(annotation)
+    if item is not None:
+        if not isinstance(value, list | tuple):
+            return value
+        item_type, container = item
+        return container(coerce(item_type, v, name) for v in value)
+    base = strip_optional(annotation)
+    if not isinstance(base, type) or not _has_rule(base):
+        return value
+    if isinstance(value, base) and not (isinstance(value, bool) and base in (int, float)):
+        return value
+    if issubclass(base, PurePath) and isinstance(value, str | PurePath):
+        return base(value)
+    if issubclass(base, enum.Enum):
+        return _enum_member(base, value, name)
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is str and isinstance(value, PurePath):
+        return str(value)
+    parse = _FROM_TEXT.get(base)
+    if parse is not None and isinstance(value, str):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    raise ParameterError(
+        f"parameter '{name}' expects {base.__name__}, got {type(value).__name__} {value!r}; "
+        f"pass a {base.__name__}"
+    )
+
+
+def _has_rule(base: type) -> bool:
+    return base in _PLAIN or issubclass(base, PurePath | enum.Enum)
+
+
+_PLAIN = frozenset({str, int, float, bool, dict, datetime, date, UUID})
+
+_FROM_TEXT: dict[type, Any] = {
+    datetime: datetime.fromisoformat,
+    date: date.fromisoformat,
+    UUID: UUID,
+}
+
+
+def _enum_member(cls: type[enum.Enum], value: Any, name: str) -> enum.Enum:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in cls)
+        raise ParameterError(
+            f"parameter '{name}' got {value!r}; choose one of: {allowed}"
+        ) from None
