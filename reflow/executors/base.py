@@ -383,7 +383,16 @@ class Executor(ABC):
         Each part's elements are ``array_element_id(job_id, i)`` for ``i`` in
         ``part.array_indices``; a job that depends on the whole array depends on every id.
         """
-        return [(self.submit(part), part) for part in self.split(job)]
+        submitted: list[tuple[str, JobSpec]] = []
+        limit = job.array_parallelism
+        for k, part in enumerate(self.split(job)):
+            if limit is not None and k >= limit:
+                # Each part runs at least one element at a time, so with more parts than
+                # ``array_parallelism`` a part waits for the one ``limit`` places before it.
+                earlier = submitted[k - limit][0]
+                part = replace(part, after_any=(*part.after_any, earlier))
+            submitted.append((self.submit(part), part))
+        return submitted
 
 
 def array_index_from_env(env: Mapping[str, str] | None = None) -> int | None:

@@ -351,8 +351,8 @@ def split_array(job: JobSpec, limit: int | None, *, contiguous: bool) -> tuple[J
 
 def share_throttle(parallelism: int | None, parts: int) -> list[int | None]:
     """``array_parallelism`` divided among the submissions of one array, so that together
-    they run at most that many elements (each part at least one, so never more than
-    ``max(parallelism, parts)``)."""
+    they run at most that many elements. Each part gets at least one; parts beyond the
+    first ``parallelism`` wait for an earlier part (``Executor.submit_many``)."""
     if parallelism is None:
         return [None] * parts
     base, extra = divmod(parallelism, parts)

@@ -101,6 +101,22 @@ def test_arrays_beyond_max_array_size_are_split_with_offsets(
     assert executor.array_element_id("11@1001", 1500) == "11@1001_1500"
 
 
+def test_parts_beyond_array_parallelism_wait_for_an_earlier_part(
+    fake: FakeScheduler, tmp_path: Path
+) -> None:
+    """Each part runs at least one element, so with P=1 and two parts the second part
+    waits for the first: the task never runs more than P elements at once."""
+    fake.reply("scontrol", SCONTROL)
+    fake.reply("sbatch", "10\n", "11\n")
+    job = make_job(tmp_path, indices=(5, 1000, 1001, 1500, 2001), parallelism=1)
+    submitted = SlurmExecutor(fake.runner()).submit_many(job)
+    assert [part.after_any for _, part in submitted] == [(), ("10",)]
+    first, second = (call.argv for call in fake.calls("sbatch"))
+    assert first[first.index("--array") + 1] == "5,1000%1"
+    assert "--dependency" not in first
+    assert second[second.index("--dependency") + 1] == "afterany:10"
+
+
 def test_cancel_translates_elements_of_shifted_parts(fake: FakeScheduler) -> None:
     SlurmExecutor(fake.runner()).cancel(["10", "11@1001_1500", "12_3", "11@1001_1500"])
     assert fake.argv("scancel") == ["10", "11_499", "12_3"]
