@@ -33,9 +33,9 @@ from reflow.tui.verify_screen import VerifyScreen
 DEFAULT_REFRESH_S = 2.0
 
 CSS = """
-#banner { background: $error; color: $text; height: 1; display: none; }
+#banner { background: $error; color: $text; height: auto; max-height: 3; display: none; }
 #title { height: 1; background: $boost; padding: 0 1; }
-#message { height: 1; color: $text-muted; padding: 0 1; }
+#message { height: auto; min-height: 1; max-height: 3; color: $text-muted; padding: 0 1; }
 #message.error { color: $error; text-style: bold; }
 #filter { height: 3; }
 #runs { height: 1fr; }

@@ -405,6 +405,8 @@ async def test_a_stalled_run_is_flagged_with_the_way_to_resume_it(runs: Demo) ->
         text = str(banner.render())
         assert f"stalled: the process {gone} that ran it in-process is gone" in text
         assert f"reflow resume {runs.second}" in text
+        # At 80 columns the banner wraps instead of cutting off the command to run.
+        assert len(text) > app.size.width and banner.size.height >= 2
 
 
 async def test_a_slow_failing_read_is_not_replaced_by_the_next_tick(
