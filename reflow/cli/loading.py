@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from reflow.core import script_modules
 from reflow.engine.entrypoints import import_failure
 from reflow.errors import ReflowError, suggestion
 
@@ -34,6 +35,7 @@ def _exec_script(path: Path) -> ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)  # as `python pipeline.py` would: sibling imports work
     sys.modules[_MODULE_NAME] = module  # dataclasses and typing look their module up
+    script_modules.register(module, path)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:

@@ -105,6 +105,8 @@ _FROM_TEXT: dict[type, Any] = {
 
 
 def _enum_member(cls: type[enum.Enum], value: Any, name: str) -> enum.Enum:
+    if isinstance(value, enum.Enum):  # the same Enum from the script loaded under another name
+        value = value.value
     try:
         return cls(value)
     except ValueError:

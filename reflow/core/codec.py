@@ -19,13 +19,13 @@ Decisions worth knowing:
 - Aware datetimes keep their UTC offset; a ``ZoneInfo`` zone comes back as a fixed offset (the
   same instant, and ``==`` holds).
 - Enum and dataclass classes are stored as ``"module:QualName"`` and must be importable from
-  module level in the process that decodes them.
+  module level in the process that decodes them; a class defined in the pipeline script is
+  stored under the script's file stem, whatever it was loaded as (``script_modules``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +37,7 @@ from pathlib import Path, PurePath
 from typing import Any, TypeAlias
 from uuid import UUID
 
+from reflow.core import script_modules
 from reflow.errors import EncodeError
 
 JSON: TypeAlias = str | int | float | bool | list["JSON"] | dict[str, "JSON"] | None
@@ -292,8 +293,9 @@ def _class_ref(cls: type) -> str:
             "is defined inside a function",
             f"move class '{cls.__name__}' to module level so it can be imported when decoding",
         )
+    module = script_modules.stored_name(cls.__module__)
     try:
-        found = _resolve_qualname(importlib.import_module(cls.__module__), qualname)
+        found = script_modules.resolve(module, qualname)
     except (ImportError, AttributeError):
         found = None
     if found is not cls:
@@ -302,7 +304,7 @@ def _class_ref(cls: type) -> str:
             "cannot be found again by its import name",
             "define the class once, at module level, in an importable module",
         )
-    return f"{cls.__module__}:{qualname}"
+    return f"{module}:{qualname}"
 
 
 @cache
@@ -428,16 +430,10 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def _import_class(ref: str) -> object:
     module_name, _, qualname = ref.partition(":")
     try:
-        return _resolve_qualname(importlib.import_module(module_name), qualname)
+        return script_modules.resolve(module_name, qualname)
     except (ImportError, AttributeError) as exc:
         raise EncodeError(
             f"cannot decode stored value: class '{ref}' cannot be imported ({exc}); make module "
             f"'{module_name}' importable (PYTHONPATH) in this process"
         ) from None
 
-
-def _resolve_qualname(module: object, qualname: str) -> object:
-    obj = module
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj

@@ -6,6 +6,7 @@ user naming the script again.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -13,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reflow.core import script_modules
 from reflow.errors import ReflowError
 
 if TYPE_CHECKING:
@@ -64,13 +66,15 @@ def load_workflow(entrypoint: str | None, name: str) -> Workflow:
                 f"the pipeline file {path} of workflow '{name}' no longer exists; restore it "
                 "there (the run's driver and workers import the workflow from it)"
             )
-        module_name = f"{SCRIPT_MODULE_PREFIX}{abs(hash(str(path.resolve())))}"
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+        module_name = f"{SCRIPT_MODULE_PREFIX}{digest}"
         module = sys.modules.get(module_name)  # type: ignore[assignment]
         if module is None:
             spec = importlib.util.spec_from_file_location(module_name, path)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
+            script_modules.register(module, path)
             sys.path.insert(0, str(path.parent))
             try:
                 spec.loader.exec_module(module)
