@@ -7,6 +7,10 @@ event to ``events`` (``S i`` started, ``E i code`` ended, ``C i`` cancelled); ``
 that file and whether the supervisor is still alive, so any later process (a restarted
 driver, ``reflow status``) sees the same truth without talking to it.
 
+``max_workers`` bounds the machine, not one job: a supervisor runs an element only while it
+holds one of ``max_workers`` slots (``_Slots``), shared by every local job, so two tasks of
+one run, or two runs, together use at most that many processes.
+
 Commands that speak reflow's worker stream protocol (``REFLOW_STREAMABLE=1`` in the job's
 env) run on long-lived worker processes that receive indices on stdin: a trivial element then
 costs about a millisecond, not an interpreter start. Other commands get one process per
@@ -16,6 +20,7 @@ element, with the index in the environment like on a real scheduler.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -59,7 +64,7 @@ def default_state_dir() -> Path:
 
 
 class LocalExecutor(Executor):
-    """Runs jobs as local processes; ``max_workers`` bounds each submission's parallelism."""
+    """Runs jobs as local processes, at most ``max_workers`` at once on this machine."""
 
     name: ClassVar[str] = "local"
     index_base: ClassVar[int] = 0
@@ -85,6 +90,7 @@ class LocalExecutor(Executor):
             "workdir": str(job.workdir), "stdout": str(job.stdout), "stderr": str(job.stderr),
             "indices": list(job.array_indices) if job.array_indices is not None else None,
             "parallel": parallel,
+            "slots": self.max_workers,
             "after": [str(self.state_dir / _base(j)) for j in job.after_any],
         }), encoding="utf-8")
         try:
@@ -225,6 +231,35 @@ class _JobView:
 # ------------------------------------------------------------------------------ supervisor
 
 
+class _Slots:
+    """Places for running elements on this machine: an ``flock`` on ``<dir>/<i>`` each.
+
+    A supervisor of an executor with ``max_workers=N`` takes only slots below N, so all local
+    jobs of that executor (and of any other with N or fewer) run at most N elements at once.
+    A lock ends with its process, so a killed supervisor never keeps a slot.
+    """
+
+    def __init__(self, directory: Path, count: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.paths = [directory / str(i) for i in range(count)]
+
+    def take(self) -> int | None:
+        """An open, locked slot file descriptor, or None while all N are in use."""
+        for path in self.paths:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return fd
+        return None
+
+    @staticmethod
+    def give(fd: int) -> None:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
 class _Supervisor:
     """Runs one job's elements on a bounded set of processes and logs every event."""
 
@@ -238,6 +273,8 @@ class _Supervisor:
         self.cancelled: set[int] = set()
         self.kill_after = float(os.environ.get(KILL_AFTER_ENV) or KILL_AFTER_DEFAULT)
         self.signalled: dict[int, float] = {}  # pid -> when SIGTERM was sent
+        count = int(self.job.get("slots") or self.job["parallel"])
+        self.slots = _Slots(directory.parent / "slots", count)
 
     def log(self, line: str) -> None:
         self.events.write(line + "\n")
@@ -297,25 +334,32 @@ class _Supervisor:
     # one process per element: any command
     def run_processes(self) -> None:
         running: dict[int, subprocess.Popen[bytes]] = {}
+        held: dict[int, int] = {}  # index -> slot
         while self.queue or running:
-            while len(running) < self.job["parallel"]:
+            while len(running) < self.job["parallel"] and self.queue:
+                slot = self.slots.take()
+                if slot is None:
+                    break
                 index = self.next_index()
                 if index is None:
+                    self.slots.give(slot)
                     break
                 with open(self.path("stdout", index), "ab") as out, \
                         open(self.path("stderr", index), "ab") as err:
                     running[index] = subprocess.Popen(
                         self.job["command"], stdin=subprocess.DEVNULL, stdout=out,
                         stderr=err, env=self.env_for(index), cwd=self.job["workdir"])
+                held[index] = slot
                 self.log(f"S {index}")
             for index, proc in list(running.items()):
                 code = proc.poll()
                 if code is not None:
                     del running[index]
+                    self.slots.give(held.pop(index))
                     self.end(index, code)
                 elif self.cancel_all or index in self.cancelled:
                     self.stop(proc)
-            if running:
+            if running or self.queue:
                 time.sleep(0.02)
 
     def end(self, index: int, code: int) -> None:
@@ -330,9 +374,14 @@ class _Supervisor:
         busy: dict[int, _Stream] = {}
         spawned = 0
         while True:
+            waiting = False  # for a slot another job holds
             while len(busy) < self.job["parallel"] and self.queue and not self.cancel_all:
+                slot = self.slots.take()
+                if slot is None:
+                    waiting = True
+                    break
                 spawned += 1
-                stream = _Stream.start(self, spawned)
+                stream = _Stream.start(self, spawned, slot)
                 index = self.next_index()
                 if index is None:
                     stream.close()
@@ -341,8 +390,12 @@ class _Supervisor:
                 busy[stream.proc.pid] = stream
                 sel.register(stream.out, selectors.EVENT_READ, stream)
             if not busy:
-                return
-            for key, _ in sel.select(timeout=0.5):
+                if not waiting:
+                    return
+                time.sleep(0.02)
+                self.read_cancels()
+                continue
+            for key, _ in sel.select(timeout=0.05 if waiting else 0.5):
                 stream = key.data
                 line = stream.out.readline()
                 if line:
@@ -372,10 +425,11 @@ class _Stream:
     proc: subprocess.Popen[bytes]
     out: IO[bytes]
     sup: _Supervisor
+    slot: int
     current: int | None = None
 
     @classmethod
-    def start(cls, sup: _Supervisor, number: int) -> _Stream:
+    def start(cls, sup: _Supervisor, number: int, slot: int) -> _Stream:
         env = sup.env_for(None)
         env.update({"REFLOW_LOCAL_STREAM": "1", "REFLOW_LOCAL_STDOUT": sup.job["stdout"],
                     "REFLOW_LOCAL_STDERR": sup.job["stderr"]})
@@ -384,7 +438,7 @@ class _Stream:
                                     stdout=subprocess.PIPE, stderr=log, env=env,
                                     cwd=sup.job["workdir"])
         assert proc.stdout is not None
-        return cls(proc, proc.stdout, sup)
+        return cls(proc, proc.stdout, sup, slot)
 
     def send(self, index: int) -> None:
         self.current = index
@@ -401,6 +455,7 @@ class _Stream:
         with contextlib.suppress(BrokenPipeError):
             self.proc.stdin.close()
         code = self.proc.wait()
+        _Slots.give(self.slot)
         return 128 - code if code < 0 else code
 
 

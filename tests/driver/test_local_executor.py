@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -214,3 +216,36 @@ def test_driver_retry_after_a_failed_upstream_check_uses_the_recomputed_output(
     assert (make.output, make.reason) == ("2", "verify-failed:callable")
     assert (consume.input, consume.output) == ('{"x":2}', "200")
     assert make.output_hash in consume.preimage
+
+
+ELEMENT = """
+import os, sys, time
+from pathlib import Path
+out = Path(sys.argv[1]) / f"{sys.argv[2]}-{os.environ['REFLOW_LOCAL_INDEX']}"
+start = time.monotonic()
+time.sleep(0.3)
+out.write_text(f"{start} {time.monotonic()}")
+"""
+
+
+def test_max_workers_bounds_the_machine_not_each_job(local_env: Path) -> None:
+    """Two array jobs submitted at once by an executor with max_workers=1 never overlap:
+    the supervisors share the machine's slots (without them both would run at once)."""
+    from reflow.executors.base import JobResources, JobSpec
+
+    executor = LocalExecutor(max_workers=1)
+    marks = local_env / "marks"
+    marks.mkdir()
+    ids = {}
+    for name in ("a", "b"):
+        ids[name] = executor.submit(JobSpec(
+            name=name, command=(sys.executable, "-c", ELEMENT, str(marks), name),
+            resources=JobResources.from_options(), workdir=local_env,
+            stdout=local_env / f"{name}-{{index}}.out", stderr=local_env / f"{name}-{{index}}.err",
+            array_indices=(0, 1)))
+    elements = [executor.array_element_id(ids[n], i) for n in ids for i in (0, 1)]
+    wait_for(lambda: all(s.state == "COMPLETED" for s in executor.query(elements).values()),
+             timeout=60, what="four elements to complete")
+    spans = sorted(tuple(map(float, p.read_text().split())) for p in marks.iterdir())
+    assert len(spans) == 4
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
