@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from reflow.errors import StoreError, UnknownRunError, suggestion
 from reflow.states import TaskState
 from reflow.store import cache, counts, writes
-from reflow.store.bulk import BulkSql
+from reflow.store.bulk import BulkSql, Row
 from reflow.store.cache import TaskHistory
 from reflow.store.database import DEFAULT_DEADLINE_S, Database, parse_url
 from reflow.store.errors import InstanceConflict, RunIdTaken, UnknownInstanceError
@@ -346,13 +346,16 @@ class Store:
 
         def work(conn: Connection) -> list[int]:
             now = stamp or _now()
+            transitions: list[Row] = []
             try:
-                ids = (writes.insert_recorded(conn, self._sql, rows, now, copies)
+                ids = (writes.insert_recorded(conn, self._sql, rows, now, copies,
+                                              transitions_to=transitions)
                        if rows or copies else [])
             except IntegrityError as exc:
                 raise self._insert_failure(exc) from exc
             if changes:
-                writes.apply(conn, self._sql, changes, now, at)
+                writes.apply(conn, self._sql, changes, now, at, transitions_to=transitions)
+            writes.write_transitions(conn, self._sql, transitions)
             return ids
 
         return self._db.run(work, write=True)

@@ -126,13 +126,15 @@ class RecordedInstance:
 
 def insert_recorded(
     conn: Connection, sql: BulkSql, rows: Sequence[RecordedInstance], now: datetime,
-    copies: Sequence[CopyBatch] = (),
+    copies: Sequence[CopyBatch] = (), *, transitions_to: list[Row] | None = None,
 ) -> list[int]:
     """Insert ``rows`` as latest attempts in their current state, with their whole history.
 
     An instance that ran and finished between two writes thus costs one row and its
     transitions, not an insert and a later compare-and-set update. ``copies`` (cache hits)
-    go in alongside; the returned ids are those of ``rows``, in order.
+    go in alongside; the returned ids are those of ``rows``, in order. With
+    ``transitions_to`` the transition rows are added to that list for the caller to write
+    (``write_transitions``) together with others of the same transaction.
     """
     ids = sql.allocate_ids(conn, "instances", len(rows) + sum(len(b.copies) for b in copies))
     earlier = _earlier_attempts(conn, sql, rows, copies)
@@ -169,14 +171,25 @@ def insert_recorded(
                 new_id, run_id, task, index, attempt, from_state, str(to_state), ts(at), detail,
             ))  # fmt: skip
     copy_rows = _copy_rows(sql, copies, ids[len(rows):], stamp, transitions, earlier)
-    # Chronological, as if each change had been written when it happened (stable sort: one
-    # instance's changes at the same instant keep their order).
-    transitions.sort(key=_AT)
     columns, values = _without_null_columns(_RECORDED_COLUMNS, instances)
     sql.insert_many(conn, "instances", columns, values)
     sql.insert_many(conn, "instances", _COPY_COLUMNS, copy_rows)
-    sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
+    if transitions_to is None:
+        write_transitions(conn, sql, transitions)
+    else:
+        transitions_to.extend(transitions)
     return ids[: len(rows)]
+
+
+def write_transitions(conn: Connection, sql: BulkSql, transitions: list[Row]) -> None:
+    """Insert transition rows in the order they happened, as if each had been written then.
+
+    Rows of one batch come from different places (new instances' histories, changes to
+    instances already stored); ids follow time, so the history reads in order. The sort is
+    stable: one instance's changes at the same instant keep their order.
+    """
+    transitions.sort(key=_AT)
+    sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
 
 
 _COPY_COLUMNS = (
@@ -339,6 +352,8 @@ def apply(
     changes: Sequence[StateChange],
     now: datetime,
     at: Sequence[datetime] | None = None,
+    *,
+    transitions_to: list[Row] | None = None,
 ) -> list[int]:
     """Apply each change whose instance is in one of its ``from_states``; returns those ids.
 
@@ -375,7 +390,10 @@ def apply(
             for instance_id, plan in members
         ]  # fmt: skip
         sql.update_instances(conn, names, rows)
-    sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
+    if transitions_to is None:
+        sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
+    else:
+        transitions_to.extend(transitions)
     return list(plans)
 
 

@@ -205,6 +205,10 @@ def test_retry_after_a_failed_upstream_check_runs_on_the_recomputed_output(
     history = [(t["task_name"], t["to_state"]) for t in run.transitions()
                if t["task_name"] == "consume"]
     assert ("consume", "FAILED") in history and history[-1] == ("consume", "SUCCESS")
+    # the history reads in the order things happened: the retried make (a change to a stored
+    # instance) before the consume attempt planned after it (a new row of the same batch)
+    times = [t["at"] for t in run.transitions()]
+    assert times == sorted(times)
     assert "verify-failed:callable" in run.why("make")
     assert "verify" in run.why("make").splitlines()[1]
 
