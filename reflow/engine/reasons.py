@@ -72,8 +72,13 @@ def _differ(old: Any, new: Any) -> bool:
 
 
 def miss_reason(new: dict[str, Any], reference: dict[str, Any] | None) -> str:
-    """The reason token for a cache miss, given the nearest earlier pre-image (if any)."""
+    """The reason token for a cache miss, given the nearest earlier pre-image (if any).
+
+    A miss with nothing changed means the earlier instance with these very inputs did not
+    succeed (else it would be a hit): running it again is a retry, whether the run's own
+    ``retry`` planned it again or a new run asked for the same work.
+    """
     if reference is None:
         return NEW
     changes = diff_preimages(reference, new)
-    return changes[0].reason if changes else NEW
+    return changes[0].reason if changes else RETRY

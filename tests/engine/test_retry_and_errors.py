@@ -120,6 +120,35 @@ def test_retry_reruns_upstream_whose_output_fails_verification(tmp_path, sqlite_
     assert [f.task_name for f in fails] == ["make"] and "missing" in fails[0].reason
 
 
+def test_a_retried_instance_whose_inputs_did_not_change_is_a_retry(tmp_path) -> None:
+    """The upstream is recomputed (its check failed) to the same value: the downstream runs
+    again on the very inputs of its failed attempt, which is a retry, with or without verify."""
+    trusted, ready = tmp_path / "trusted", tmp_path / "ready"
+    wf = Workflow("same")
+
+    @wf.job(verify=lambda out: trusted.exists())
+    def up() -> int:
+        return 7
+
+    @wf.job()
+    def down(x: Annotated[int, Result(step="up")]) -> int:
+        if not ready.exists():
+            raise RuntimeError("not yet")
+        return x
+
+    for verify in (True, False):
+        trusted.touch()
+        ready.unlink(missing_ok=True)
+        store = f"sqlite:///{tmp_path}/m-{verify}.db"  # nothing cached from the other round
+        run = wf.run_local(tmp_path / f"r{verify}", store=store, on_error="continue")
+        trusted.unlink()
+        ready.touch()
+        run.retry(verify=verify)
+        (row,) = latest(run, "down")
+        assert (row["state"], row["attempt"], row["reason"]) == ("SUCCESS", 2, "retry")
+        assert run.why("down").startswith("down: retry")
+
+
 def test_unknown_run_id_suggests_closest(tmp_path, sqlite_url) -> None:
     flag = tmp_path / "flag"
     flag.write_text("ok")
