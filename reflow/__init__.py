@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "UnknownTaskError": "reflow.errors",
     "RunFailedError": "reflow.errors",
     "ConfigError": "reflow.errors",
+    "OptionError": "reflow.errors",
     "StoreError": "reflow.errors",
     "ExecutorError": "reflow.errors",
 }
@@ -68,6 +69,7 @@ __all__ = [
     "LocalExecutor",
     "ManifestCodec",
     "MissingParameterError",
+    "OptionError",
     "PBSExecutor",
     "Param",
     "ParameterError",
@@ -129,6 +131,7 @@ if TYPE_CHECKING:
         ExecutorError,
         GraphError,
         MissingParameterError,
+        OptionError,
         ParameterError,
         ReflowError,
         RunFailedError,

@@ -62,6 +62,11 @@ class RunFailedError(ReflowError, RuntimeError):
         self.task = task
 
 
+class OptionError(ReflowError, ValueError):
+    """An argument of a run (``on_error``, ``max_workers``, ``store``, the run directory) that
+    cannot be used as given."""
+
+
 class ConfigError(ReflowError, ValueError):
     """The configuration file or a REFLOW_* variable is malformed."""
 

@@ -29,7 +29,7 @@ from reflow.engine.driver_host import (
     start_host,
 )
 from reflow.engine.local_runner import check_task_names
-from reflow.engine.run_records import record_run
+from reflow.engine.run_records import make_run_dir, record_run
 from reflow.executors.base import Executor
 from reflow.states import RunState, TaskState
 from reflow.store import InstanceRecord, StateChange, Store
@@ -97,8 +97,7 @@ def submit_run(
     # Built before anything is recorded: an adapter that cannot be set up leaves no run behind.
     adapter = instance or make_executor(name, config)
     st = Store.open(store)
-    directory = Path(run_dir).expanduser().resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_run_dir(run_dir)
     host = FOREGROUND if wait else (DETACHED if name == "local" else CHAINED)
     options: dict[str, Any] = {"executor": name, "force": force, "force_tasks": forced,
                                "verify": verify, "host": host}

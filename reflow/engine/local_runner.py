@@ -31,10 +31,10 @@ from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
 from reflow.engine.recording import copy_batch, plan_task, started_instance
-from reflow.engine.run_records import record_run
+from reflow.engine.run_records import make_run_dir, record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
-from reflow.errors import EncodeError, RunFailedError, UnknownTaskError, suggestion
+from reflow.errors import EncodeError, OptionError, RunFailedError, UnknownTaskError, suggestion
 from reflow.states import RunState, TaskState
 from reflow.store import InstanceRecord, NewInstance, Store
 from reflow.store.cache import TaskHistory
@@ -86,14 +86,13 @@ def run_local(
 
     graph = wf.validate()
     if on_error not in ("stop", "continue"):
-        raise ValueError(f"on_error={on_error!r} is not valid; use 'stop' or 'continue'")
-    if max_workers < 1:
-        raise ValueError(f"max_workers={max_workers} must be at least 1")
+        raise OptionError(f"on_error={on_error!r} is not valid; use 'stop' or 'continue'")
+    if not isinstance(max_workers, int) or max_workers < 1:
+        raise OptionError(f"max_workers={max_workers!r} must be a whole number of at least 1")
     forced = check_task_names(graph, force_tasks or (), "force_tasks")
     per_task, record = resolve_parameters(graph.specs, params)
     st = Store.open(store)
-    directory = Path(run_dir).expanduser().resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_run_dir(run_dir)
     options = {"executor": "inline", "force": force, "force_tasks": forced, "verify": verify,
                "on_error": on_error, "max_workers": max_workers, "pid": os.getpid(),
                "host": socket.gethostname()}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from reflow.core.codec import dumps
 from reflow.core.spec import JobConfig
 from reflow.core.wiring import type_name
+from reflow.errors import OptionError
 from reflow.states import RunState
 from reflow.store import NewRun, NewTaskSpec, RunIdTaken
 
@@ -27,6 +28,20 @@ if TYPE_CHECKING:
     from reflow.core.flow import Workflow
     from reflow.core.graph import TaskGraph
     from reflow.store import Store
+
+
+def make_run_dir(run_dir: str | os.PathLike[str]) -> Path:
+    """The run directory as an absolute path, created if needed."""
+    directory = Path(run_dir).expanduser().resolve()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = ("is a file, not a directory" if directory.is_file()
+                   else f"cannot be created ({exc.strerror})")
+        raise OptionError(
+            f"run dir {directory} {problem}; choose a directory you can write to"
+        ) from exc
+    return directory
 
 
 def new_run_id(workflow: str, now: datetime | None = None) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, func, insert, select,
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from reflow.errors import StoreError, UnknownRunError, suggestion
+from reflow.errors import OptionError, StoreError, UnknownRunError, suggestion
 from reflow.states import TaskState
 from reflow.store import cache, counts, writes
 from reflow.store.bulk import BulkSql, Row
@@ -112,6 +112,11 @@ class Store:
         """
         if isinstance(location, Store):
             return location
+        if location is not None and not isinstance(location, str | os.PathLike):
+            raise OptionError(
+                f"store={location!r} is not a store; pass a Store, a SQLAlchemy URL or the "
+                "path of a SQLite file"
+            )
         from reflow.config import resolve_store_location
 
         url = parse_url(resolve_store_location(location))

@@ -291,8 +291,8 @@ def test_file_system_and_import_errors_are_one_line(project: Project, tmp_path: 
     taken = project.cli("submit", "--run-dir", str(tmp_path / "afile"), "--label", "x",
                         "--executor", "local")
     assert taken.returncode == 1
-    assert error_line(taken) == (f"error: {tmp_path / 'afile'}: File exists; check the path "
-                                 "and its permissions")
+    assert error_line(taken) == (f"error: run dir {tmp_path / 'afile'} is a file, not a "
+                                 "directory; choose a directory you can write to")
     broken = tmp_path / "broken.py"
     broken.write_text("from reflow import Workflow\nwf = Workflow('b')\nimport no_such_pkg\n")
     failed = project.reflow("dag", str(broken), store=False)

@@ -149,6 +149,31 @@ def test_a_retried_instance_whose_inputs_did_not_change_is_a_retry(tmp_path) -> 
         assert run.why("down").startswith("down: retry")
 
 
+def test_bad_run_options_are_reflow_errors_naming_the_fix(tmp_path, sqlite_url) -> None:
+    from reflow.errors import OptionError, ReflowError
+
+    wf = Workflow("opts")
+
+    @wf.job()
+    def a() -> int:
+        return 1
+
+    (tmp_path / "file").write_text("")
+    cases = {
+        "on_error='cont' is not valid; use 'stop' or 'continue'": {"on_error": "cont"},
+        "max_workers=0 must be a whole number of at least 1": {"max_workers": 0},
+        "store=42 is not a store; pass a Store": {"store": 42},
+        f"run dir {tmp_path / 'file'} is a file, not a directory": {"run_dir": tmp_path / "file"},
+    }
+    for message, bad in cases.items():
+        kwargs = {"run_dir": tmp_path / "r", "store": sqlite_url, **bad}
+        with pytest.raises(OptionError) as caught:
+            wf.run_local(**kwargs)
+        assert isinstance(caught.value, ReflowError) and isinstance(caught.value, ValueError)
+        assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "r").exists()  # refused before anything was created
+
+
 def test_unknown_run_id_suggests_closest(tmp_path, sqlite_url) -> None:
     flag = tmp_path / "flag"
     flag.write_text("ok")
