@@ -619,6 +619,11 @@ def write_example_config(
         store_path = str(Path(store_path).expanduser().resolve())
     settings = {("defaults", "store"): store, ("defaults", "store_path"): store_path}
     text = _example_text({k: v for k, v in settings.items() if v is not None})
+    if target.is_dir():
+        raise ConfigError(
+            f"config {target}: is a directory; pass the path of a file, e.g. "
+            f"{target / 'config.toml'}"
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if overwrite:

@@ -62,6 +62,8 @@ IndexOption = Annotated[
     typer.Option(
         "--index",
         "-i",
+        min=0,
+        max=2**31 - 1,
         metavar="I",
         help="Array index of the instance (for array tasks).",
         show_default=False,

@@ -46,7 +46,8 @@ VerifyOption = Annotated[
 ]
 TaskArgument = Annotated[str, typer.Argument(metavar="TASK", help="Task name.")]
 LastOption = Annotated[
-    int, typer.Option("--last", "-n", min=1, metavar="N", help="Show the N newest runs.")
+    int, typer.Option("--last", "-n", min=1, max=10**9, metavar="N",
+                      help="Show the N newest runs.")
 ]
 AllOption = Annotated[
     bool, typer.Option("--all", "-a", help="Show every matching run (no --last limit).")

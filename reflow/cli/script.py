@@ -131,7 +131,12 @@ def build_script_app(
 
     @app.command("describe")
     @guarded
-    def describe(store: StoreOption = None, store_path: StorePathOption = None) -> None:
+    def describe(
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="Accepted as on every reading command: describe always prints JSON."
+        )] = True,
+        store: StoreOption = None, store_path: StorePathOption = None,
+    ) -> None:
         """The workflow as a JSON document (tasks, dependencies, parameters); reads no store."""
         emit_json(wf.describe())
 

@@ -122,6 +122,11 @@ class Store:
         url = parse_url(resolve_store_location(location))
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             path = Path(str(url.database))
+            if path.is_dir():
+                raise StoreError(
+                    f"store path {path} is a directory; pass the path of a SQLite file, e.g. "
+                    f"{path / 'manifest.db'}"
+                )
             if not path.exists():
                 if not create:
                     raise StoreError(

@@ -302,6 +302,23 @@ def test_file_system_and_import_errors_are_one_line(project: Project, tmp_path: 
         "No module named 'no_such_pkg'; fix the pipeline and try again")
     debug = project.reflow("dag", str(broken), "--debug", store=False)
     assert "Traceback" in debug.stderr and debug.returncode == 1
+    # refused by a reflow check while it is defined: the line named is the pipeline's
+    twice = tmp_path / "twice.py"
+    twice.write_text("from reflow import Workflow\nwf = Workflow('t')\n"
+                     "@wf.job()\ndef a() -> int:\n    return 1\n"
+                     "@wf.job(name='a')\ndef b() -> int:\n    return 2\n")
+    refused = project.reflow("dag", str(twice), store=False)
+    assert error_line(refused).startswith(
+        f"error: importing pipeline {twice} failed at {twice}:6: GraphError: task 'a' is "
+        "defined twice")
+    # a directory where a file belongs is named as such
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    as_store = project.reflow("runs", "--store-path", str(folder), store=False)
+    assert error_line(as_store) == (f"error: store path {folder} is a directory; pass the path "
+                                    f"of a SQLite file, e.g. {folder / 'manifest.db'}")
+    as_config = project.reflow("config", "init", "--path", str(folder), store=False)
+    assert error_line(as_config).startswith(f"error: config {folder}: is a directory")
 
 
 def test_runs_before_any_run_and_the_store_options_everywhere(project: Project) -> None:

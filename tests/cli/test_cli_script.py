@@ -224,6 +224,15 @@ def test_runs_filters_and_formats(project: Project, runs: Runs) -> None:
     assert documents[0]["status"] == "FAILED" and documents[0]["graph_name"] == "demo"
     bad = project.cli("runs", "--status", "DONE")
     assert bad.returncode == 2 and "unknown run status 'DONE'" in bad.stderr
+    # values at the ends of the calendar or of a 64-bit integer are usage errors, not crashes
+    for argv in (("--until", "9999-12-31"), ("--since", "99999999d"), ("--since", "0001-01-01"),
+                 ("--last", "99999999999999999999")):
+        extreme = project.cli("runs", *argv)
+        assert extreme.returncode == 2 and "Traceback" not in extreme.stderr, argv
+        assert argv[0] in extreme.stderr
+    assert "is out of range" in project.cli("runs", "--until", "9999-12-31").stderr
+    huge = project.cli("why", runs.failed, "square", "--index", "99999999999999999999")
+    assert huge.returncode == 2 and "--index" in huge.stderr
 
 
 def test_why_explains_in_text_and_json(project: Project, runs: Runs) -> None:
@@ -291,6 +300,7 @@ def test_dag_formats_and_describe(project: Project) -> None:
     described = json.loads(project.cli("describe", store=False).stdout)
     assert described == json.loads(json.dumps(project.workflow().describe()))
     assert described["entrypoint"] == str(project.script.resolve())
+    assert json.loads(project.cli("describe", "--json", store=False).stdout) == described
 
 
 def test_malformed_config_is_a_one_line_error_naming_the_file(project: Project) -> None:
