@@ -10,6 +10,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+# Set to show tracebacks of user errors (the CLI's --debug).
+DEBUG_ENV = "REFLOW_DEBUG"
+
 
 class ReflowError(Exception):
     """Base of every error reflow raises on purpose; the CLI prints these as one line."""

@@ -18,13 +18,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from reflow.errors import ReflowError
+from reflow.errors import DEBUG_ENV, ReflowError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
-DEBUG_ENV = "REFLOW_DEBUG"
 
 # Validation raises the built-in types as well as ReflowError subclasses (SPEC §9), a wait
 # that runs out raises TimeoutError, and the file system OSError (a run dir that is a file, a

@@ -184,6 +184,10 @@ class Workflow(Flow):
         caller = sys._getframe(1).f_globals
         self._module = str(caller.get("__name__", ""))
         self._module_file = caller.get("__file__")
+        if self._module == "__main__" and self._module_file:
+            from reflow.script_errors import install_definition_error_hook
+
+            install_definition_error_hook()
 
     # -- structure -------------------------------------------------------------------------
     def validate(self) -> TaskGraph:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from reflow.core import script_modules
 from reflow.errors import ReflowError
+from reflow.script_errors import users_frame
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -32,23 +32,12 @@ def import_failure(pipeline: object, exc: Exception) -> ReflowError:
     if isinstance(exc, SyntaxError):
         where, text = f"{exc.filename}:{exc.lineno}", str(exc.msg)
     else:
-        frame = _users_frame(traceback.extract_tb(exc.__traceback__))
+        frame = users_frame(traceback.extract_tb(exc.__traceback__))
         where = f"{frame.filename}:{frame.lineno}" if frame else str(pipeline)
         text = str(exc)
     return ReflowError(f"importing pipeline {pipeline} failed at {where}: "
                        f"{type(exc).__name__}: {text}; fix the pipeline and try again")
 
-
-def _users_frame(frames: traceback.StackSummary) -> traceback.FrameSummary | None:
-    """The innermost frame in the user's code: a reflow check that refused a decorator
-    (a duplicate task name) raises inside reflow, but the line to fix is the pipeline's."""
-    outside = [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)
-               and "importlib" not in f.filename]
-    found = outside or frames
-    return found[-1] if found else None
-
-
-_PACKAGE_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
 
 # Module name given to a pipeline script imported by path; being top-level, such a workflow
 # records its file as entry point (Workflow.entrypoint), never this name.

@@ -63,6 +63,18 @@ def test_help_works_on_an_invalid_graph_and_says_what_is_wrong(project: Project)
     assert "unknown step 'sqaure'" in error_line(submit)
 
 
+def test_a_definition_the_decorator_refuses_is_one_line_even_for_help(project: Project) -> None:
+    """A duplicate task name raises while the script is imported, before wf.cli() runs."""
+    text = project.script.read_text()
+    project.script.write_text(text.replace("@wf.job(", "@wf.job(name='prepare', ", 2))
+    refused = project.cli("--help", store=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    line = error_line(refused)
+    assert line.startswith("error: task 'prepare' is defined twice") and str(project.script) in line
+    project.env["REFLOW_DEBUG"] = "1"
+    assert "Traceback" in project.cli("--help", store=False).stderr
+
+
 def test_dry_run_reports_the_plan_in_text_and_json_and_records_nothing(project: Project) -> None:
     text = project.cli("submit", "--run-dir", "r", "--dry-run", "--label", "x")
     assert text.returncode == 0, text.stderr
