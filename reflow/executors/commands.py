@@ -112,13 +112,16 @@ class CommandRunner:
         stdin: str | None = None,
         transient: Iterable[str] = (),
         retry: bool = True,
+        submits: bool = False,
     ) -> CommandResult:
         """Run ``tool args...`` and return its result, whatever the exit status.
 
         A result whose output matches one of the ``transient`` patterns (case-insensitive
         regular expressions), or a run past the timeout, is retried per the retry policy
         (tried once only with ``retry=False``); when attempts run out, ExecutorError names
-        the tool and the last message.
+        the tool and the last message. A command that ``submits`` work is never sent again
+        after a timeout: the scheduler may have accepted it before the answer was lost, and
+        a second send would run the work twice.
         """
         attempts = self.retry.attempts if retry else 1
         patterns = [re.compile(p, re.IGNORECASE) for p in transient]
@@ -147,6 +150,12 @@ class CommandRunner:
                     f"set another path for {tool!r} in the [executor] config"
                 ) from None
             except subprocess.TimeoutExpired:
+                if submits:
+                    raise ExecutorError(
+                        f"{tool} did not answer within {self.timeout:g} s and may still have "
+                        "submitted the job, so it is not sent again; check the scheduler's "
+                        "queue (cancel a stray job) before retrying the instance"
+                    ) from None
                 last = f"no answer within {self.timeout:g} s"
             else:
                 result = CommandResult(proc.returncode, proc.stdout, proc.stderr)

@@ -252,21 +252,24 @@ class SchedulerExecutor(Executor):
     def cancel_command(self, native_ids: Sequence[str]) -> Command:
         """The command that cancels these scheduler ids."""
 
-    def run(self, command: Command, *, retry: bool = True) -> CommandResult:
-        """Run a rendered command; ``retry=False`` for queries that have a fallback."""
+    def run(self, command: Command, *, retry: bool = True,
+            submits: bool = False) -> CommandResult:
+        """Run a rendered command; ``retry=False`` for queries that have a fallback,
+        ``submits`` for the submit command (never resent after a timeout)."""
         return self.runner.run(
             command.argv[0],
             command.argv[1:],
             stdin=command.stdin,
             transient=self.transient_errors,
             retry=retry,
+            submits=submits,
         )
 
     def submit(self, job: JobSpec) -> str:
         offset = self.array_offset(job) if job.is_array else 0
         for path in (job.stdout, job.stderr):
             self.log_path(job, path).parent.mkdir(parents=True, exist_ok=True)
-        result = self.run(self.submit_command(job, offset))
+        result = self.run(self.submit_command(job, offset), submits=True)
         if result.returncode != 0:
             raise ExecutorError(
                 f"{self.submit_tool} refused job {job.name!r}: {error_line(result)}"

@@ -100,6 +100,18 @@ def test_a_command_past_its_timeout_is_retried(tmp_path: Path) -> None:
     assert len(sleeps) == 1
 
 
+def test_a_submit_past_its_timeout_is_not_sent_again(tmp_path: Path) -> None:
+    """The scheduler may have accepted the job before its answer was lost."""
+    slow = tmp_path / "slow"
+    slow.write_text(f"#!/bin/sh\necho sent >> {tmp_path}/sent\nexec sleep 10\n")
+    slow.chmod(0o755)
+    runner = CommandRunner({"sbatch": str(slow)}, timeout=0.2, retry=RetryPolicy(attempts=3))
+    with pytest.raises(ExecutorError, match=r"sbatch did not answer within 0.2 s and may still "
+                                            r"have submitted the job, so it is not sent again"):
+        runner.run("sbatch", [], submits=True)
+    assert (tmp_path / "sent").read_text() == "sent\n"
+
+
 def test_error_line_prefers_the_specific_error() -> None:
     result = CommandResult(
         1, "", "sbatch: error: invalid partition specified: nope\n"

@@ -43,9 +43,11 @@ class CountingRunner(CommandRunner):
         stdin: str | None = None,
         transient: Iterable[str] = (),
         retry: bool = True,
+        submits: bool = False,
     ) -> CommandResult:
         self.tools.append(tool)
-        return super().run(tool, args, stdin=stdin, transient=transient, retry=retry)
+        return super().run(tool, args, stdin=stdin, transient=transient, retry=retry,
+                           submits=submits)
 
 
 def _resources(cluster: SlurmCluster) -> JobResources:
