@@ -41,6 +41,7 @@ _MAX_DELAY_S = 1.0
 # PostgreSQL SQLSTATE classes worth retrying: connection exceptions, operator intervention
 # (server restarting), insufficient resources, transaction rollback (serialization, deadlock).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53", "40")
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out: another session holds the lock
 _PERMANENT_CONNECT_FAILURES = (
     "does not exist",
     "authentication failed",
@@ -104,6 +105,14 @@ class Database:
         connect_args: dict[str, Any] = {}
         if "connect_timeout" not in self.url.query:  # an unroutable host must not hang us
             connect_args["connect_timeout"] = max(1, min(10, round(self.deadline_s)))
+        # A session holding a lock on our tables must not block us forever (the server's
+        # default): waiting is bounded by the deadline, then the error says who to look for.
+        # Options given in the URL (a search_path, say) are kept; a lock_timeout there wins.
+        given = self.url.query.get("options", "")
+        options = " ".join(given) if isinstance(given, tuple) else given
+        if "lock_timeout" not in options:
+            ms = max(1, round(self.deadline_s * 1000))
+            connect_args["options"] = f"{options} -c lock_timeout={ms}".strip()
         # pre_ping replaces pooled connections that a server restart has cut.
         return create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
 
@@ -145,7 +154,8 @@ class Database:
             return "locked" in text or "busy" in text
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate is not None:
-            return str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
+            transient = str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
+            return transient or sqlstate == _LOCK_NOT_AVAILABLE
         # Failures while connecting carry no SQLSTATE; the server's words tell them apart.
         text = str(exc.orig).lower()
         return not any(phrase in text for phrase in _PERMANENT_CONNECT_FAILURES)
@@ -169,6 +179,11 @@ class Database:
             return (
                 f"store {self.display_url} stayed locked for {waited} ({reason}); wait for the "
                 "other reflow process to finish, or use a PostgreSQL store for many writers"
+            )
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            return (
+                f"store {self.display_url} stayed locked for {waited} ({reason}); another "
+                "session holds a lock on reflow's tables: find it in pg_stat_activity"
             )
         return (
             f"store {self.display_url} unreachable for {waited} ({reason}); check that the "

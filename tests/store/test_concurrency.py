@@ -107,6 +107,28 @@ def test_a_sqlite_store_locked_past_the_deadline_raises_a_clear_error(tmp_path: 
         assert store.apply([StateChange(a, PENDING, "RUNNING")]) == [a]
 
 
+def test_a_postgres_store_locked_past_the_deadline_raises_a_clear_error(pg_url: str) -> None:
+    """PostgreSQL waits for a lock forever by default; the store bounds it by its deadline."""
+    import psycopg
+
+    with Store.open(pg_url, deadline=0.5) as store:
+        add_run(store, "r1")
+        (a,) = store.insert_instances([instance("r1")])
+        url = make_url(pg_url)
+        raw = pg_url.replace("+psycopg", "")
+        with psycopg.connect(raw) as holder:
+            holder.execute("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE")
+            start = time.monotonic()
+            with pytest.raises(StoreError) as caught:
+                store.apply([StateChange(a, PENDING, "RUNNING")])
+            assert time.monotonic() - start < 10
+            message = str(caught.value)
+            assert "stayed locked for 0.5 s" in message and "pg_stat_activity" in message
+            assert url.host in message and "\n" not in message
+            holder.rollback()
+        assert store.apply([StateChange(a, PENDING, "RUNNING")]) == [a]
+
+
 def test_a_sqlite_lock_released_before_the_deadline_is_waited_out(tmp_path: Path) -> None:
     db = tmp_path / "manifest.db"
     with Store.open(db, deadline=20) as store:
