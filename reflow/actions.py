@@ -249,8 +249,9 @@ def continue_run(run: Run, *, background: bool = False) -> None:
 
 
 # -- resume and logs ------------------------------------------------------------------------
-def resume(run: Run) -> None:
-    """Restart the driver of a run that stopped while work was still active.
+def resume(run: Run) -> bool:
+    """Restart the driver of a run that stopped while work was still active; False when its
+    driver is alive and nothing needed restarting.
 
     A run recorded by ``run_local`` whose process is gone (killed, node rebooted) has its
     orphaned RUNNING rows closed as CANCELLED and retried in this process.
@@ -265,8 +266,7 @@ def resume(run: Run) -> None:
     if options.get("executor", "inline") != "inline":
         from reflow.engine.dispatch import resume_run
 
-        resume_run(run)
-        return
+        return resume_run(run)
     if options.get("host") == socket.gethostname() and process_alive(options.get("pid")):
         raise ReflowError(
             f"run {run.run_id} is still running in process {options.get('pid')} on this host; "
@@ -285,6 +285,7 @@ def resume(run: Run) -> None:
     else:
         store.set_run_status(run.run_id, RunState.RUNNING, only_from={RunState.FAILED.value})
         continue_run(run)
+    return True
 
 
 def stalled_reason(store: Store, run_id: str, *, ask_scheduler: bool = True) -> str | None:

@@ -172,8 +172,11 @@ def resume(
     from reflow import actions
 
     run = load_run(run_id, open_store(store, store_path), None)
-    actions.resume(run)
-    emit(f"{run_id}: driver restarted; run is {run.state.value}")
+    if actions.resume(run):
+        emit(f"{run_id}: driver restarted; run is {run.state.value}")
+    else:
+        emit(f"{run_id}: its driver is still working; nothing to resume (run is "
+             f"{run.state.value})")
 
 
 @app.command("dag")

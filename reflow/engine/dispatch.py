@@ -142,16 +142,18 @@ def kick_driver(run: Run) -> None:
     start_host(ctx, host, config)
 
 
-def resume_run(run: Run) -> None:
-    """Restart the driver of a run whose chain stopped with work still active."""
+def resume_run(run: Run) -> bool:
+    """Restart the driver of a run whose chain stopped with work still active; False when
+    there was nothing to restart (the run ended, or its driver is alive)."""
     from reflow.config import load_config
 
     if run.state.terminal or stalled_reason(run.store, run.run_id) is None:
-        return
+        return False
     host, _ = _host_of(run)
     config = load_config()
     ctx = load_context(run.store, run.run_id, config=config)
     start_host(ctx, host, config)
+    return True
 
 
 def close_active(

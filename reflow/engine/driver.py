@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -227,8 +228,13 @@ def _ledger(ctx: DriverContext) -> Path:
 
 
 def _record_submission(ctx: DriverContext, job_id: str, elements: Sequence[str]) -> None:
-    with open(_ledger(ctx), "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"job": job_id, "elements": list(elements)}) + "\n")
+    line = (json.dumps({"job": job_id, "elements": list(elements)}) + "\n").encode()
+    with open(_ledger(ctx), "a+b") as handle:
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":  # a line torn by a crash must not swallow this one
+                line = b"\n" + line
+        handle.write(line)
 
 
 def _jobs_of(ctx: DriverContext, element_ids: set[str]) -> list[str]:
@@ -241,10 +247,11 @@ def _jobs_of(ctx: DriverContext, element_ids: set[str]) -> list[str]:
     for line in lines:
         try:
             entry = json.loads(line)
-        except ValueError:
+            job, elements = entry["job"], entry["elements"]
+        except (ValueError, TypeError, KeyError):
             continue  # a line cut short by a crash: its elements are reconciled as unknown
-        if entry["job"] not in jobs and element_ids.intersection(entry["elements"]):
-            jobs.append(entry["job"])
+        if job not in jobs and element_ids.intersection(elements):
+            jobs.append(job)
     return jobs
 
 

@@ -306,3 +306,18 @@ def test_split_arrays_share_their_throttle() -> None:
     assert share_throttle(2, 2) == [1, 1]
     assert share_throttle(1, 3) == [1, 1, 1]  # never 0: each part must be able to run
     assert share_throttle(None, 2) == [None, None]
+
+
+def test_a_torn_ledger_line_does_not_hide_the_next_submission(tmp_path: Path) -> None:
+    """A crash mid-append leaves a line without its newline; the next submission's record
+    must start on a line of its own, or reconciliation never asks about its jobs."""
+    from types import SimpleNamespace
+
+    from reflow.engine.driver import _jobs_of, _record_submission
+
+    ctx = SimpleNamespace(state_dir=tmp_path)
+    (tmp_path / "jobs.jsonl").write_text('{"job": "1", "elem')
+    _record_submission(ctx, "2", ["2_0", "2_1"])  # type: ignore[arg-type]
+    assert _jobs_of(ctx, {"2_1"}) == ["2"]  # type: ignore[arg-type]
+    (tmp_path / "jobs.jsonl").write_text('{"job": 3}\n[1]\n')  # valid JSON, wrong shape
+    assert _jobs_of(ctx, {"2_1"}) == []  # type: ignore[arg-type]

@@ -165,11 +165,13 @@ def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None
     beat = read_heartbeat(run_dir)
     assert beat is not None and beat["host"] == "detached"
     assert stalled_reason(run.store, run.run_id) is None
+    assert resume_run(Run.load(run.run_id, store=run.store)) is False  # its driver is alive
+    assert read_heartbeat(run_dir) == beat or read_heartbeat(run_dir)["pid"] == beat["pid"]
     os.kill(int(beat["pid"]), signal.SIGKILL)
     reason = wait_for(lambda: stalled_reason(run.store, run.run_id), what="stall detection")
     assert "is gone" in reason
     (run_dir / "ctl" / "hang-0").unlink()
-    resume_run(Run.load(run.run_id, store=run.store))
+    assert resume_run(Run.load(run.run_id, store=run.store)) is True
     assert run.wait(60) == "SUCCESS"
     assert json.loads(run.record().options)["executor"] == "local"
 
