@@ -317,6 +317,16 @@ class _Supervisor:
             return index
         return None
 
+    def drop_cancelled(self) -> None:
+        """Log queued elements cancelled meanwhile at once, not when a slot frees up."""
+        self.read_cancels()
+        if self.cancel_all or self.cancelled.intersection(self.queue):
+            kept = [i for i in self.queue if not (self.cancel_all or i in self.cancelled)]
+            for index in self.queue:
+                if self.cancel_all or index in self.cancelled:
+                    self.log(f"C {index}")
+            self.queue = deque(kept)
+
     def wait_for_dependencies(self) -> None:
         for dep in self.job["after"]:
             while not (Path(dep) / "done").exists() and _alive(Path(dep)):
@@ -336,6 +346,7 @@ class _Supervisor:
         running: dict[int, subprocess.Popen[bytes]] = {}
         held: dict[int, int] = {}  # index -> slot
         while self.queue or running:
+            self.drop_cancelled()
             while len(running) < self.job["parallel"] and self.queue:
                 slot = self.slots.take()
                 if slot is None:
@@ -393,7 +404,7 @@ class _Supervisor:
                 if not waiting:
                     return
                 time.sleep(0.02)
-                self.read_cancels()
+                self.drop_cancelled()
                 continue
             for key, _ in sel.select(timeout=0.05 if waiting else 0.5):
                 stream = key.data

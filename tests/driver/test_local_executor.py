@@ -251,3 +251,41 @@ def test_max_workers_bounds_the_machine_not_each_job(local_env: Path) -> None:
     spans = sorted(tuple(map(float, p.read_text().split())) for p in marks.iterdir())
     assert len(spans) == 4
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+
+
+HOLD = """
+import os, sys, time
+from pathlib import Path
+gate = Path(sys.argv[1])
+(gate.parent / f"started-{os.environ['REFLOW_LOCAL_INDEX']}").touch()
+while gate.exists():
+    time.sleep(0.02)
+"""
+
+
+def test_a_job_cancelled_while_waiting_for_a_slot_ends_at_once(local_env: Path) -> None:
+    from reflow.executors.base import JobResources, JobSpec
+
+    executor = LocalExecutor(max_workers=1)
+    gate = local_env / "gate"
+    gate.touch()
+
+    def job(name: str) -> str:
+        return executor.submit(JobSpec(
+            name=name, command=(sys.executable, "-c", HOLD, str(gate)),
+            resources=JobResources.from_options(), workdir=local_env,
+            stdout=local_env / f"{name}-{{index}}.out", stderr=local_env / f"{name}-{{index}}.err",
+            array_indices=(0,)))
+
+    holder = job("holder")
+    wait_for(lambda: (local_env / "started-0").exists(), what="the holder to start")
+    waiting = job("waiting")
+    element = executor.array_element_id(waiting, 0)
+    assert executor.query([element])[element].state == "PENDING"
+    executor.cancel([element])
+    wait_for(lambda: executor.query([element])[element].state == "CANCELLED", timeout=10,
+             what="the queued element to be cancelled while the slot is still held")
+    held = executor.array_element_id(holder, 0)
+    assert executor.query([held])[held].state == "RUNNING"
+    gate.unlink()
+    wait_for(lambda: executor.query([held])[held].state == "COMPLETED", what="the holder")
