@@ -11,6 +11,8 @@ that cannot be the annotated type, naming the parameter.
 from __future__ import annotations
 
 import enum
+import numbers
+import operator
 import types
 import typing
 from datetime import date, datetime
@@ -69,26 +71,50 @@ def coerce(annotation: Any, value: Any, name: str) -> Any:
     base = strip_optional(annotation)
     if not isinstance(base, type) or not _has_rule(base):
         return value
-    if isinstance(value, base) and not (isinstance(value, bool) and base in (int, float)):
+    if base in _NUMBERS_AND_TEXT:
+        exact = _exact(base, value)
+        if exact is not None:
+            return exact
+    elif isinstance(value, base):
         return value
     if issubclass(base, PurePath) and isinstance(value, str | PurePath):
         return base(value)
     if issubclass(base, enum.Enum):
         return _enum_member(base, value, name)
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if base is str and isinstance(value, PurePath):
-        return str(value)
     parse = _FROM_TEXT.get(base)
     if parse is not None and isinstance(value, str):
         try:
             return parse(value)
         except ValueError:
             pass
+    article = "an" if base.__name__[0] in "aeiouAEIOU" else "a"
     raise ParameterError(
         f"parameter '{name}' expects {base.__name__}, got {type(value).__name__} {value!r}; "
-        f"pass a {base.__name__}"
+        f"pass {article} {base.__name__}"
     )
+
+
+def _exact(base: type, value: Any) -> Any:
+    """An int, float or str of exactly that type (numpy's ``int64``/``float64``/``str_``
+    included: the codec refuses subclasses and foreign numbers), or None.
+
+    A bool is no number here. A member of an Enum that is also an int or str (IntEnum,
+    StrEnum) becomes its value, as the command line would give it.
+    """
+    if isinstance(value, bool):
+        return value if base is bool else None
+    if isinstance(value, enum.Enum):
+        return base(value.value) if isinstance(value, base) else None
+    if base is int and hasattr(value, "__index__"):
+        return operator.index(value)
+    if base is float and isinstance(value, numbers.Real):
+        return float(value)
+    if base is str and isinstance(value, str | PurePath):
+        return str(value)
+    return None
+
+
+_NUMBERS_AND_TEXT = frozenset({int, float, str, bool})
 
 
 def _has_rule(base: type) -> bool:
