@@ -35,6 +35,7 @@ def child(checkout: Path, scenario: str, size: int, stage: str) -> None:
 
     import reflow.engine.local_runner as runner
     from reflow.store import Store
+    from reflow.store.checkpoints import CHECKPOINTER
 
     runner.BATCH_SECONDS = 1e9  # no flush by age: the count must not depend on speed
     make = wide_workflow if scenario == "wide" else chain_workflow
@@ -47,6 +48,7 @@ def child(checkout: Path, scenario: str, size: int, stage: str) -> None:
             wf.run_local(Path(d) / "cold", store=url)
         if stage == "cached":
             make("measured", size).run_local(Path(d) / "cached", store=url)
+        CHECKPOINTER.wait_idle(600)  # its thread must not touch the store while it is removed
 
 
 def count(checkout: Path, scenario: str, size: int, stage: str) -> int:

@@ -96,7 +96,7 @@ def store_floor(database: Path, run_id: str) -> float:
     tables = {table: _rows_without_null_columns(source, table, run_id)
               for table in ("instances", "transitions")}
     source.close()
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         copy = Path(d) / "floor.db"
         shutil.copyfile(database, copy)
         conn = sqlite3.connect(copy, isolation_level=None)
@@ -133,7 +133,7 @@ def _rows_without_null_columns(
 def scenario_wide(n: int, repeats: int) -> dict[str, Any]:
     cold, cached, floors, cold_store, cached_store = [], [], [], [], []
     for r in range(repeats):
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
             url = f"sqlite:///{d}/m.db"
             wf = wide_workflow(f"wide{r}", n)
             from reflow.store import Store
@@ -168,7 +168,7 @@ def scenario_wide(n: int, repeats: int) -> dict[str, Any]:
 def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
     times, floors, stores = [], [], []
     for r in range(repeats):
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
             url = f"sqlite:///{d}/m.db"
             wf = chain_workflow(f"chain{r}", length)
             from reflow.store import Store
@@ -198,7 +198,7 @@ def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
 def scenario_status(n: int, repeats: int) -> dict[str, Any]:
     from reflow.status_report import status_text
 
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         url = f"sqlite:///{d}/m.db"
         wf = wide_workflow("status", n)
         run = wf.run_local(Path(d) / "a", store=url)
@@ -241,7 +241,7 @@ def machine_floors() -> dict[str, float]:
     hashing = min(timeit.repeat(encode_and_hash, number=20_000, repeat=5)) / 20_000
     rows = [(i, f"name-{i}", "x" * 64) for i in range(50_000)]
     took = []
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         conn = sqlite3.connect(Path(d) / "floor.db", isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")

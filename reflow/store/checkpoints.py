@@ -15,6 +15,7 @@ import atexit
 import os
 import sqlite3
 import threading
+from pathlib import Path
 
 # Checkpoint once the log passes the size SQLite's own automatic checkpoint would start at.
 WAL_CHECKPOINT_BYTES = 1000 * 4096
@@ -96,8 +97,9 @@ class Checkpointer:
 
 def checkpoint(database: str) -> None:
     """A PASSIVE checkpoint of ``database``; failures are left to the next one."""
-    try:
-        conn = sqlite3.connect(database, timeout=0.1, isolation_level=None)
+    try:  # read-write, never create: a store deleted meanwhile must stay deleted
+        conn = sqlite3.connect(f"{Path(database).resolve().as_uri()}?mode=rw", uri=True,
+                               timeout=0.1, isolation_level=None)
     except sqlite3.Error:
         return
     try:

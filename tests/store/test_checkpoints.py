@@ -14,6 +14,7 @@ from reflow.store.checkpoints import (
     WAL_CHECKPOINT_BYTES,
     WAL_KEEP_BYTES,
     Checkpointer,
+    checkpoint,
 )
 
 
@@ -66,3 +67,10 @@ def test_a_checkpoint_of_a_vanished_store_is_harmless(tmp_path: Path) -> None:
     checkpointer.stop()
     checkpointer.request(str(tmp_path / "m.db"))  # after stop: ignored, no thread restarted
     assert checkpointer.wait_idle(timeout=1) and checkpointer.completed == 1
+
+
+def test_a_checkpoint_never_creates_a_store_deleted_meanwhile(tmp_path: Path) -> None:
+    gone = tmp_path / "gone" / "manifest.db"
+    gone.parent.mkdir()
+    checkpoint(str(gone))
+    assert list(gone.parent.iterdir()) == []
