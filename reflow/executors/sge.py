@@ -21,6 +21,9 @@ from reflow.executors.base import JobSpec, JobState, JobStatus, format_duration,
 from reflow.executors.commands import Command, CommandRunner, error_line, expand_indices
 from reflow.executors.scheduler import SchedulerExecutor, option_flags
 
+# How far back one batched ``qacct`` reads this user's records (see ``qacct_command``).
+ACCOUNTING_DAYS = 14
+
 
 def parse_qacct(text: str) -> list[dict[str, str]]:
     """``qacct -j`` output -> one {field: value} per record (records are '=====' separated)."""
@@ -151,8 +154,13 @@ class SGEExecutor(SchedulerExecutor):
     def qstat_command(self) -> Command:
         return Command(("qstat", "-xml", "-u", self.user))
 
-    def qacct_command(self, native: str) -> Command:
-        return Command(("qacct", "-j", native))
+    def qacct_command(self, natives: Sequence[str]) -> Command:
+        """Accounting for jobs ``qstat`` no longer lists, in one call: ``qacct -j`` takes a
+        single job, so several are read as this user's records of the last
+        ``ACCOUNTING_DAYS`` days (qacct scans its whole file either way)."""
+        if len(natives) == 1:
+            return Command(("qacct", "-j", natives[0]))
+        return Command(("qacct", "-o", self.user, "-d", str(ACCOUNTING_DAYS), "-j"))
 
     def query(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         job_ids = list(dict.fromkeys(job_ids))
@@ -182,19 +190,25 @@ class SGEExecutor(SchedulerExecutor):
                 found[key] = JobStatus(key, state, None, raw, reason)
         # Jobs qstat no longer lists, and finished tasks of arrays it still lists.
         unresolved = self.unresolved(job_ids, found)
-        for native in dict.fromkeys(self.parse_id(j).native for j in unresolved):
-            self._from_accounting(native, wanted[native], found)
+        natives = list(dict.fromkeys(self.parse_id(j).native for j in unresolved))
+        if natives:
+            self._from_accounting(natives, wanted, found)
         return self.fill_unknown(job_ids, found)
 
-    def _from_accounting(self, native: str, array_id: str, found: dict[str, JobStatus]) -> None:
-        result = self.run(self.qacct_command(native))
+    def _from_accounting(self, natives: Sequence[str], wanted: Mapping[str, str],
+                         found: dict[str, JobStatus]) -> None:
+        result = self.run(self.qacct_command(natives))
         if result.returncode != 0:
             return  # not written yet, or rotated away: UNKNOWN
-        for record in parse_qacct(result.stdout):
+        asked = set(natives)
+        for record in parse_qacct(result.stdout):  # oldest first: a reused job number's
+            native = record.get("jobnumber", "")  # latest record wins
+            if native not in asked:
+                continue
             state, code, reason = _accounting_status(record)
             raw = f"failed={record.get('failed', '?')} exit_status={record.get('exit_status', '?')}"
             task = record.get("taskid", "undefined")
-            key = self.element_key(array_id, int(task)) if task.isdigit() else native
+            key = self.element_key(wanted[native], int(task)) if task.isdigit() else native
             found[key] = JobStatus(key, state, code, raw, reason)
 
 

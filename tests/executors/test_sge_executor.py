@@ -115,12 +115,7 @@ exit_status  137
 
 def test_query_reads_qstat_then_qacct_for_finished_jobs(fake: FakeScheduler) -> None:
     fake.reply("qstat", QSTAT_XML)
-    fake.reply(
-        "qacct",
-        QACCT_TASK,
-        QACCT_KILLED,
-        {"stderr": "error: job id 7400 not found\n", "returncode": 1},
-    )
+    fake.reply("qacct", QACCT_TASK + QACCT_KILLED + QACCT_KILLED.replace("7300", "8000"))
     statuses = SGEExecutor(fake.runner(), user="alice").query(
         ["7100_0", "7100_1", "7100_2", "7200", "7300", "7400"]
     )
@@ -135,7 +130,17 @@ def test_query_reads_qstat_then_qacct_for_finished_jobs(fake: FakeScheduler) -> 
     assert "9999" not in statuses
     # task 2 of the still-listed array 7100 has finished: accounting knows it
     assert view["7100_1"] == (JobState.COMPLETED, 0)
-    assert [c.argv for c in fake.calls("qacct")] == [["-j", "7100"], ["-j", "7300"], ["-j", "7400"]]
+    # one accounting call for every job qstat no longer lists (qacct -j takes one job)
+    assert [c.argv for c in fake.calls("qacct")] == [["-o", "alice", "-d", "14", "-j"]]
+    assert "8000" not in statuses  # a record of a job not asked about is left out
+
+
+def test_a_single_finished_job_is_asked_of_qacct_by_its_id(fake: FakeScheduler) -> None:
+    fake.reply("qstat", QSTAT_XML)
+    fake.reply("qacct", {"stderr": "error: job id 7400 not found\n", "returncode": 1})
+    statuses = SGEExecutor(fake.runner(), user="alice").query(["7400"])
+    assert fake.argv("qacct") == ["-j", "7400"]
+    assert statuses["7400"].state == JobState.UNKNOWN
 
 
 def test_cancel_names_tasks_one_based(fake: FakeScheduler) -> None:
