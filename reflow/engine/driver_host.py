@@ -63,6 +63,30 @@ def store_location(store: Store) -> str:
     return str(store._db.url.render_as_string(hide_password=False))
 
 
+# A driver job's environment travels on its command line (``/usr/bin/env K=V ...``) and into
+# the scheduler's accounting, so it is given the path of a file only its owner can read, not
+# the store URL with its password.
+STORE_FILE_ENV = "REFLOW_STORE_FILE"
+
+
+def write_store_file(ctx: DriverContext) -> Path:
+    """The run's store location in ``<run_dir>/.reflow/store-location`` (mode 0600)."""
+    path = ctx.state_dir / "store-location"
+    ctx.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(store_location(ctx.store))
+    return path
+
+
+def _store_from_environment() -> str | None:
+    """What a background process was told: a store file (driver jobs) or REFLOW_STORE."""
+    file = os.environ.get(STORE_FILE_ENV)
+    if file:
+        return Path(file).read_text(encoding="utf-8").strip()
+    return os.environ.get("REFLOW_STORE")
+
+
 def load_context(store: Store, run_id: str, executor: Executor | None = None,
                  config: Config | None = None) -> DriverContext:
     """Rebuild a run's driver context from its record (in a new process or a later session)."""
@@ -226,7 +250,7 @@ def submit_driver_job(ctx: DriverContext, config: Config, after: list[str]) -> s
             partition=d.partition or d.queue, account=d.account),
         workdir=ctx.run_dir, stdout=logs / f"driver-{stamp}.log",
         stderr=logs / f"driver-{stamp}.log", after_any=tuple(after),
-        env={"REFLOW_STORE": store_location(ctx.store)},
+        env={STORE_FILE_ENV: str(write_store_file(ctx))},
     )
     try:
         job_id = ctx.executor.submit(job)
@@ -274,13 +298,14 @@ def start_host(ctx: DriverContext, host: str, config: Config) -> None:
 
 # ------------------------------------------------------------------------------ entry
 def serve_run(run_id: str, what: str, work: Callable[[Store], None]) -> int:
-    """The life of a background process on one run: the store named by REFLOW_STORE, the
-    work, and a user error logged as one line (its log is all anyone will see)."""
+    """The life of a background process on one run: the store it was given (a store file or
+    REFLOW_STORE), the work, and a user error logged as one line (its log is all anyone will
+    see)."""
     from reflow.store import Store
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = Store.open(os.environ.get("REFLOW_STORE"), create=False)
+    store = Store.open(_store_from_environment(), create=False)
     try:
         work(store)
     except ReflowError as exc:

@@ -321,3 +321,24 @@ def test_a_torn_ledger_line_does_not_hide_the_next_submission(tmp_path: Path) ->
     assert _jobs_of(ctx, {"2_1"}) == ["2"]  # type: ignore[arg-type]
     (tmp_path / "jobs.jsonl").write_text('{"job": 3}\n[1]\n')  # valid JSON, wrong shape
     assert _jobs_of(ctx, {"2_1"}) == []  # type: ignore[arg-type]
+
+
+def test_a_driver_job_gets_its_store_from_a_private_file_not_its_command_line(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A job's environment travels on its command line and into the scheduler's accounting;
+    a PostgreSQL URL can carry a password."""
+    import stat
+
+    from reflow.config import load_config
+    from reflow.engine.driver_host import STORE_FILE_ENV, store_location, submit_driver_job
+
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, store=pg_url)
+    job = fake.jobs[submit_driver_job(ctx, load_config(), [])]
+    location = store_location(ctx.store)
+    assert "://" in location
+    assert all(location not in text for text in (*job.command, *job.env.values()))
+    file = Path(job.env[STORE_FILE_ENV])
+    assert file.read_text() == location
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
