@@ -334,7 +334,7 @@ def test_a_driver_job_gets_its_store_from_a_private_file_not_its_command_line(
     from reflow.engine.driver_host import STORE_FILE_ENV, store_location, submit_driver_job
 
     fake = FakeExecutor()
-    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, store=pg_url)
+    _, ctx = start(write_pipeline(tmp_path), tmp_path, fake, store=pg_url)
     job = fake.jobs[submit_driver_job(ctx, load_config(), [])]
     location = store_location(ctx.store)
     assert "://" in location
