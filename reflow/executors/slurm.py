@@ -10,8 +10,8 @@ finished jobs for MinJobAge.
 
 from __future__ import annotations
 
+import os
 import re
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -72,6 +72,31 @@ def slurm_time(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return f"{days}-{clock}" if days else clock
+
+
+# The batch script of every job: it runs its arguments, so the job's command reaches Slurm
+# as an argv (``sbatch [options] script ARG...``), never as a shell string (``--wrap``).
+JOB_SCRIPT = """#!/bin/sh
+# Written by reflow: runs the job's command, given as this script's arguments.
+exec "$@"
+"""
+
+
+def job_script(job: JobSpec) -> Path:
+    return job.workdir / ".reflow" / "slurm-job.sh"
+
+
+def write_job_script(job: JobSpec) -> None:
+    """The script ``sbatch`` reads at submission (Slurm keeps its own copy with the job)."""
+    path = job_script(job)
+    try:
+        if path.read_text(encoding="utf-8") == JOB_SCRIPT:
+            return
+    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(JOB_SCRIPT, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def _escape(path: str) -> str:
@@ -173,8 +198,12 @@ class SlurmExecutor(SchedulerExecutor):
             natives = [self.native_id(j) for j in job.after_any]
             argv += ["--dependency", "afterany:" + ":".join(natives)]
         argv += res.submit_options
-        argv += ["--wrap", "exec " + shlex.join(self.job_argv(job, offset))]
+        argv += [str(job_script(job)), *self.job_argv(job, offset)]
         return Command(tuple(argv))
+
+    def submit(self, job: JobSpec) -> str:
+        write_job_script(job)
+        return super().submit(job)
 
     def _path(self, job: JobSpec, path: Path, index: str = "") -> str:
         return _escape(str(self.log_path(job, path))).replace(INDEX_PLACEHOLDER, index)

@@ -4,7 +4,6 @@ splitting, transient retries and the parsing of canned sacct/squeue output.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,15 @@ from reflow.executors.slurm import SlurmExecutor
 SCONTROL = "ClusterName = ci\nMaxArraySize            = 1001\nMaxJobCount = 10000\n"
 
 
+def _script_at(argv: list[str]) -> int:
+    """Where the batch script stands in sbatch's argv: options before it, the job's argv
+    (as separate arguments, never one shell string) after it."""
+    return next(i for i, a in enumerate(argv) if a.endswith("/.reflow/slurm-job.sh"))
+
+
 def _wrap(argv: list[str]) -> list[str]:
-    """The argv inside sbatch's --wrap (after 'exec')."""
-    text = argv[argv.index("--wrap") + 1]
-    assert text.startswith("exec ")
-    return shlex.split(text[5:])
+    """The job's command: the batch script's arguments."""
+    return argv[_script_at(argv) + 1:]
 
 
 def test_singleton_argv_has_resources_options_and_raw_extras(
@@ -34,7 +37,7 @@ def test_singleton_argv_has_resources_options_and_raw_extras(
     job_id = SlurmExecutor(fake.runner()).submit(job)
     assert job_id == "4242"
     argv = fake.argv("sbatch")
-    assert argv[: argv.index("--wrap")] == [
+    assert argv[: _script_at(argv)] == [
         "--parsable", "--job-name", "wf-task", "--chdir", str(tmp_path),
         "--output", f"{tmp_path}/logs/wf-task.out", "--error", f"{tmp_path}/logs/wf-task.err",
         "--cpus-per-task", "4", "--mem", "16G", "--time", "1-02:00:00",
@@ -45,6 +48,8 @@ def test_singleton_argv_has_resources_options_and_raw_extras(
     assert _wrap(argv) == ["/usr/bin/env", "A=1", "/usr/bin/python3", "-m",
                            "reflow.engine.worker", "payload"]  # fmt: skip
     assert (tmp_path / "logs").is_dir()  # sbatch cannot create it; the job would fail 0:53
+    script = Path(argv[_script_at(argv)])
+    assert script.read_text().splitlines()[0] == "#!/bin/sh" and 'exec "$@"' in script.read_text()
 
 
 def test_sparse_array_with_throttle_and_dependencies(fake: FakeScheduler, tmp_path: Path) -> None:
