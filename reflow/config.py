@@ -49,6 +49,8 @@ MODE_TO_EXECUTOR: Final[Mapping[str, str]] = {
 }
 EXECUTOR_TO_MODE: Final[Mapping[str, str]] = {ex: mode for mode, ex in MODE_TO_EXECUTOR.items()}
 MODES: Final[tuple[str, ...]] = tuple(MODE_TO_EXECUTOR)
+# Other names users know the same schedulers by (the adapters detect the flavour themselves).
+EXECUTOR_ALIASES: Final[Mapping[str, str]] = {"torque": "pbs", "uge": "sge"}
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class _Invalid(Exception):
 def _mode(value: object) -> str:
     if isinstance(value, str):
         name = value.strip().lower()
+        name = EXECUTOR_ALIASES.get(name, name)
         if name in MODE_TO_EXECUTOR:
             return name
         if name in EXECUTOR_TO_MODE:

@@ -309,6 +309,11 @@ def test_normalise_executor_name(mode: str, executor: str) -> None:
     assert normalise_executor_name(executor.upper()) == executor
 
 
+def test_other_names_of_the_same_schedulers_are_accepted() -> None:
+    assert normalise_executor_name("torque") == "pbs"
+    assert normalise_executor_name("UGE") == "sge"
+
+
 def test_unknown_executor_lists_the_choices() -> None:
     with pytest.raises(ConfigError) as caught:
         normalise_executor_name("slurn")
