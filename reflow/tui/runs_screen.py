@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static
+from textual.widgets.data_table import RowDoesNotExist
 
 from reflow.states import STATE_STYLES
 from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table
@@ -60,6 +61,9 @@ class RunsScreen(ReflowScreen):
 
     def _fill(self) -> None:
         table = self.query_one("#runs", Table)
+        # The cursor stays on its run, not its row: a new run appearing at the top must not
+        # move the selection onto another run that a key would then act on.
+        keep_run = self.selection().run_id
         keep = table.cursor_row
         table.clear()
         now = self.rapp.clock()
@@ -73,7 +77,11 @@ class RunsScreen(ReflowScreen):
                 key=run.run_id,
             )
         if table.row_count:
-            table.move_cursor(row=min(keep, table.row_count - 1))
+            try:
+                row = table.get_row_index(keep_run) if keep_run else keep
+            except RowDoesNotExist:  # filtered out or gone: the same place in the list
+                row = keep
+            table.move_cursor(row=min(row, table.row_count - 1))
 
     def selection(self) -> Selection:
         table = self.query_one("#runs", Table)

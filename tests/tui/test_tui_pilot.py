@@ -114,6 +114,26 @@ async def test_retry_from_runs_screen_retries_the_whole_run(runs: Demo) -> None:
         assert runs.store.get_run(runs.first).status == "FAILED"
 
 
+async def test_the_runs_cursor_stays_on_its_run_when_a_new_run_appears(runs: Demo) -> None:
+    """Kept by row number, the cursor slid onto another run, which `r` then retried."""
+    app = runs.app()
+    async with app.run_test() as pilot:
+        await settle(app, pilot)
+        await pilot.press("down")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen) and screen.selection().run_id == runs.first
+        columns = ("workflow, entrypoint, run_dir, username, host, status, parameters, "
+                   "options, reflow_version, updated_at")
+        with sqlite3.connect(runs.url.removeprefix("sqlite:///")) as conn:
+            conn.execute(f"INSERT INTO runs (id, created_at, {columns}) SELECT "
+                         f"'demo-20300102-0123456789', '2030-01-02 00:00:00', {columns} "
+                         "FROM runs WHERE id = ?", (runs.second,))
+        await screen_reload(app)
+        table = screen.query_one("#runs", Table)
+        assert table.row_count == 3 and table.get_row_at(0)[1] == "demo-20300102-0123456789"
+        assert screen.selection().run_id == runs.first
+
+
 async def test_readonly_refuses_with_a_message(runs: Demo) -> None:
     app = runs.app(runs.second, readonly=True)
     async with app.run_test() as pilot:
