@@ -11,6 +11,7 @@ from rich.text import Text
 
 from reflow.states import STATE_STYLES
 from reflow.tui.data import TaskSummary
+from reflow.tui.fmt import count
 
 STATE_MARK = {
     "SUCCESS": "✔",
@@ -64,10 +65,10 @@ def render_dag(tasks: list[TaskSummary], selected: str | None = None,
         out.append("  " * min(level.get(t.name, 0), MAX_INDENT))
         out.append(f"{STATE_MARK.get(t.state, '?')} ", style=style)
         out.append(t.name + ("[]" if t.is_array else ""), style=f"bold {style}")
-        out.append(f" {t.done}/{t.total}")
+        out.append(f" {count(t.done)}/{count(t.total)}")  # compact: a 34-column panel
         if t.cached or t.recomputed:
-            out.append(f" c{t.cached}", style="cyan")
-            out.append(f" r{t.recomputed}", style="blue")
+            out.append(f" c{count(t.cached)}", style="cyan")
+            out.append(f" r{count(t.recomputed)}", style="blue")
         if t.dependencies:
             out.append(" <- " + ", ".join(t.dependencies), style="dim")
         if t.after:

@@ -21,6 +21,21 @@ def stamp(at: datetime | None, tz: tzinfo | None) -> str:
     return "-" if at is None else at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def count(n: int) -> str:
+    """A count in at most 5 characters: ``9999``, ``19.9k``, ``250k``, ``1.2M``.
+
+    Rounded down, so an array one element short of 20,000 never reads as done.
+    """
+    if n < 10_000:
+        return str(n)
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if n >= size:
+            whole = n // size
+            tenths = n * 10 // size % 10
+            return f"{whole}{unit}" if whole >= 100 or not tenths else f"{whole}.{tenths}{unit}"
+    return str(n)
+
+
 def age(then: datetime, now: datetime) -> str:
     """Coarse age such as ``45s``, ``12m``, ``3h`` or ``2d``."""
     secs = max(0, int((now - then).total_seconds()))

@@ -27,3 +27,11 @@ def test_a_window_of_lines_follows_the_selected_task() -> None:
     end = render_dag(tasks, "t29", 9).plain.splitlines()
     assert "t29" in end[-1] and "t21" in end[0]
     assert len(render_dag(chain(5), "t04", 9).plain.splitlines()) == 5
+
+
+def test_large_counts_are_compact_so_they_fit_the_panel() -> None:
+    """A 20,000-element array showed `20000/20000 c0 r2…`: the recomputed count was cut."""
+    big = TaskSummary("square", 0, True, (), (), {"SUCCESS": 19_950, "RUNNING": 50}, 0, 19_950)
+    (line,) = render_dag([big]).plain.splitlines()
+    assert line.endswith(" square[] 19.9k/20k c0 r19.9k")
+    assert len(line) <= 32
