@@ -12,6 +12,7 @@ from textual.widgets import Footer, Static
 
 from reflow.core.hashing import short
 from reflow.states import STATE_STYLES
+from reflow.store import InstanceRecord
 from reflow.tui.base import ReflowScreen, Selection
 from reflow.tui.data import InstanceDetail
 from reflow.tui.fmt import clock_time, duration, label, stamp
@@ -62,10 +63,23 @@ def render_detail(d: InstanceDetail, tz: tzinfo | None) -> Text:
         pretty = r.preimage
     lines = pretty.splitlines()
     out.append("\n".join(lines[:PREIMAGE_LINES]) + ("\n…" if len(lines) > PREIMAGE_LINES else ""))
-    for name, lines in (("stdout", d.stdout_tail), ("stderr", d.stderr_tail)):
+    for name, path, lines in (("stdout", r.stdout_path, d.stdout_tail),
+                              ("stderr", r.stderr_path, d.stderr_tail)):
         _section(out, f"{name} (tail; l opens the full log)")
-        out.append("\n".join(lines) if lines else "(empty)", style="dim" if not lines else "")
+        if lines:
+            out.append("\n".join(lines))
+        else:
+            out.append("(empty)" if path else _no_log(r), style="dim")
     return out
+
+
+def _no_log(r: InstanceRecord) -> str:
+    """Why an instance has no log file, rather than a misleading "(empty)"."""
+    if r.cached:
+        return f"(no log: the output was reused from instance {r.cache_source}; see its logs)"
+    if r.job_id is None:
+        return "(no log file: run in-process, its output went to that process's terminal)"
+    return "(no log file recorded)"
 
 
 class InstanceScreen(ReflowScreen):
