@@ -68,6 +68,7 @@ class FluxExecutor(SchedulerExecutor):
     index_base: ClassVar[int] = 1
     index_env_var: ClassVar[str] = "FLUX_JOB_CC"
     submit_tool: ClassVar[str] = "flux"
+    log_placeholders: ClassVar[str | None] = r"\{\{"
     cancel_tool: ClassVar[str] = "flux"
     cancel_ignorable: ClassVar[tuple[str, ...]] = (r"inactive", r"unknown job", r"no such")
 

@@ -57,6 +57,7 @@ class LSFExecutor(SchedulerExecutor):
     index_base: ClassVar[int] = 1
     index_env_var: ClassVar[str] = "LSB_JOBINDEX"
     submit_tool: ClassVar[str] = "bsub"
+    log_placeholders: ClassVar[str | None] = r"%[JI]"
     cancel_tool: ClassVar[str] = "bkill"
     transient_errors: ClassVar[tuple[str, ...]] = (
         r"lsf is processing your request",

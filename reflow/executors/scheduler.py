@@ -106,6 +106,9 @@ class SchedulerExecutor(Executor):
     )
     # Output of a failed cancel that only says the job is already gone.
     cancel_ignorable: ClassVar[tuple[str, ...]] = ()
+    # Text the scheduler replaces in log paths and offers no escape for (LSF's %J, Grid
+    # Engine's $JOB_ID, Flux's {{id}}): a run dir containing it would log somewhere else.
+    log_placeholders: ClassVar[str | None] = None
 
     def __init__(
         self, runner: CommandRunner | None = None, *, max_array_size: int | None = None
@@ -268,6 +271,7 @@ class SchedulerExecutor(Executor):
     def submit(self, job: JobSpec) -> str:
         offset = self.array_offset(job) if job.is_array else 0
         for path in (job.stdout, job.stderr):
+            self._check_log_path(job, path)
             self.log_path(job, path).parent.mkdir(parents=True, exist_ok=True)
         result = self.run(self.submit_command(job, offset), submits=True)
         if result.returncode != 0:
@@ -282,6 +286,16 @@ class SchedulerExecutor(Executor):
                 f"({result.stdout.strip()[:200]!r}); check the scheduler's client version"
             ) from None
         return JobRef(native, offset).array_id if job.is_array else native
+
+    def _check_log_path(self, job: JobSpec, path: Path) -> None:
+        if self.log_placeholders is None:
+            return
+        found = re.search(self.log_placeholders, str(self.log_path(job, path)))
+        if found:
+            raise ExecutorError(
+                f"log path {self.log_path(job, path)} contains {found.group()!r}, which "
+                f"{self.submit_tool} replaces in log paths; choose a run dir without it"
+            )
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         natives = list(dict.fromkeys(self.native_id(j) for j in job_ids))

@@ -67,6 +67,7 @@ class SGEExecutor(SchedulerExecutor):
     index_base: ClassVar[int] = 1
     index_env_var: ClassVar[str] = "SGE_TASK_ID"
     submit_tool: ClassVar[str] = "qsub"
+    log_placeholders: ClassVar[str | None] = r"\$\{?(JOB_ID|TASK_ID|JOB_NAME|HOME|USER|HOSTNAME)"
     cancel_tool: ClassVar[str] = "qdel"
     contiguous_arrays: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[str, ...]] = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -144,3 +145,20 @@ def test_workers_import_no_adapter_and_no_heavy_module() -> None:
         "reflow.executors.slurm", "reflow.executors.scheduler", "reflow.executors.commands",
     }  # fmt: skip
     assert modules & heavy == set()
+
+
+@pytest.mark.parametrize(("adapter", "folder", "placeholder"), [
+    (LSFExecutor, "run-%J", "%J"),
+    (SGEExecutor, "run-$JOB_ID", "$JOB_ID"),
+    (FluxExecutor, "run-{{id}}", "{{"),
+])
+def test_a_run_dir_the_scheduler_would_rewrite_is_refused_before_submitting(
+    fake: FakeScheduler, tmp_path: Path, adapter: type, folder: str, placeholder: str
+) -> None:
+    """These schedulers replace such text in log paths and offer no escape (Slurm's %% does)."""
+    workdir = tmp_path / folder
+    expected = rf"contains '{re.escape(placeholder)}'.*choose a run dir"
+    with pytest.raises(ExecutorError, match=expected) as e:
+        adapter(fake.runner()).submit(make_job(workdir))
+    assert str(workdir) in str(e.value)
+    assert fake.calls() == []
