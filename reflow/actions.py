@@ -245,6 +245,9 @@ def continue_run(run: Run, *, background: bool = False) -> None:
         wf.name, graph, run.store, run.run_id, Path(rec.run_dir), per_task,
         verify=bool(options.get("verify")), on_error=options.get("on_error", "stop"),
         max_workers=int(options.get("max_workers", 1)), existing=existing,
+        # The run's own force options hold for what is planned from here, as on the driver
+        # path: a forced run resumed or retried must not take cache hits it asked to skip.
+        force=bool(options.get("force")), force_tasks=set(options.get("force_tasks") or ()),
     ).execute()
 
 

@@ -149,6 +149,34 @@ def test_a_retried_instance_whose_inputs_did_not_change_is_a_retry(tmp_path) -> 
         assert run.why("down").startswith("down: retry")
 
 
+def test_a_retry_keeps_the_runs_force_options_as_the_driver_does(tmp_path) -> None:
+    """A task re-planned by a retry (its upstream was recomputed) in a run made with
+    force_tasks is planned forced again: the driver path did so, run_local did not."""
+    trusted, ready = tmp_path / "trusted", tmp_path / "ready"
+    trusted.touch()
+    wf = Workflow("forced_retry")
+
+    @wf.job(verify=lambda out: trusted.exists())
+    def up() -> int:
+        return 7
+
+    @wf.job()
+    def down(x: Annotated[int, Result(step="up")]) -> int:
+        if not ready.exists():
+            raise RuntimeError("not yet")
+        return x
+
+    store = f"sqlite:///{tmp_path}/m.db"
+    wf.run_local(tmp_path / "warm", store=store, on_error="continue")  # up's output cached
+    run = wf.run_local(tmp_path / "r", store=store, on_error="continue", force_tasks=["down"])
+    assert [r["reason"] for r in latest(run, "down")] == ["forced"]
+    trusted.unlink()
+    ready.touch()
+    run.retry()
+    (row,) = latest(run, "down")
+    assert (row["state"], row["attempt"], row["reason"]) == ("SUCCESS", 2, "forced")
+
+
 def test_bad_run_options_are_reflow_errors_naming_the_fix(tmp_path, sqlite_url) -> None:
     from reflow.errors import OptionError, ReflowError
 
