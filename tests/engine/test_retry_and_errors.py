@@ -120,11 +120,10 @@ def test_retry_reruns_upstream_whose_output_fails_verification(tmp_path, sqlite_
     assert [f.task_name for f in fails] == ["make"] and "missing" in fails[0].reason
 
 
-def test_a_retried_instance_whose_inputs_did_not_change_is_a_retry(tmp_path) -> None:
-    """The upstream is recomputed (its check failed) to the same value: the downstream runs
-    again on the very inputs of its failed attempt, which is a retry, with or without verify."""
-    trusted, ready = tmp_path / "trusted", tmp_path / "ready"
-    wf = Workflow("same")
+def checked_up_down(name: str, trusted: Path, ready: Path) -> Workflow:
+    """``up`` (whose output passes its check while ``trusted`` exists) -> ``down`` (which
+    fails until ``ready`` exists)."""
+    wf = Workflow(name)
 
     @wf.job(verify=lambda out: trusted.exists())
     def up() -> int:
@@ -136,6 +135,14 @@ def test_a_retried_instance_whose_inputs_did_not_change_is_a_retry(tmp_path) -> 
             raise RuntimeError("not yet")
         return x
 
+    return wf
+
+
+def test_a_retried_instance_whose_inputs_did_not_change_is_a_retry(tmp_path) -> None:
+    """The upstream is recomputed (its check failed) to the same value: the downstream runs
+    again on the very inputs of its failed attempt, which is a retry, with or without verify."""
+    trusted, ready = tmp_path / "trusted", tmp_path / "ready"
+    wf = checked_up_down("same", trusted, ready)
     for verify in (True, False):
         trusted.touch()
         ready.unlink(missing_ok=True)
@@ -154,18 +161,7 @@ def test_a_retry_keeps_the_runs_force_options_as_the_driver_does(tmp_path) -> No
     force_tasks is planned forced again: the driver path did so, run_local did not."""
     trusted, ready = tmp_path / "trusted", tmp_path / "ready"
     trusted.touch()
-    wf = Workflow("forced_retry")
-
-    @wf.job(verify=lambda out: trusted.exists())
-    def up() -> int:
-        return 7
-
-    @wf.job()
-    def down(x: Annotated[int, Result(step="up")]) -> int:
-        if not ready.exists():
-            raise RuntimeError("not yet")
-        return x
-
+    wf = checked_up_down("forced_retry", trusted, ready)
     store = f"sqlite:///{tmp_path}/m.db"
     wf.run_local(tmp_path / "warm", store=store, on_error="continue")  # up's output cached
     run = wf.run_local(tmp_path / "r", store=store, on_error="continue", force_tasks=["down"])
