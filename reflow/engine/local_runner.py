@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 BATCH_FIRST, BATCH_MIN, BATCH_MAX = 256, 16, 8192
 BATCH_SECONDS = 0.5
 _RUNNING_STATE = TaskState.RUNNING.value
+_PENDING_STATE = TaskState.PENDING.value
 _RUNNING = frozenset({_RUNNING_STATE})
 _RETRYING = frozenset({TaskState.RETRYING.value})
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
@@ -375,15 +376,19 @@ class InlineExecution:
         """Record the batch as RUNNING: new rows for fresh instances, CAS for retries."""
         now = datetime.now(UTC)
         add, change = self.buffer.add, self.buffer.change
-        details: dict[str, str] = {}  # one text per reason, shared by the batch's rows
+        details: dict[str, tuple[str, str]] = {}  # texts per reason, shared by the rows
         for p in batch:
             e = p.expanded
             if p.slot is None and e is not None:
-                detail = details.get(p.reason)
-                if detail is None:
-                    detail = details[p.reason] = f"running in-process ({p.reason})"
+                texts = details.get(p.reason)
+                if texts is None:
+                    texts = details[p.reason] = (f"planned ({p.reason})",
+                                                 f"running in-process ({p.reason})")
+                # Planned, then running, at the same instant: the history reads as on the
+                # driver path (PENDING first, SPEC §4), though nothing waits in between.
                 row = started_instance(self.run_id, self.workflow, p.spec.name, e, p.reason,
-                                       _RUNNING_STATE, detail, now)
+                                       _PENDING_STATE, texts[0], now)
+                row.change(_RUNNING_STATE, texts[1], {}, now)
                 p.slot = add(row, [(prob.check, f"{prob.kind}: {prob.reason}")
                                    for prob in p.problems] if p.problems else ())
             elif p.slot is not None and e is None:

@@ -5,7 +5,7 @@ write one per task (a chain of 1,000 singleton tasks would be all commits). New 
 state changes collect here and go to the store in one transaction when they are ``max_age``
 old, when there are ``max_rows`` of them, or before anything that must see them (the end of
 the run). An instance that starts and finishes between two writes is written once, already
-finished, with both of its transitions at their real times. A crash loses at most the
+finished, with all of its transitions at their real times. A crash loses at most the
 unwritten batch, which the next run simply recomputes (SPEC §10).
 
 The run's thread holds ``lock`` while it plans and records, and releases it only while task
@@ -57,9 +57,9 @@ class WriteBehind:
     # -- recording -------------------------------------------------------------------------
     def add(self, instance: RecordedInstance,
             problems: Sequence[tuple[str, str]] = ()) -> Slot:
-        """A new instance, created as its history's first entry says; ``problems``: verify
-        failures to record with it."""
-        slot = Slot(instance.history[0][1], instance)
+        """A new instance, in the state its history ends in; ``problems``: verify failures to
+        record with it."""
+        slot = Slot(instance.history[-1][1], instance)
         if problems:
             slot.problems = list(problems)
         self._new.append(slot)

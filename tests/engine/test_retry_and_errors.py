@@ -76,7 +76,7 @@ def test_continue_skips_dependants_and_retry_completes_with_history(
     history = [(t["attempt"], t["from_state"], t["to_state"])
                for t in run.transitions()
                if t["task_name"] == "work" and t["array_index"] == 1]
-    assert history == [(1, None, "RUNNING"), (1, "RUNNING", "FAILED"),
+    assert history == [(1, None, "PENDING"), (1, "PENDING", "RUNNING"), (1, "RUNNING", "FAILED"),
                        (2, None, "RETRYING"), (2, "RETRYING", "RUNNING"),
                        (2, "RUNNING", "SUCCESS")]
     assert run.status(as_dict=True)["summary"]["work"] == {"SUCCESS": 3}

@@ -40,14 +40,13 @@ def test_fast_chain_is_recorded_with_both_transitions_at_their_times(tmp_path, s
         "a": ("SUCCESS", 0), "b": ("SUCCESS", 0), "c": ("SUCCESS", 0)}
     history = store.transitions(run.run_id)
     assert [(t.task_name, t.from_state, t.to_state) for t in history] == [
-        ("a", None, "RUNNING"), ("a", "RUNNING", "SUCCESS"),
-        ("b", None, "RUNNING"), ("b", "RUNNING", "SUCCESS"),
-        ("c", None, "RUNNING"), ("c", "RUNNING", "SUCCESS"),
+        (task, *change) for task in "abc"
+        for change in ((None, "PENDING"), ("PENDING", "RUNNING"), ("RUNNING", "SUCCESS"))
     ]
     for t in history:
         row = rows[t.task_name]
         assert t.instance_id == row.id
-        assert t.at == (row.started_at if t.to_state == "RUNNING" else row.finished_at)
+        assert t.at == (row.finished_at if t.to_state == "SUCCESS" else row.started_at)
     assert [t.at for t in history] == sorted(t.at for t in history)
     store.close()
 
@@ -81,4 +80,4 @@ def test_slow_task_shows_running_and_earlier_work_is_written_while_it_runs(
     with Store.open(sqlite_url) as store:
         slow_history = [(t.from_state, t.to_state) for t in store.transitions(run.run_id)
                         if t.task_name == "slow"]
-    assert slow_history == [(None, "RUNNING"), ("RUNNING", "SUCCESS")]
+    assert slow_history == [(None, "PENDING"), ("PENDING", "RUNNING"), ("RUNNING", "SUCCESS")]
