@@ -49,7 +49,9 @@ def resolve(module_name: str, qualname: str) -> object:
 
 
 def _candidates(module_name: str) -> list[ModuleType]:
-    found = [m for m in (_by_stem.get(module_name),) if m is not None]
+    """Loaded scripts of that stem: one registered by a loader, and ``__main__``."""
+    script = _by_stem.get(module_name)
+    found = [script] if script is not None else []
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     if main is not None and main_file and Path(main_file).stem == module_name:

@@ -191,9 +191,7 @@ def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
             changes.append(StateChange(f.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": f.finished_at}))
             at.append(f.finished_at)
-        st = (statuses or {}).get(row.job_id or "")
-        changes.append(_result_change(f, st.raw_state.split()[0] if st and st.raw_state
-                                      else None))
+        changes.append(_result_change(f, _scheduler_state((statuses or {}).get(row.job_id or ""))))
         at.append(f.finished_at)
     moved = set(ctx.store.apply(changes, at=at)) if changes else set()
     for f in finished:
@@ -296,8 +294,14 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     return changed + len(moved)
 
 
+def _scheduler_state(st: JobStatus | None) -> str | None:
+    """The scheduler's own word for how a job ended ("TIMEOUT"; "CANCELLED by 0" gives
+    "CANCELLED")."""
+    return st.raw_state.split()[0] if st and st.raw_state else None
+
+
 def _lost_change(r: InstanceRecord, st: JobStatus | None) -> StateChange:
-    raw = (st.raw_state.split()[0] if st and st.raw_state else "UNKNOWN")
+    raw = _scheduler_state(st) or "UNKNOWN"
     code = st.exit_code if st else None
     log_hint = (f"; see {r.stderr_path}" if r.stderr_path and Path(r.stderr_path).exists()
                 else "")

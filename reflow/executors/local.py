@@ -271,6 +271,7 @@ class _Supervisor:
         self.events = open(directory / "events", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         self.cancel_all = False
         self.cancelled: set[int] = set()
+        self.cancels_applied = (False, 0)  # what drop_cancelled last took out of the queue
         self.kill_after = float(os.environ.get(KILL_AFTER_ENV) or KILL_AFTER_DEFAULT)
         self.signalled: dict[int, float] = {}  # pid -> when SIGTERM was sent
         count = int(self.job.get("slots") or self.job["parallel"])
@@ -308,24 +309,27 @@ class _Supervisor:
             proc.kill()
 
     def next_index(self) -> int | None:
-        self.read_cancels()
-        while self.queue:
-            index = self.queue.popleft()
-            if self.cancel_all or index in self.cancelled:
-                self.log(f"C {index}")
-                continue
-            return index
-        return None
+        self.drop_cancelled()
+        return self.queue.popleft() if self.queue else None
 
     def drop_cancelled(self) -> None:
-        """Log queued elements cancelled meanwhile at once, not when a slot frees up."""
+        """Log queued elements cancelled meanwhile at once, not when a slot frees up.
+
+        The queue is walked only when a cancel arrived since the last walk: this runs before
+        every element and on every idle loop.
+        """
         self.read_cancels()
-        if self.cancel_all or self.cancelled.intersection(self.queue):
-            kept = [i for i in self.queue if not (self.cancel_all or i in self.cancelled)]
-            for index in self.queue:
-                if self.cancel_all or index in self.cancelled:
-                    self.log(f"C {index}")
-            self.queue = deque(kept)
+        seen = (self.cancel_all, len(self.cancelled))
+        if seen == self.cancels_applied:
+            return
+        self.cancels_applied = seen
+        kept: deque[int] = deque()
+        for index in self.queue:
+            if self.cancel_all or index in self.cancelled:
+                self.log(f"C {index}")
+            else:
+                kept.append(index)
+        self.queue = kept
 
     def wait_for_dependencies(self) -> None:
         for dep in self.job["after"]:
