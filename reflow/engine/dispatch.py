@@ -161,13 +161,15 @@ def close_active(
 ) -> tuple[list[InstanceRecord], set[int]]:
     """Move a run's (or a task's) active instances to CANCELLED; with no task, the run too.
 
-    Returns the rows that were active and the ids this call moved (compare-and-set: a
-    worker or driver that got there first keeps its state).
+    Returns the rows that were active and the ids this call moved. Compare-and-set against
+    every active state, not the one just read: a driver moving an instance on (SUBMITTED →
+    RUNNING) in between must not make the cancel miss it, while one that finished it first
+    keeps its state.
     """
     rows = store.latest_instances(run_id, task, states=ACTIVE)
     now = datetime.now(UTC)
     moved = set(store.apply([
-        StateChange(r.id, frozenset({r.state}), TaskState.CANCELLED, text,
+        StateChange(r.id, ACTIVE, TaskState.CANCELLED, text,
                     {"finished_at": now, "error_text": text, "scheduler_state": "CANCELLED"})
         for r in rows
     ]))

@@ -342,3 +342,30 @@ def test_a_driver_job_gets_its_store_from_a_private_file_not_its_command_line(
     file = Path(job.env[STORE_FILE_ENV])
     assert file.read_text() == location
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
+
+
+def test_a_cancel_does_not_miss_an_instance_the_driver_moves_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver records a worker's start (SUBMITTED -> RUNNING) between the cancel reading
+    the active rows and changing them: the instance is still active, so it is cancelled."""
+    from reflow.engine.dispatch import close_active
+    from reflow.store import StateChange
+
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    step(ctx)  # produce ran; work submitted, its elements not started
+    read = run.store.latest_instances
+
+    def read_then_driver_moves(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rows = read(*args, **kwargs)
+        work = [r for r in rows if r.task_name == "work"]
+        assert [r.state for r in work] == ["SUBMITTED"] * 3
+        run.store.apply([StateChange(work[0].id, frozenset({"SUBMITTED"}), "RUNNING")])
+        return rows
+
+    monkeypatch.setattr(run.store, "latest_instances", read_then_driver_moves)
+    rows, moved = close_active(run.store, run.run_id, None, "cancelled by user")
+    monkeypatch.undo()
+    assert {r.id for r in rows if r.task_name == "work"} <= moved
+    assert states(run, "work") == ["CANCELLED"] * 3
