@@ -130,6 +130,21 @@ class WorkflowFlags:
     def multi_value_flags(self) -> set[str]:
         return {n for f in self.flags if f.multiple for n in (f.param.flag, f.short) if n}
 
+    def spellings(self) -> dict[str, str]:
+        """Other accepted spellings of the flags (``CliParam.spellings``), to their flag.
+
+        A spelling that is itself some option's name keeps that meaning.
+        """
+        taken = {n for f in self.flags for n in f.names()}
+        out: dict[str, str] = {}
+        for f in self.flags:
+            for other in f.param.spellings:
+                pairs = [(other, f.param.flag)]
+                if f.switch:
+                    pairs.append(("--no-" + other[2:], "--no-" + f.param.flag[2:]))
+                out.update((a, b) for a, b in pairs if a not in taken)
+        return out
+
     def check(self) -> None:
         """Refuse to submit when a required parameter could not get a flag (no submit from
         the command line could ever set it); one with a default simply keeps it."""
@@ -147,6 +162,20 @@ class WorkflowFlags:
                 raw if flag.switch else parse_value(flag.param.annotation, raw, flag.param.flag)
             )
         return out
+
+
+def respell(args: Sequence[str], spellings: Mapping[str, str]) -> list[str]:
+    """``args`` with every other spelling of a flag (also as ``--flag=value``) replaced by the
+    flag itself; everything after ``--`` is left alone."""
+    out: list[str] = []
+    for i, token in enumerate(args):
+        if token == "--":
+            out.extend(args[i:])
+            break
+        name, eq, value = token.partition("=")
+        flag = spellings.get(name)
+        out.append(token if flag is None else flag + eq + value)
+    return out
 
 
 def spread_values(args: Sequence[str], multi: set[str]) -> list[str]:

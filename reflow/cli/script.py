@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from reflow.cli.flags import spread_values
+from reflow.cli.flags import respell, spread_values
 from reflow.cli.guard import USER_ERRORS, error_message, guarded
 from reflow.cli.options import JsonOption, StoreOption, StorePathOption
 from reflow.cli.output import emit, emit_json
@@ -152,9 +152,10 @@ def show_dag(wf: Workflow, fmt: str, as_json: bool) -> None:
 
 
 def submit_args(args: list[str], flags: WorkflowFlags) -> list[str]:
-    """Let list flags take several values (``--files a b``) after ``submit``."""
+    """Let list flags take several values (``--files a b``) after ``submit``, and accept the
+    other spellings of parameter flags (``--my_task-b_val`` for ``--my-task-b-val``)."""
     multi = flags.multi_value_flags() | MULTI_VALUE_FLAGS
-    return spread_values(args, multi)
+    return spread_values(respell(args, flags.spellings()), multi)
 
 
 def run_script_cli(wf: Workflow, argv: list[str] | None) -> None:

@@ -37,6 +37,18 @@ class CliParam:
     short: str | None
 
     @property
+    def spellings(self) -> list[str]:
+        """Other flags accepted for this parameter besides ``flag`` (never shown in help).
+
+        ``flag`` turns underscores into dashes; the spec writes a local flag as
+        ``--<task>-<param>``, and users type Python names, so ``--my_task-b_val`` and
+        ``--my_task_b_val`` set ``--my-task-b-val`` too.
+        """
+        forms = [f"--{self.tasks[0]}-{self.name}" if self.namespace == "local" else "",
+                 f"--{self.key}"]
+        return [f for f in dict.fromkeys(forms) if f and f != self.flag]
+
+    @property
     def choices(self) -> list[Any] | None:
         base = strip_optional(self.annotation)
         if typing.get_origin(base) is typing.Literal:

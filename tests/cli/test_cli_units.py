@@ -202,3 +202,44 @@ def test_load_pipeline_finds_selects_and_explains(tmp_path: Path) -> None:
         load_pipeline(str(tmp_path / "missing.py"))
     with pytest.raises(ReflowError, match="neither a file nor an importable module"):
         load_pipeline("no_such_module_xyz:wf")
+
+
+def test_parameter_flags_accept_the_spellings_users_type(tmp_path: Path) -> None:
+    """``--<task>-<param>`` as the spec writes it and the Python keyword as a flag both set
+    the dashed flag."""
+    from reflow.cli.script import run_script_cli
+    from reflow.store import Store
+
+    script = tmp_path / "spelled.py"
+    script.write_text(
+        "from typing import Annotated\n"
+        "from reflow import Param, Workflow\n"
+        "wf = Workflow('spelled')\n"
+        "@wf.job()\n"
+        "def my_task(\n"
+        "    b_val: Annotated[int, Param(namespace='local')] = 1,\n"
+        "    dry_mode: Annotated[bool, Param(namespace='local')] = False,\n"
+        "    start_day: Annotated[str, Param()] = 'mon',\n"
+        ") -> str:\n"
+        "    return f'{b_val}{dry_mode}{start_day}'\n"
+    )
+    wf = load_pipeline(str(script))
+    assert workflow_flags(wf).spellings() == {
+        "--my_task-b_val": "--my-task-b-val", "--my_task_b_val": "--my-task-b-val",
+        "--my_task-dry_mode": "--my-task-dry-mode", "--no-my_task-dry_mode":
+        "--no-my-task-dry-mode", "--my_task_dry_mode": "--my-task-dry-mode",
+        "--no-my_task_dry_mode": "--no-my-task-dry-mode", "--start_day": "--start-day",
+    }
+    store = tmp_path / "m.db"
+    for n, args in enumerate([
+        ["--my_task-b_val", "3", "--my_task-dry_mode", "--start_day=tue"],
+        ["--my_task_b_val=3", "--my-task-dry-mode", "--start-day", "tue"],
+    ]):
+        with pytest.raises(SystemExit) as done:
+            run_script_cli(wf, ["submit", "--run-dir", str(tmp_path / f"r{n}"), "--store-path",
+                                str(store), "--executor", "dry-run", *args])
+        assert done.value.code == 0
+    recorded = [r.parameters for r in Store.open(str(store)).list_runs(workflow="spelled")]
+    assert len(recorded) == 2
+    assert all('"my_task_b_val":3' in p and '"my_task_dry_mode":true' in p
+               and '"start_day":"tue"' in p for p in recorded), recorded
