@@ -7,6 +7,7 @@ like the one ``run_local`` returned.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,8 @@ class Run:
             from reflow.engine.entrypoints import load_workflow
 
             rec = self.record()
-            self._workflow = load_workflow(rec.entrypoint, rec.workflow)
+            root = json.loads(rec.options or "{}").get("import_root")
+            self._workflow = load_workflow(rec.entrypoint, rec.workflow, root)
         return self._workflow
 
     def status(self, task: str | None = None, as_dict: bool = False,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from reflow.core import script_modules
 from reflow.core.spec import JobConfig, TaskSpec, inspect_inputs
 from reflow.errors import GraphError
 
@@ -217,10 +218,18 @@ class Workflow(Flow):
 
         Taken from where the Workflow object was created, not from ``sys.argv[0]``, so it is
         right from notebooks, ``python -m`` and test runners; None when there is no file.
-        Modules inside packages are recorded as ``package.module:attribute``; everything else
-        (scripts, top-level modules) by file path, which any process can load.
+        Modules inside packages (also one run as ``python -m package.module``) are recorded as
+        ``package.module:attribute``; everything else (scripts, top-level modules) by file
+        path, which any process can load.
         """
         if self._module == "__main__" or not self._module:
+            package_module = script_modules.main_package_module()
+            if package_module is not None:
+                # ``python -m pkg.pipeline``: by path its relative imports would fail.
+                main = sys.modules["__main__"]
+                for attr, value in vars(main).items():
+                    if value is self:
+                        return f"{package_module}:{attr}"
             if self._module_file and Path(self._module_file).exists():
                 return str(Path(self._module_file).resolve())
             return None
@@ -235,6 +244,20 @@ class Workflow(Flow):
         if self._module_file and Path(self._module_file).exists():
             return str(Path(self._module_file).resolve())
         return None
+
+    def import_root(self) -> str | None:
+        """The directory a ``module:attribute`` entry point's top package lies in.
+
+        Recorded with the run, so that the driver, the workers and a later ``reflow retry``
+        find a package that this process imported from its current directory (which their
+        ``sys.path`` does not have). None for a script path entry point.
+        """
+        entry = self.entrypoint()
+        if entry is None or ":" not in entry or Path(entry).exists() or not self._module_file:
+            return None
+        path = Path(self._module_file).resolve()
+        depth = entry.partition(":")[0].count(".") + (path.name == "__init__.py")
+        return str(path.parents[depth]) if depth < len(path.parents) else None
 
     def importable(self) -> bool:
         """Whether another process can find this object by importing its module.
@@ -270,3 +293,4 @@ class Workflow(Flow):
         from reflow.cli.script import run_script_cli
 
         run_script_cli(self, argv)
+

@@ -70,6 +70,7 @@ class DriverContext:
     max_submit_jobs: int | None = None
     caps: Mapping[str, str] = field(default_factory=dict)
     submit_options: tuple[str, ...] = ()  # [executor] submit_options: for every task job
+    import_root: str | None = None  # see Workflow.import_root
 
     @property
     def state_dir(self) -> Path:
@@ -491,7 +492,8 @@ def _submit_group(ctx: DriverContext, spec: TaskSpec, attempt: int,
                   parallelism: int | None = None) -> int:
     logs = ctx.run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    meta = Meta(ctx.workflow, ctx.entrypoint, spec.name, ctx.run_dir, spec.is_array)
+    meta = Meta(ctx.workflow, ctx.entrypoint, spec.name, ctx.run_dir, spec.is_array,
+                ctx.import_root)
     payload = write_payload(ctx.run_dir, meta, [
         Element(r.id, r.attempt, r.array_index, r.input) for r in rows])
     suffix = f".{attempt}" if attempt > 1 else ""

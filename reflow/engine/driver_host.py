@@ -98,7 +98,8 @@ def load_context(store: Store, run_id: str, executor: Executor | None = None,
     rec = store.get_run(run_id)
     options: dict[str, Any] = json.loads(rec.options or "{}")
     entrypoint = rec.entrypoint
-    wf = load_workflow(entrypoint, rec.workflow)
+    import_root = options.get("import_root")
+    wf = load_workflow(entrypoint, rec.workflow, import_root)
     graph = wf.validate()
     per_task, _ = resolve_parameters(graph.specs, loads(rec.parameters))
     config = config or wf.config or load_config()
@@ -106,7 +107,8 @@ def load_context(store: Store, run_id: str, executor: Executor | None = None,
         executor = make_executor(options["executor"], config, options.get("max_workers"))
     return DriverContext(
         store=store, run_id=run_id, run_dir=Path(rec.run_dir), workflow=rec.workflow,
-        entrypoint=str(entrypoint), graph=graph, params=per_task, executor=executor,
+        entrypoint=str(entrypoint), import_root=import_root, graph=graph, params=per_task,
+        executor=executor,
         python=config.executor.python, force=bool(options.get("force")),
         force_tasks=frozenset(options.get("force_tasks") or ()),
         verify=bool(options.get("verify")), max_submit_jobs=config.executor.max_submit_jobs,

@@ -12,6 +12,7 @@ import importlib.util
 import sys
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from reflow.core import script_modules
@@ -44,8 +45,13 @@ def import_failure(pipeline: object, exc: Exception) -> ReflowError:
 SCRIPT_MODULE_PREFIX = "_reflow_entry_"
 
 
-def load_workflow(entrypoint: str | None, name: str) -> Workflow:
-    """Import the module or script and return its ``Workflow`` called ``name``."""
+def load_workflow(entrypoint: str | None, name: str, import_root: str | None = None) -> Workflow:
+    """Import the module or script and return its ``Workflow`` called ``name``.
+
+    ``import_root`` (``Workflow.import_root``) is where a ``module:attribute`` entry point's
+    package was found when the run was recorded; it is searched when the package is not
+    importable from here, so an installed copy still takes precedence.
+    """
     from reflow.core.flow import Workflow
 
     if not entrypoint:
@@ -56,7 +62,7 @@ def load_workflow(entrypoint: str | None, name: str) -> Workflow:
     if ":" in entrypoint and not Path(entrypoint).exists():
         module_name, _, attr = entrypoint.partition(":")
         try:
-            module = importlib.import_module(module_name)
+            module = _import_module(module_name, import_root)
         except Exception as exc:
             raise import_failure(module_name, exc) from exc
         wf = getattr(module, attr, None)
@@ -94,3 +100,21 @@ def load_workflow(entrypoint: str | None, name: str) -> Workflow:
     if not isinstance(wf, Workflow):
         raise ReflowError(f"entry point {entrypoint} has no Workflow named '{name}'")
     return wf
+
+
+def _import_module(module_name: str, import_root: str | None) -> ModuleType:
+    """``import_module``, searching ``import_root`` too when the package itself is missing.
+
+    In a process started as ``python -m`` that module, the module is ``__main__`` already: a
+    second copy would define its classes twice.
+    """
+    if module_name == script_modules.main_package_module():
+        return sys.modules["__main__"]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing_package = exc.name is not None and (module_name + ".").startswith(exc.name + ".")
+        if import_root is None or not missing_package or import_root in sys.path:
+            raise
+    sys.path.insert(0, import_root)
+    return importlib.import_module(module_name)

@@ -44,6 +44,7 @@ class Meta:
     task: str
     run_dir: Path
     is_array: bool
+    import_root: str | None = None  # see Workflow.import_root
 
 
 def payloads_dir(run_dir: Path) -> Path:
@@ -70,7 +71,7 @@ def write_payload(run_dir: Path, meta: Meta, elements: Sequence[Element]) -> Pat
     (directory / OFFSETS).write_bytes(b"".join(_OFFSET.pack(v) for v in table))
     (directory / META).write_text(json.dumps({
         "workflow": meta.workflow, "entrypoint": meta.entrypoint, "task": meta.task,
-        "run_dir": str(meta.run_dir), "is_array": meta.is_array,
+        "run_dir": str(meta.run_dir), "is_array": meta.is_array, "import_root": meta.import_root,
     }), encoding="utf-8")
     return directory
 
@@ -78,7 +79,7 @@ def write_payload(run_dir: Path, meta: Meta, elements: Sequence[Element]) -> Pat
 def read_meta(directory: Path) -> Meta:
     data: dict[str, Any] = json.loads((directory / META).read_text(encoding="utf-8"))
     return Meta(data["workflow"], data["entrypoint"], data["task"], Path(data["run_dir"]),
-                bool(data["is_array"]))
+                bool(data["is_array"]), data.get("import_root"))
 
 
 class PayloadError(LookupError):

@@ -132,6 +132,9 @@ def record_run(
 
     params_json = dumps(dict(parameters), where="run parameters")
     specs = task_spec_rows(graph)
+    import_root = wf.import_root()
+    if import_root is not None:  # where the driver, workers and retries import it from
+        options = {**options, "import_root": import_root}
     for _ in range(20):
         now = datetime.now(UTC)
         run_id = new_run_id(wf.name, now)

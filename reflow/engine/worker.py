@@ -48,7 +48,7 @@ class Worker:
 
         self.payload = payload
         self.meta: Meta = read_meta(payload)
-        wf = load_workflow(self.meta.entrypoint, self.meta.workflow)
+        wf = load_workflow(self.meta.entrypoint, self.meta.workflow, self.meta.import_root)
         spec = wf.tasks[self.meta.task]
         self.func: Callable[..., Any] = spec.func
         self.rundir_params = spec.rundir_params
