@@ -14,6 +14,11 @@ from collections.abc import Iterable
 DEBUG_ENV = "REFLOW_DEBUG"
 
 
+class ReflowWarning(UserWarning):
+    """Something the user should change, though the work goes on (the CLI prints it as one
+    ``warning:`` line)."""
+
+
 class ReflowError(Exception):
     """Base of every error reflow raises on purpose; the CLI prints these as one line."""
 

@@ -13,12 +13,14 @@ import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
-from reflow.errors import DEBUG_ENV, ReflowError
+from reflow.errors import DEBUG_ENV, ReflowError, ReflowWarning
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,6 +73,24 @@ def report(exc: BaseException, debug: bool) -> typer.Exit:
     return fail(error_message(exc))
 
 
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Show reflow's own warnings as ``warning: <message>``: on the command line the source
+    line Python would print is reflow's, not the user's."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        if issubclass(category, ReflowWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def guarded(func: F) -> F:
     """Wrap a command function: user errors exit 1 with one line; adds ``--debug``."""
     signature = inspect.signature(func, eval_str=True)
@@ -78,7 +98,8 @@ def guarded(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with one_line_warnings():
+                return func(*args, **kwargs)
         except BrokenPipeError:  # an OSError, but no user error: caught first
             # The reader went away (`... | head`): stop quietly, as other Unix tools do,
             # and keep the interpreter's final flush from raising again.

@@ -10,7 +10,9 @@ warns: PostgreSQL is the store for teams on such filesystems.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
+from reflow.errors import ReflowWarning
 from reflow.store.checkpoints import WAL_KEEP_BYTES
 
 NETWORK_FILESYSTEMS = frozenset(
@@ -32,7 +35,7 @@ _OCTAL = re.compile(r"\\([0-7]{3})")  # /proc/mounts escapes blanks in paths as 
 _warned: set[str] = set()
 
 
-class NetworkFilesystemWarning(UserWarning):
+class NetworkFilesystemWarning(ReflowWarning):
     """A SQLite store sits on a network filesystem, where its locking is unreliable."""
 
 
@@ -56,21 +59,34 @@ def filesystem_type(path: Path, mounts_file: Path | None = None) -> str | None:
 
 
 def journal_mode_for(database: Path) -> str:
-    """WAL on local disks; DELETE (with a one-time warning) on network filesystems."""
-    fstype = filesystem_type(database.parent)
+    """WAL on local disks; DELETE (with a one-time warning) on network filesystems.
+
+    The file's own location counts: a store reached through a symlink keeps its journal and
+    its WAL shared memory beside the file the link points to.
+    """
+    fstype = filesystem_type(database.resolve().parent)
     if fstype is None or fstype.lower() not in NETWORK_FILESYSTEMS:
         return "WAL"
     key = str(database)
     if key not in _warned:
         _warned.add(key)
         message = (
-            f"SQLite store {database} is on a {fstype} network filesystem, where SQLite locking "
-            "is unreliable; using journal_mode=DELETE. Use a PostgreSQL store "
+            f"SQLite store {database} is on a network filesystem ({fstype}), where SQLite "
+            "locking is unreliable; using journal_mode=DELETE. Use a PostgreSQL store "
             "(--store postgresql+psycopg://...) when several hosts write to it."
         )
-        # Points at the caller of Store.open (through Database and its engine factory).
-        warnings.warn(message, NetworkFilesystemWarning, stacklevel=5)
+        warnings.warn(message, NetworkFilesystemWarning, stacklevel=_callers_level())
     return "DELETE"
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` that names the first caller outside reflow (a pipeline's
+    ``Store.open`` or ``run_local`` line), for a warning issued by the caller of this."""
+    package = str(Path(__file__).resolve().parents[1]) + os.sep
+    frame, level = sys._getframe(2), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def configure(engine: Engine, *, journal_mode: str | None, busy_timeout_s: float) -> None:

@@ -56,16 +56,53 @@ def test_a_store_on_a_network_filesystem_warns_once_and_avoids_wal(
     db = shared / "manifest.db"
 
     with (
-        pytest.warns(NetworkFilesystemWarning, match="nfs network filesystem") as caught,
+        pytest.warns(NetworkFilesystemWarning, match=r"network filesystem \(nfs\)") as caught,
         Store.open(db) as store,
     ):
         add_run(store, "r1")
     assert len(caught) == 1 and "PostgreSQL" in str(caught[0].message)
+    assert caught[0].filename == __file__  # the caller's line, not reflow's
     assert _journal_mode(db) == "delete"
     with warnings.catch_warnings():
         warnings.simplefilter("error", NetworkFilesystemWarning)
         with Store.open(db) as again:  # the same file does not warn twice
             assert again.get_run("r1").run_id == "r1"
+
+
+def test_a_symlink_to_a_store_on_a_network_filesystem_counts_as_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared, local = tmp_path / "shared", tmp_path / "local"
+    shared.mkdir()
+    local.mkdir()
+    monkeypatch.setattr(sqlite_policy, "MOUNTS_FILE", _mounts(tmp_path, "/dev/vda / ext4 rw 0 0",
+                                                              f"nas:/export {shared} nfs4 rw"))
+    monkeypatch.setattr(sqlite_policy, "_warned", set())
+    (local / "manifest.db").symlink_to(shared / "manifest.db")
+    with pytest.warns(NetworkFilesystemWarning), Store.open(local / "manifest.db") as store:
+        add_run(store, "r1")
+    assert _journal_mode(shared / "manifest.db") == "delete"
+
+
+def test_the_cli_shows_the_network_filesystem_warning_as_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reflow.cli.main import app
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setattr(sqlite_policy, "MOUNTS_FILE",
+                        _mounts(tmp_path, f"nas:/export {shared} lustre rw 0 0"))
+    monkeypatch.setattr(sqlite_policy, "_warned", set())
+    with Store.open(tmp_path / "seed.db") as seed:  # created without the warning
+        add_run(seed, "r1")
+    (tmp_path / "seed.db").rename(shared / "manifest.db")
+    with pytest.raises(SystemExit) as done:
+        app(["runs", "--store-path", str(shared / "manifest.db")], standalone_mode=True)
+    assert done.value.code == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: SQLite store ") and "(lustre)" in err
+    assert err.count("\n") == 1, err
 
 
 def test_an_in_memory_store_works_for_quick_experiments() -> None:
