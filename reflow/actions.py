@@ -92,7 +92,7 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
         # A retry records the failed check against the attempt it rejected: show those too.
         fails = [f for f in store.verify_failures(run_id)
                  if f.task_name == task and f.array_index == index]
-        return "\n".join([head] + [f"  {f.check}: {f.reason}" for f in fails])
+        return "\n".join([head] + [f"  verify of {f.check} failed: {f.reason}" for f in fails])
     earlier = store.earlier_attempt_preimages(run_id, task).get(index) or store.nearest_preimage(
         row.workflow, task, index, before_instance_id=row.id, exclude_run=run_id)
     if earlier is None:

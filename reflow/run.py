@@ -35,8 +35,14 @@ class Run:
 
     @classmethod
     def load(cls, run_id: str, store: Any = None) -> Run:
-        """Reopen a recorded run; an unknown id raises ``UnknownRunError`` with a suggestion."""
-        run = cls(run_id, store=store)
+        """Reopen a recorded run; an unknown id raises ``UnknownRunError`` with a suggestion.
+
+        A store that does not exist is an error naming it, not a new empty store (a mistyped
+        path would otherwise leave one behind).
+        """
+        from reflow.store import Store
+
+        run = cls(run_id, store=Store.open(store, create=False))
         run.record()
         return run
 

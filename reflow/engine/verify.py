@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from reflow.core import script_modules
 from reflow.core.codec import loads
 from reflow.core.hashing import check_fingerprints
 from reflow.core.spec import TaskSpec
@@ -18,9 +19,21 @@ from reflow.core.spec import TaskSpec
 
 @dataclass(frozen=True)
 class VerifyProblem:
-    check: str  # a file path, or "callable"
+    check: str  # a file path, or the verify callable's name (``callable_name``)
     kind: str  # missing | changed | callable
     reason: str
+
+
+def callable_name(func: Any) -> str:
+    """``module:qualname`` of a verify callable, with its line for a lambda: what a user
+    needs to find the check that failed (SPEC §3: which file or which callable)."""
+    name = getattr(func, "__qualname__", None) or type(func).__qualname__
+    module = getattr(func, "__module__", None)
+    text = f"{script_modules.stored_name(module)}:{name}" if module else name
+    code = getattr(func, "__code__", None)
+    if name.endswith("<lambda>") and code is not None:
+        text += f" (line {code.co_firstlineno})"
+    return str(text)
 
 
 def verify_output(
@@ -32,10 +45,10 @@ def verify_output(
         try:
             ok = bool(spec.verify(value))
         except Exception as exc:  # a crashing check is a failed check, reported with its error
-            return [VerifyProblem("callable", "callable",
-                                  f"verify callable raised {type(exc).__name__}: {exc}")]
-        return [] if ok else [VerifyProblem("callable", "callable",
-                                            "verify callable returned False")]
+            return [VerifyProblem(callable_name(spec.verify), "callable",
+                                  f"raised {type(exc).__name__}: {exc}")]
+        return [] if ok else [VerifyProblem(callable_name(spec.verify), "callable",
+                                            "returned False")]
     if not fingerprints_json:
         return []
     fps = json.loads(fingerprints_json)

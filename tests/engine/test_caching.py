@@ -228,7 +228,9 @@ def test_custom_verify_callable(tmp_path, sqlite_url) -> None:
     run = wf.run_local(tmp_path / "c", store=sqlite_url, verify=True)
     assert reasons_of(run, "a") == ["verify-failed:callable"]
     (fail,) = run.store.verify_failures(run.run_id)
-    assert fail.check == "callable" and "returned False" in fail.reason
+    assert fail.check == f"{__name__}:test_custom_verify_callable.<locals>.<lambda> (line " \
+        f"{test_custom_verify_callable.__code__.co_firstlineno + 4})"
+    assert "returned False" in fail.reason
 
 
 def test_unencodable_output_fails_with_clear_message(tmp_path, sqlite_url) -> None:

@@ -209,6 +209,15 @@ def test_unknown_run_id_suggests_closest(tmp_path, sqlite_url) -> None:
     assert typo in str(err.value) and run.run_id in str(err.value)
 
 
+def test_loading_a_run_from_a_mistyped_store_path_creates_no_store(tmp_path) -> None:
+    from reflow.errors import StoreError
+
+    missing = tmp_path / "typo" / "manifst.db"
+    with pytest.raises(StoreError, match=f"no reflow store at {missing}"):
+        Run.load("demo-20261126-aaaaaaaa", store=str(missing))
+    assert not missing.exists() and not missing.parent.exists()
+
+
 def test_run_ids_have_the_documented_shape(tmp_path, sqlite_url) -> None:
     import re
 

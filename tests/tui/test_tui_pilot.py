@@ -300,7 +300,7 @@ async def test_verify_key_lists_failed_checks(runs: Demo, tmp_path: Path,
         assert isinstance(app.screen, VerifyScreen)
         table = app.screen.query_one("#failures", Table)
         row = table.get_row_at(0)
-        assert row[0] == "stamp" and row[1] == "-" and row[2] == "callable"
+        assert row[0] == "stamp" and row[1] == "-" and row[2] == "tui_pipeline:still_valid"
         assert "returned False" in row[3]
         assert app.last_message == "1 failed check(s)"
 
