@@ -163,6 +163,12 @@ class Database:
     def _failed_message(self, exc: DBAPIError) -> str:
         reason = _first_line(exc.orig)
         if self.dialect == "sqlite":
+            if "not a database" in reason:
+                return (
+                    f"store {self.display_url} is not a SQLite database, or is damaged "
+                    f"({reason}); point the store at a reflow store file, or move this file "
+                    "away to start a new store there"
+                )
             return (
                 f"store {self.display_url} cannot be used: {reason}; check that the file and "
                 "its directory exist and are writable by you"

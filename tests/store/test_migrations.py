@@ -166,8 +166,11 @@ def test_importing_the_store_and_resolving_its_location_create_nothing(tmp_path:
 def test_a_file_that_is_not_a_database_gives_a_store_error(tmp_path: Path) -> None:
     bogus = tmp_path / "manifest.db"
     bogus.write_text("this is not SQLite\n" * 100)
-    with pytest.raises(StoreError, match="cannot be used: file is not a database"):
+    before = bogus.read_bytes()
+    with pytest.raises(StoreError, match=r"is not a SQLite database, or is damaged \(file is "
+                       r"not a database\); point the store at a reflow store file") as err:
         Store.open(bogus)
+    assert "\n" not in str(err.value) and bogus.read_bytes() == before
 
 
 def test_an_unsupported_database_url_is_refused_by_name() -> None:
