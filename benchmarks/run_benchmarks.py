@@ -196,14 +196,16 @@ def scenario_chain(length: int, repeats: int) -> dict[str, Any]:
 
 
 def scenario_status(n: int, repeats: int) -> dict[str, Any]:
-    from reflow.status_report import status_text
+    """The summary (SPEC §10), a page of the whole run's instances from its middle (what the
+    TUI and ``retry`` read), and the whole ``status --json`` document, written to nowhere."""
+    from reflow.status_report import status_text, write_status_json
 
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         url = f"sqlite:///{d}/m.db"
         wf = wide_workflow("status", n)
         run = wf.run_local(Path(d) / "a", store=url)
         store = run.store
-        counts, texts = [], []
+        counts, texts, pages = [], [], []
         for _ in range(repeats):
             t = time.perf_counter()
             store.status_counts(run.run_id)
@@ -211,10 +213,18 @@ def scenario_status(n: int, repeats: int) -> dict[str, Any]:
             t = time.perf_counter()
             status_text(store, run.run_id)
             texts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            store.latest_instances(run.run_id, offset=n // 2, limit=100)
+            pages.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        write_status_json(store, run.run_id, None, lambda text: None)
+        document = time.perf_counter() - t
     return {
         "scenario": f"status of {n} instances",
         "status_counts_ms": statistics.median(counts) * 1e3,
         "status_text_ms": statistics.median(texts) * 1e3,
+        "instances_page_ms": statistics.median(pages) * 1e3,
+        "status_json_document_s (once)": document,
     }
 
 

@@ -7,7 +7,7 @@ because users' scripts parse them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -135,24 +135,75 @@ def skip_note(store: Store, run_id: str, task: str) -> str | None:
 
 
 def status_document(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:
+    return {name: list(value) if isinstance(value, Iterator) else value
+            for name, value in _status_sections(store, run_id, task).items()}
+
+
+def write_status_json(store: Store, run_id: str, task: str | None,
+                      write: Callable[[str], object]) -> None:
+    """``status_document`` as indented JSON, written piece by piece with the same bytes as
+    ``json.dumps(document, indent=2)``.
+
+    A run of 100,000 instances has a document of hundreds of megabytes; built whole, it
+    (and its text) took 1.6 GB, more than a login node may give. Written a page at a time,
+    memory stays near one page.
+    """
+    sections = _status_sections(store, run_id, task)
+    write("{")
+    for n, (name, value) in enumerate(sections.items()):
+        write(("," if n else "") + "\n  " + json.dumps(name) + ": ")
+        if not isinstance(value, Iterator):
+            write(_indented(value, "  "))
+            continue
+        empty = True
+        for item in value:
+            write(("[" if empty else ",") + "\n    " + _indented(item, "    "))
+            empty = False
+        write("[]" if empty else "\n  ]")
+    write("\n}")
+
+
+def _indented(value: Any, prefix: str) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + prefix)
+
+
+_PAGE = 5_000  # instances or transitions read and converted at a time
+
+
+def _status_sections(store: Store, run_id: str, task: str | None) -> dict[str, Any]:
+    """The document's members in order; the long lists as iterators reading page by page."""
     from reflow.actions import stalled_reason
 
     run = store.get_run(run_id)
     summary = ordered_summary(store, run_id)
+    failed = failed_instances(store, run_id, summary, task)
     if task is not None:
         summary = {task: summary.get(task, {})}
-    instances = [instance_dict(r) for r in store.latest_instances(run_id, task)]
     return {
         "run": {**run_dict(run), "stalled": stalled_reason(store, run_id)},
         "summary": summary,
         "cache": {t: {"cached": c, "recomputed": r}
                   for t, (c, r) in store.cache_counts(run_id).items()
                   if task is None or t == task},
-        "instances": instances,
-        "failed_instances": [i for i in instances if i["state"] == TaskState.FAILED],
-        "transitions": [transition_dict(t) for t in store.transitions(run_id)
-                        if task is None or t.task_name == task],
+        "instances": _instances(store, store.latest_instance_ids(run_id, task)),
+        "failed_instances": (instance_dict(r) for r in failed),
+        "transitions": _transitions(store, run_id, task),
     }
+
+
+def _instances(store: Store, ids: list[int]) -> Iterator[dict[str, Any]]:
+    for start in range(0, len(ids), _PAGE):
+        yield from map(instance_dict, store.instances(ids[start:start + _PAGE]))
+
+
+def _transitions(store: Store, run_id: str, task: str | None) -> Iterator[dict[str, Any]]:
+    since = 0
+    while True:
+        page = store.transitions(run_id, since_id=since, limit=_PAGE)
+        yield from (transition_dict(t) for t in page if task is None or t.task_name == task)
+        if len(page) < _PAGE:
+            return
+        since = page[-1].id
 
 
 def status_text(store: Store, run_id: str, task: str | None = None,

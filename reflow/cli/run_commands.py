@@ -7,6 +7,7 @@ retry uses the object in hand instead of importing the script a second time.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -180,15 +181,20 @@ def add_run_commands(app: typer.Typer, wf: Workflow | None) -> None:
         store_path: StorePathOption = None,
     ) -> None:
         """Per-task counts by state, cached/recomputed counts and failed instances."""
+        from reflow.actions import check_run_task
+
         run = load_run(run_id, open_store(store, store_path), wf)
+        if task is not None:
+            check_run_task(run.store, run_id, task)
         if as_json:
-            emit_json(run.status(task=task, as_dict=True))
+            from reflow.status_report import write_status_json
+
+            # Streamed: the document of a 100,000-instance run is hundreds of megabytes.
+            write_status_json(run.store, run_id, task, functools.partial(typer.echo, nl=False))
+            typer.echo()
         elif is_terminal():
-            from reflow.actions import check_run_task
             from reflow.cli.tables import status_table
 
-            if task is not None:
-                check_run_task(run.store, run_id, task)
             console().print(status_table(run.store, run_id, task, errors))
         else:
             emit(run.status(task=task, errors=errors))

@@ -86,6 +86,10 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
+# Ids bound in one IN list (SQLite allows 32,766 parameters per statement).
+_IDS_PER_QUERY = 10_000
+
+
 class Store:
     """A manifest store. Open with ``Store.open(location)``; close or use as a context manager."""
 
@@ -430,11 +434,42 @@ class Store:
     ) -> list[InstanceRecord]:
         """Current attempts, by task position then array index (singletons first).
 
-        ``offset``/``limit`` page through a large array without loading it.
+        ``offset``/``limit`` page through a large array without loading it; a page is chosen
+        by its ids (``latest_instance_ids``).
         """
-        query: Select[Any] = select(*_INSTANCE_COLUMNS).where(
-            *self._latest(run_id, task_name, states)
-        )
+        if not offset and limit is None:
+            query = self._latest_in_order(select(*_INSTANCE_COLUMNS), run_id, task_name, states)
+            return self._db.run(
+                lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
+        ids = self.latest_instance_ids(run_id, task_name, states=states, offset=offset,
+                                       limit=limit)
+        return self.instances(ids)
+
+    def latest_instance_ids(
+        self,
+        run_id: str,
+        task_name: str | None = None,
+        *,
+        states: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[int]:
+        """The ids of ``latest_instances``, in its order: one narrow sort, whatever the rows.
+
+        SQLite sorts whole rows for ``ORDER BY ... LIMIT`` (a top-N sort) far more slowly than
+        without a limit once rows hold large inputs and outputs: two minutes instead of half a
+        second for a 100,000-instance run. Sorting ids and then reading rows by id avoids it.
+        """
+        query = self._latest_in_order(select(InstanceRow.id), run_id, task_name, states)
+        if offset:
+            query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._db.run(lambda conn: [int(i) for i in conn.execute(query).scalars()])
+
+    def _latest_in_order(self, query: Select[Any], run_id: str, task_name: str | None,
+                         states: Collection[str] | None) -> Select[Any]:
+        query = query.where(*self._latest(run_id, task_name, states))
         if task_name is None:
             query = query.outerjoin(
                 TaskSpecRow,
@@ -443,10 +478,19 @@ class Store:
                     TaskSpecRow.name == InstanceRow.task_name,
                 ),
             ).order_by(TaskSpecRow.position, InstanceRow.task_name)
-        query = query.order_by(INDEX_KEY, InstanceRow.id).offset(offset)
-        if limit is not None:
-            query = query.limit(limit)
-        return self._db.run(lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
+        return query.order_by(INDEX_KEY, InstanceRow.id)
+
+    def instances(self, instance_ids: Sequence[int]) -> list[InstanceRecord]:
+        """These instances, in the order given (ids not in the store are left out)."""
+        def work(conn: Connection) -> list[InstanceRecord]:
+            rows: dict[int, InstanceRecord] = {}
+            for start in range(0, len(instance_ids), _IDS_PER_QUERY):
+                chunk = list(instance_ids[start:start + _IDS_PER_QUERY])
+                query = select(*_INSTANCE_COLUMNS).where(InstanceRow.id.in_(chunk))
+                rows.update((row[0], InstanceRecord(*row)) for row in conn.execute(query))
+            return [rows[i] for i in instance_ids if i in rows]
+
+        return self._db.run(work)
 
     def instance(self, instance_id: int) -> InstanceRecord:
         def work(conn: Connection) -> InstanceRecord:

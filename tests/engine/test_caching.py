@@ -327,3 +327,35 @@ def test_why_tells_two_gathered_hash_lists_apart(tmp_path, sqlite_url) -> None:
     line = next(x for x in run.why("join").splitlines() if x.strip().startswith("input:xs"))
     old, new = line.split(": ", 1)[1].split(" -> ")
     assert old != new and old.startswith("[3 hashes")
+
+
+def test_status_json_is_written_in_pages_with_the_bytes_of_the_whole_document(
+    tmp_path, sqlite_url, monkeypatch
+) -> None:
+    import json
+
+    from reflow import status_report
+
+    wf = Workflow("paged")
+
+    @wf.job()
+    def make() -> list[int]:
+        return list(range(7))
+
+    @wf.array_job()
+    def half(x: Annotated[int, Result(step="make")]) -> float:
+        if x == 3:
+            raise ValueError("three")
+        return x / 2
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, on_error="continue")
+    monkeypatch.setattr(status_report, "_PAGE", 2)  # several pages of each list
+    for task in (None, "half", "make"):
+        parts: list[str] = []
+        status_report.write_status_json(run.store, run.run_id, task, parts.append)
+        document = run.status(task=task, as_dict=True)
+        assert "".join(parts) == json.dumps(document, indent=2, ensure_ascii=False)
+        assert len(document["transitions"]) > 2
+    assert [i["array_index"] for i in document["failed_instances"]] == []
+    assert [i["array_index"] for i in run.status(task="half", as_dict=True)[
+        "failed_instances"]] == [3]

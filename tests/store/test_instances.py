@@ -210,6 +210,12 @@ def test_latest_instances_order_filters_and_pages(store: Store) -> None:
 
     page = store.latest_instances("r1", "convert", offset=2, limit=3)
     assert [r.array_index for r in page] == [2, 3, 4]
+    whole = [(r.task_name, r.array_index) for r in store.latest_instances("r1", offset=1)]
+    assert whole == order[1:]  # pages of the whole run keep its order
+    assert [(r.task_name, r.array_index)
+            for r in store.latest_instances("r1", offset=6, limit=5)] == order[6:]
+    ids = store.latest_instance_ids("r1")
+    assert [r.id for r in store.instances(ids[::-1])] == ids[::-1]  # in the order asked
     failed = store.latest_instances("r1", "convert", states=["FAILED"])
     assert [r.array_index for r in failed] == [0, 3]
     assert store.count_latest("r1") == 8
