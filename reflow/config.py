@@ -245,14 +245,49 @@ def _path_table(value: object) -> dict[str, str]:
     return dict(value)
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _memory(value: object) -> str:
+    from reflow.executors.base import parse_memory
+
+    try:
+        parse_memory(str(value) if _whole(value) else _text(value))
+    except (ValueError, _Invalid):
+        raise _Invalid('must be a memory size with a unit, e.g. "16G" or "500M"') from None
+    return str(value)
+
+
+def _duration(value: object) -> str:
+    from reflow.executors.base import parse_duration
+
+    try:
+        parse_duration(str(value) if _whole(value) else _text(value))
+    except (ValueError, _Invalid):
+        raise _Invalid('must be a time as HH:MM:SS or D-HH:MM:SS, e.g. "02:00:00"') from None
+    return str(value)
+
+
+# What a cap may limit, each checked as the task option it caps (checked here, not mid-run).
+_CAPS: Final[dict[str, Callable[[object], object]]] = {
+    "cpus": _positive_int, "mem": _memory, "time": _duration,
+}
+
+
 def _cap_table(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _Invalid('must be a table of resource limits, e.g. {mem = "256G"}')
     caps: dict[str, str] = {}
     for name, limit in value.items():
-        if isinstance(limit, bool) or not isinstance(limit, str | int) or limit == "":
-            raise _Invalid(f'entry {name} must be a string or whole number, e.g. "256G"')
-        caps[name] = str(limit)
+        check = _CAPS.get(name)
+        if check is None:
+            raise _Invalid(f"has an unknown resource {name}; caps limit "
+                           f"{', '.join(_CAPS)}, e.g. {{mem = \"256G\"}}")
+        try:
+            caps[name] = str(check(limit))
+        except _Invalid as exc:
+            raise _Invalid(f"entry {name} {exc.reason}") from None
     return caps
 
 
@@ -296,7 +331,7 @@ _SCHEMA: Final[Mapping[str, tuple[_Key, ...]]] = {
         _Key(
             "max_workers",
             _positive_int,
-            "Processes the local executor runs at once per submission (default: one per CPU).",
+            "Processes the local executor runs at once on this machine (default: one per CPU).",
             "4",
         ),
         _Key(
@@ -356,8 +391,9 @@ _SCHEMA: Final[Mapping[str, tuple[_Key, ...]]] = {
     ),
     "dispatch": (
         _Key("cpus", _positive_int, "CPUs for each driver job.", "1"),
-        _Key("mem", _text, "Memory for each driver job, in the scheduler's units.", '"1G"'),
-        _Key("time", _text, "Wall-clock limit for each driver job, as HH:MM:SS.", '"00:10:00"'),
+        _Key("mem", _memory, "Memory for each driver job, in the scheduler's units.", '"1G"'),
+        _Key("time", _duration, "Wall-clock limit for each driver job, as HH:MM:SS.",
+             '"00:10:00"'),
         _Key("partition", _text, "Partition for driver jobs (same as queue).", '"short"'),
         _Key("queue", _text, "Queue for driver jobs (same as partition).", '"short"'),
         _Key("account", _text, "Account charged for driver jobs.", '"myproject"'),
@@ -438,6 +474,9 @@ def _read_toml(path: Path) -> dict[str, object] | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise ConfigError(f"config {path}: is a directory; the configuration is a TOML file "
+                          "(`reflow config init` writes one once it is moved away)") from None
     except OSError as exc:
         raise ConfigError(
             f"config {path}: cannot be read ({exc.strerror}); fix its permissions or remove it"

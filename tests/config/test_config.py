@@ -240,7 +240,12 @@ def test_syntax_error_at_end_of_document_names_a_line(tmp_path: Path) -> None:
         ("[executor.commands]\nsbatch = 3\n", ["[executor] commands", "entry sbatch"]),
         ("[executor.caps]\nmem = 1.5\n", ["[executor] caps", "entry mem"]),
         ("[dispatch]\ncpus = 1.5\n", ["[dispatch] cpus = 1.5"]),
-        ('[dispatch]\nmem = ""\n', ["[dispatch] mem = ''", "non-empty string"]),
+        ('[dispatch]\nmem = ""\n', ["[dispatch] mem = ''", "memory size with a unit"]),
+        ('[dispatch]\ntime = "soon"\n', ["[dispatch] time = 'soon'", "HH:MM:SS", "02:00:00"]),
+        ('[executor.caps]\nmem = "lots"\n', ["[executor] caps", "entry mem", "e.g. \"16G\""]),
+        ('[executor.caps]\nmemory = "1G"\n', ["unknown resource memory", "cpus, mem, time"]),
+        ('[executor.caps]\ncpus = "x"\n', ["entry cpus must be a whole number"]),
+        ('[executor.caps]\ntime = "forever"\n', ["entry time must be a time"]),
         ('[dispatch]\npartition = "a"\nqueue = "b"\n', ["partition = 'a' conflicts", "queue"]),
         ("[defaults]\nstore = 5\n", ["[defaults] store = 5"]),
         ("[executor]\npoll_interval = 200\n", ["poll_interval = 200.0 exceeds"]),
@@ -256,18 +261,26 @@ def test_file_errors_are_one_line_naming_file_and_key(
         assert fragment in message
 
 
+def test_a_directory_in_place_of_the_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.mkdir()
+    with pytest.raises(ConfigError, match=f"config {path}: is a directory; the configuration "
+                       "is a TOML file"):
+        load_config(path, env={})
+
+
+def test_caps_keep_whole_numbers_as_the_scheduler_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[executor.caps]\nmem = 512\ncpus = 4\ntime = "1-00:00:00"\n')
+    assert load_config(path, env={}).executor.caps == {"mem": "512", "cpus": "4",
+                                                        "time": "1-00:00:00"}
+
+
 def test_non_utf8_file_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_bytes(b'[executor]\nmode = "\xff"\n')
     with pytest.raises(ConfigError, match=r"is not UTF-8 text.*save it as UTF-8"):
         load_config(path, env={})
-
-
-def test_unreadable_path_is_a_config_error(tmp_path: Path) -> None:
-    directory = tmp_path / "config.toml"
-    directory.mkdir()
-    with pytest.raises(ConfigError, match=r"cannot be read"):
-        load_config(directory, env={})
 
 
 @pytest.mark.parametrize(
