@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from reflow.errors import ConfigError, suggestion
+from reflow.executors.base import parse_duration, parse_memory
 
 __all__ = [
     "EXECUTOR_TO_MODE",
@@ -249,24 +250,20 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _memory(value: object) -> str:
-    from reflow.executors.base import parse_memory
+def _parsed_by(parse: Callable[[str], int], reason: str) -> Callable[[object], str]:
+    """A check for a resource text that ``parse`` (the adapters' own parser) must accept."""
+    def check(value: object) -> str:
+        try:
+            parse(str(value) if _whole(value) else _text(value))
+        except (ValueError, _Invalid):
+            raise _Invalid(reason) from None
+        return str(value)
 
-    try:
-        parse_memory(str(value) if _whole(value) else _text(value))
-    except (ValueError, _Invalid):
-        raise _Invalid('must be a memory size with a unit, e.g. "16G" or "500M"') from None
-    return str(value)
+    return check
 
 
-def _duration(value: object) -> str:
-    from reflow.executors.base import parse_duration
-
-    try:
-        parse_duration(str(value) if _whole(value) else _text(value))
-    except (ValueError, _Invalid):
-        raise _Invalid('must be a time as HH:MM:SS or D-HH:MM:SS, e.g. "02:00:00"') from None
-    return str(value)
+_memory = _parsed_by(parse_memory, 'must be a memory size with a unit, e.g. "16G" or "500M"')
+_duration = _parsed_by(parse_duration, 'must be a time as HH:MM:SS or D-HH:MM:SS, e.g. "02:00:00"')
 
 
 # What a cap may limit, each checked as the task option it caps (checked here, not mid-run).
