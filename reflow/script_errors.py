@@ -40,7 +40,8 @@ def install_definition_error_hook() -> None:
 
     def hook(kind: type[BaseException], exc: BaseException,
              tb: TracebackType | None) -> None:
-        debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+        # ``--debug`` is not parsed yet (the script is still being imported): look for it.
+        debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in sys.argv[1:]
         if debug or not issubclass(kind, GraphError | WiringError):
             previous(kind, exc, tb)
             return

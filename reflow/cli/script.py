@@ -8,13 +8,14 @@ dag, describe) fail with that same one-line error.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from reflow.cli.flags import respell, spread_values
-from reflow.cli.guard import USER_ERRORS, error_message, guarded
+from reflow.cli.guard import USER_ERRORS, DebugOption, error_message, guarded
 from reflow.cli.options import JsonOption, StoreOption, StorePathOption
 from reflow.cli.output import emit, emit_json
 from reflow.cli.run_commands import (
@@ -28,6 +29,7 @@ from reflow.cli.run_commands import (
     list_runs,
 )
 from reflow.cli.submit import MULTI_VALUE_FLAGS, submit_command, workflow_flags
+from reflow.errors import DEBUG_ENV
 
 if TYPE_CHECKING:
     from reflow.cli.flags import WorkflowFlags
@@ -73,8 +75,10 @@ def new_app(help_text: str) -> typer.Typer:
     )
 
     @app.callback()
-    def root(version: VersionOption = False) -> None:
+    def root(version: VersionOption = False, debug: DebugOption = False) -> None:
         """Only the global options live here; commands do the work."""
+        if debug:  # `reflow --debug status ...` as well as `reflow status ... --debug`
+            os.environ[DEBUG_ENV] = "1"
 
     return app
 

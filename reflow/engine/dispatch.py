@@ -108,7 +108,12 @@ def submit_run(
     if on_recorded is not None:
         on_recorded(run_id)
     run = Run(run_id, store=st, workflow=wf)
-    ctx = load_context(st, run_id, executor=adapter, config=config)
+    try:
+        ctx = load_context(st, run_id, executor=adapter, config=config)
+    except Exception:
+        # Nothing was submitted and no driver will ever take the run: it must not stay RUNNING.
+        st.set_run_status(run_id, RunState.FAILED, only_from={RunState.RUNNING.value})
+        raise
     if name == "dry-run":
         from reflow.engine.driver import step
 

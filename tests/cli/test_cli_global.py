@@ -302,6 +302,8 @@ def test_file_system_and_import_errors_are_one_line(project: Project, tmp_path: 
         "No module named 'no_such_pkg'; fix the pipeline and try again")
     debug = project.reflow("dag", str(broken), "--debug", store=False)
     assert "Traceback" in debug.stderr and debug.returncode == 1
+    first = project.reflow("--debug", "dag", str(broken), store=False)  # before the command
+    assert "Traceback" in first.stderr and first.returncode == 1
     # refused by a reflow check while it is defined: the line named is the pipeline's
     twice = tmp_path / "twice.py"
     twice.write_text("from reflow import Workflow\nwf = Workflow('t')\n"

@@ -71,6 +71,7 @@ def test_a_definition_the_decorator_refuses_is_one_line_even_for_help(project: P
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     line = error_line(refused)
     assert line.startswith("error: task 'prepare' is defined twice") and str(project.script) in line
+    assert "Traceback" in project.cli("submit", "--debug", "--help", store=False).stderr
     project.env["REFLOW_DEBUG"] = "1"
     assert "Traceback" in project.cli("--help", store=False).stderr
 

@@ -289,3 +289,21 @@ def test_a_job_cancelled_while_waiting_for_a_slot_ends_at_once(local_env: Path) 
     assert executor.query([held])[held].state == "RUNNING"
     gate.unlink()
     wait_for(lambda: executor.query([held])[held].state == "COMPLETED", what="the holder")
+
+
+def test_a_run_whose_driver_cannot_start_is_not_left_running(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reflow.engine import dispatch
+    from reflow.errors import ReflowError
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ReflowError("importing pipeline p failed at p.py:1: ImportError: nope")
+
+    monkeypatch.setattr(dispatch, "load_context", broken)
+    wf = write_pipeline(local_env)
+    recorded: list[str] = []
+    with pytest.raises(ReflowError, match="ImportError: nope"):
+        wf.submit(local_env / "r", store=str(local_env / "m.db"), executor="local",
+                  on_recorded=recorded.append)
+    assert Run.load(recorded[0], store=str(local_env / "m.db")).state == "FAILED"
