@@ -266,11 +266,20 @@ class InlineExecution:
             return []
         rows = self.existing.get(name)
         if rows:
-            return self._resume_task(spec, state, rows)
+            pending = self._resume_task(spec, state, rows)
+            if spec.is_array:
+                # Elements are recorded batch by batch as they start: a process killed
+                # mid-array never recorded the later batches, which are planned now.
+                recorded = {row.array_index for row in rows}
+                missing = [e for e in self._expand(spec) if e.index not in recorded]
+                pending += self._plan(spec, state, missing) if missing else []
+            return pending
+        return self._plan(spec, state, self._expand(spec))
+
+    def _expand(self, spec: TaskSpec) -> list[Expanded]:
         upstream = {u: self._outputs_of(u) for u in spec.upstream()}
-        expanded = expand_task(self.workflow, spec, self.graph.wires[name], upstream,
-                               self.params.get(name, {}))
-        return self._plan(spec, state, expanded)
+        return expand_task(self.workflow, spec, self.graph.wires[spec.name], upstream,
+                           self.params.get(spec.name, {}))
 
     def _outputs_of(self, name: str) -> TaskOutputs:
         state = self.tasks[name]
