@@ -56,21 +56,20 @@ def _short_value(value: Any) -> str:
 def _instance(store: Store, run_id: str, task: str, index: int | None) -> InstanceRecord:
     """The latest attempt of one instance; if there is none, an error saying which exist.
 
-    The instance's own attempts are one index seek; the task's other instances (maybe
-    100,000) are read only to word the error.
+    The instance's own attempts are one index seek; for the error, one aggregate over the
+    task's other instances (maybe 100,000) says which indices exist.
     """
     check_run_task(store, run_id, task)
     for r in store.history(run_id, task, index):
         if r.latest:
             return r
-    rows = store.latest_instances(run_id, task)
-    indices = sorted(r.array_index for r in rows if r.array_index is not None)
-    if index is None and indices:
-        fix = f"task '{task}' is an array: pass --index (0-{indices[-1]})"
-    elif index is not None and any(r.array_index is None for r in rows):
+    top, singleton = store.index_span(run_id, task)
+    if index is None and top is not None:
+        fix = f"task '{task}' is an array: pass --index (0-{top})"
+    elif index is not None and singleton:
         fix = f"task '{task}' is not an array: leave out --index"
-    elif indices:
-        fix = f"its indices are 0-{indices[-1]}"
+    elif top is not None:
+        fix = f"its indices are 0-{top}"
     else:
         fix = f"task '{task}' has no instances in this run"
     where = f"{task}[{index}]" if index is not None else task
@@ -121,6 +120,10 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     store = run.store
     if task is not None:
         check_run_task(store, run.run_id, task)
+    counts = store.status_counts(run.run_id)
+    if not any(states.get(s) for name, states in counts.items() for s in _RETRYABLE
+               if task is None or name == task):
+        return 0  # asked of the aggregate: a big run's rows are not read for nothing
     rows = store.latest_instances(run.run_id)
     targets = [r for r in rows if r.state in _RETRYABLE and r.reason != reasons.SKIPPED
                and (task is None or r.task_name == task)]

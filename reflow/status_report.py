@@ -199,8 +199,8 @@ def _instances(store: Store, ids: list[int]) -> Iterator[dict[str, Any]]:
 def _transitions(store: Store, run_id: str, task: str | None) -> Iterator[dict[str, Any]]:
     since = 0
     while True:
-        page = store.transitions(run_id, since_id=since, limit=_PAGE)
-        yield from (transition_dict(t) for t in page if task is None or t.task_name == task)
+        page = store.transitions(run_id, since_id=since, limit=_PAGE, task_name=task)
+        yield from map(transition_dict, page)
         if len(page) < _PAGE:
             return
         since = page[-1].id

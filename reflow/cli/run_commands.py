@@ -7,7 +7,7 @@ retry uses the object in hand instead of importing the script a second time.
 
 from __future__ import annotations
 
-import functools
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -190,7 +190,7 @@ def add_run_commands(app: typer.Typer, wf: Workflow | None) -> None:
             from reflow.status_report import write_status_json
 
             # Streamed: the document of a 100,000-instance run is hundreds of megabytes.
-            write_status_json(run.store, run_id, task, functools.partial(typer.echo, nl=False))
+            write_status_json(run.store, run_id, task, sys.stdout.write)
             typer.echo()
         elif is_terminal():
             from reflow.cli.tables import status_table

@@ -18,7 +18,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, insert, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    null,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -73,6 +85,9 @@ _VERIFY_COLUMNS = [
     for f in fields(VerifyFailureRecord)
 ]
 _SUGGESTION_POOL = 500  # recent run ids offered as "did you mean"
+# ``history`` leaves out the values: a gather's input holds every upstream output.
+_ATTEMPT_COLUMNS = [null().label(c.name) if c.name in ("input", "output") else c
+                    for c in _INSTANCE_COLUMNS]
 
 
 def _now() -> datetime:
@@ -434,10 +449,11 @@ class Store:
     ) -> list[InstanceRecord]:
         """Current attempts, by task position then array index (singletons first).
 
-        ``offset``/``limit`` page through a large array without loading it; a page is chosen
-        by its ids (``latest_instance_ids``).
+        ``offset``/``limit`` page through a large array without loading it. Pages, and the
+        whole run (whose order needs a sort), are chosen by their ids (``latest_instance_ids``);
+        one task's rows come in its index's order.
         """
-        if not offset and limit is None:
+        if task_name is not None and not offset and limit is None:
             query = self._latest_in_order(select(*_INSTANCE_COLUMNS), run_id, task_name, states)
             return self._db.run(
                 lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
@@ -506,7 +522,9 @@ class Store:
         return self._db.run(work)
 
     def history(self, run_id: str, task_name: str, array_index: int | None) -> list[InstanceRecord]:
-        """Every attempt of one instance of a run, oldest first."""
+        """Every attempt of one instance of a run, oldest first, without ``input`` and
+        ``output`` (None; ``instance()`` reads them): for a gather over a big array those
+        are hundreds of megabytes that explaining or listing attempts never needs."""
         workflow = select(RunRow.workflow).where(RunRow.id == run_id).scalar_subquery()
         index = (
             InstanceRow.array_index.is_(None)
@@ -514,12 +532,21 @@ class Store:
             else InstanceRow.array_index == array_index
         )
         query = (
-            select(*_INSTANCE_COLUMNS)
+            select(*_ATTEMPT_COLUMNS)
             .where(InstanceRow.workflow == workflow, InstanceRow.task_name == task_name, index,
                    InstanceRow.run_id == run_id)
             .order_by(InstanceRow.attempt, InstanceRow.id)
         )  # fmt: skip
         return self._db.run(lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
+
+    def index_span(self, run_id: str, task_name: str) -> tuple[int | None, bool]:
+        """(highest array index, whether a singleton instance exists) of a task's current
+        instances: one aggregate, to word an error about an index that does not exist."""
+        singleton = func.sum(case((InstanceRow.array_index.is_(None), 1), else_=0))
+        query = select(func.max(InstanceRow.array_index), singleton).where(
+            *self._latest(run_id, task_name, None))
+        top, singles = self._db.run(lambda conn: conn.execute(query).one())
+        return (None if top is None else int(top)), bool(singles)
 
     def count_latest(
         self, run_id: str, task_name: str | None = None, states: Collection[str] | None = None
@@ -646,14 +673,18 @@ class Store:
         return self._db.run(work)
 
     def transitions(
-        self, run_id: str, *, since_id: int = 0, limit: int | None = None
+        self, run_id: str, *, since_id: int = 0, limit: int | None = None,
+        task_name: str | None = None,
     ) -> list[TransitionRecord]:
-        """The run's state changes with id > ``since_id``, in order (the TUI polls this)."""
+        """The run's (or one task's) state changes with id > ``since_id``, in order (the TUI
+        polls this)."""
         query = (
             select(*_TRANSITION_COLUMNS)
             .where(TransitionRow.run_id == run_id, TransitionRow.id > since_id)
             .order_by(TransitionRow.id)
         )
+        if task_name is not None:
+            query = query.where(TransitionRow.task_name == task_name)
         if limit is not None:
             query = query.limit(limit)
         return self._db.run(lambda conn: [TransitionRecord(*row) for row in conn.execute(query)])
