@@ -486,15 +486,17 @@ class Store:
     def _latest_in_order(self, query: Select[Any], run_id: str, task_name: str | None,
                          states: Collection[str] | None) -> Select[Any]:
         query = query.where(*self._latest(run_id, task_name, states))
-        if task_name is None:
-            query = query.outerjoin(
-                TaskSpecRow,
-                and_(
-                    TaskSpecRow.run_id == InstanceRow.run_id,
-                    TaskSpecRow.name == InstanceRow.task_name,
-                ),
-            ).order_by(TaskSpecRow.position, InstanceRow.task_name)
-        return query.order_by(INDEX_KEY, InstanceRow.id)
+        if task_name is not None:
+            # Unique among a task's latest rows (uq_instances_latest), which then serves the
+            # order as it is; a tie-breaker would make PostgreSQL sort a page again.
+            return query.order_by(INDEX_KEY)
+        return query.outerjoin(
+            TaskSpecRow,
+            and_(
+                TaskSpecRow.run_id == InstanceRow.run_id,
+                TaskSpecRow.name == InstanceRow.task_name,
+            ),
+        ).order_by(TaskSpecRow.position, InstanceRow.task_name, INDEX_KEY, InstanceRow.id)
 
     def instances(self, instance_ids: Sequence[int]) -> list[InstanceRecord]:
         """These instances, in the order given (ids not in the store are left out)."""
