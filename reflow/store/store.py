@@ -510,9 +510,13 @@ class Store:
 
         return self._db.run(work)
 
-    def instance(self, instance_id: int) -> InstanceRecord:
+    def instance(self, instance_id: int, *, values: bool = True) -> InstanceRecord:
+        """One instance; without ``values`` its ``input`` and ``output`` are left out (None),
+        as in ``history``, for views that show everything else."""
+        columns = _INSTANCE_COLUMNS if values else _ATTEMPT_COLUMNS
+
         def work(conn: Connection) -> InstanceRecord:
-            query = select(*_INSTANCE_COLUMNS).where(InstanceRow.id == instance_id)
+            query = select(*columns).where(InstanceRow.id == instance_id)
             row = conn.execute(query).first()
             if row is None:
                 raise UnknownInstanceError(

@@ -233,7 +233,7 @@ class ReflowApp(App[int]):
             return
         instance_id = sel.instance_id
         try:
-            rec = self.reader.call(lambda: self.store.instance(instance_id))
+            rec = self.reader.call(lambda: self.store.instance(instance_id, values=False))
         except StoreUnavailable as exc:
             self.say(f"log: {exc}", error=True)
             return

@@ -263,7 +263,7 @@ class Reader:
         from reflow.actions import why
 
         with _guard():
-            inst = self.store.instance(instance_id)
+            inst = self.store.instance(instance_id, values=False)  # a gather's are huge
             attempts = self.store.history(inst.run_id, inst.task_name, inst.array_index)
             changes = self.store.instance_transitions([a.id for a in attempts])
             try:

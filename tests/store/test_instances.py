@@ -165,6 +165,11 @@ def test_new_attempts_keep_the_history_of_earlier_attempts(store: Store) -> None
         (a, 1, "FAILED"),
         (new[0], 2, "RETRYING"),
     ]
+    # Attempts, and an instance read without values, leave out the (maybe huge) payloads.
+    assert [(h.input, h.output, h.preimage) for h in history][1] == (
+        None, None, '{"identity":"id-r1-convert-0"}')
+    light = store.instance(new[0], values=False)
+    assert (light.input, light.identity) == (None, "id-r1-convert-0")
     last = store.transitions("r1")[-1]
     assert (last.instance_id, last.attempt, last.from_state, last.to_state, last.detail) == (
         new[0], 2, None, "RETRYING", "retry requested")  # fmt: skip
