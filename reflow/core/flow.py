@@ -293,4 +293,3 @@ class Workflow(Flow):
         from reflow.cli.script import run_script_cli
 
         run_script_cli(self, argv)
-
