@@ -4,13 +4,16 @@
 parse our arguments), and the run it records must name the script by path, so that a driver
 or a later ``reflow retry`` can import it again. The script therefore executes under a
 private module name that is removed from ``sys.modules`` afterwards: ``Workflow.entrypoint()``
-then falls back to the file path, exactly as for ``python pipeline.py submit``.
+then falls back to the file path, exactly as for ``python pipeline.py submit``. A module of a
+package that uses relative imports (written for ``python -m``) is imported by its module name
+instead, as ``python -m`` would.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -38,6 +41,13 @@ def _exec_script(path: Path) -> ModuleType:
     script_modules.register(module, path)
     try:
         spec.loader.exec_module(module)
+    except ImportError as exc:
+        package = _package_module(path)
+        if package is None or "relative import" not in str(exc):
+            raise import_failure(path, exc) from exc
+        # A module of a package, written for ``python -m``: import it as such, and the run
+        # records it as ``package.module:attribute`` with the directory it was found in.
+        return _import_module(package, search=str(path.parents[package.count(".")]))
     except Exception as exc:
         raise import_failure(path, exc) from exc
     finally:
@@ -45,7 +55,22 @@ def _exec_script(path: Path) -> ModuleType:
     return module
 
 
-def _import_module(name: str) -> ModuleType:
+def _package_module(path: Path) -> str | None:
+    """``package.module`` for a file inside a package (folders with ``__init__.py``)."""
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts) if len(parts) > 1 else None
+
+
+def _import_module(name: str, search: str | None = None) -> ModuleType:
+    """Import ``name``; like ``python -m``, a package in ``search`` (by default the current
+    directory) is found too, though a console script's ``sys.path`` does not hold it."""
+    folder = search or os.getcwd()
+    if folder not in sys.path:
+        sys.path.append(folder)  # after the installed packages, which win
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:

@@ -56,9 +56,17 @@ def _project(root: Path) -> Path:
 
 
 def _python(*args: str, cwd: Path) -> str:
+    return _run([sys.executable, *args], cwd)
+
+
+def _reflow(*args: str, cwd: Path) -> str:
+    """The ``reflow`` console script: unlike ``python -m``, it has no cwd on ``sys.path``."""
+    return _run([str(Path(sys.executable).parent / "reflow"), *args], cwd)
+
+
+def _run(argv: list[str], cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=180)
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -105,3 +113,19 @@ def test_package_imported_from_the_current_directory_is_found_by_workers_and_lat
                   f"run = Run.load({run_id!r}, store={str(store)!r})\n"
                   "print(run.workflow().tasks['score'].func.__module__)", cwd=tmp_path)
     assert out.strip() == "mypkg.pipeline"
+
+
+def test_the_global_cli_submits_a_package_module_by_name_or_by_file(tmp_path: Path) -> None:
+    """``reflow submit pkg.pipeline:wf`` finds the package in the current directory (as
+    ``python -m`` would), and ``reflow submit pkg/pipeline.py`` imports a module written
+    for ``python -m`` (relative imports) by its module name."""
+    project = _project(tmp_path)
+    store = tmp_path / "m.db"
+    common = ["--store-path", str(store), "--executor", "local", "--wait"]
+    _reflow("submit", "mypkg.pipeline:wf", "--run-dir", str(tmp_path / "r1"), *common,
+            cwd=project)
+    _reflow("submit", str(project / "mypkg" / "pipeline.py"), "--run-dir", str(tmp_path / "r2"),
+            *common, "--color", "blue", cwd=tmp_path)
+    runs = _runs(store)
+    assert [(e, s, o["import_root"]) for _, e, s, o in runs] == [
+        ("mypkg.pipeline:wf", "SUCCESS", str(project.resolve()))] * 2
