@@ -90,6 +90,20 @@ _ATTEMPT_COLUMNS = [null().label(c.name) if c.name in ("input", "output") else c
                     for c in _INSTANCE_COLUMNS]
 
 
+# Ids bound in one IN list (SQLite allows 32,766 parameters per statement).
+_IDS_PER_QUERY = 10_000
+
+
+def _rows_by_id(conn: Connection, instance_ids: Sequence[int]) -> list[InstanceRecord]:
+    """Instances in the order of ``instance_ids``, read a bounded IN list at a time."""
+    rows: dict[int, InstanceRecord] = {}
+    for start in range(0, len(instance_ids), _IDS_PER_QUERY):
+        chunk = list(instance_ids[start:start + _IDS_PER_QUERY])
+        query = select(*_INSTANCE_COLUMNS).where(InstanceRow.id.in_(chunk))
+        rows.update((row[0], InstanceRecord(*row)) for row in conn.execute(query))
+    return [rows[i] for i in instance_ids if i in rows]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -99,10 +113,6 @@ def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{name} {value!r} is a naive datetime; pass an aware UTC time")
     return value
-
-
-# Ids bound in one IN list (SQLite allows 32,766 parameters per statement).
-_IDS_PER_QUERY = 10_000
 
 
 class Store:
@@ -450,16 +460,23 @@ class Store:
         """Current attempts, by task position then array index (singletons first).
 
         ``offset``/``limit`` page through a large array without loading it. Pages, and the
-        whole run (whose order needs a sort), are chosen by their ids (``latest_instance_ids``);
-        one task's rows come in its index's order.
+        whole run (whose order needs a sort), are chosen by their ids (``latest_instance_ids``)
+        and then read by id in the same transaction; a row that a writer moved in between
+        (PostgreSQL reads each statement afresh) is left out, as if read a moment earlier.
+        One task's rows come in its index's order.
         """
         if task_name is not None and not offset and limit is None:
             query = self._latest_in_order(select(*_INSTANCE_COLUMNS), run_id, task_name, states)
             return self._db.run(
                 lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
-        ids = self.latest_instance_ids(run_id, task_name, states=states, offset=offset,
-                                       limit=limit)
-        return self.instances(ids)
+        page = self._id_page(run_id, task_name, states, offset, limit)
+        wanted = None if states is None else {str(s) for s in states}
+
+        def work(conn: Connection) -> list[InstanceRecord]:
+            rows = _rows_by_id(conn, [int(i) for i in conn.execute(page).scalars()])
+            return [r for r in rows if r.latest and (wanted is None or r.state in wanted)]
+
+        return self._db.run(work)
 
     def latest_instance_ids(
         self,
@@ -476,12 +493,15 @@ class Store:
         without a limit once rows hold large inputs and outputs: two minutes instead of half a
         second for a 100,000-instance run. Sorting ids and then reading rows by id avoids it.
         """
+        query = self._id_page(run_id, task_name, states, offset, limit)
+        return self._db.run(lambda conn: [int(i) for i in conn.execute(query).scalars()])
+
+    def _id_page(self, run_id: str, task_name: str | None, states: Collection[str] | None,
+                 offset: int, limit: int | None) -> Select[Any]:
         query = self._latest_in_order(select(InstanceRow.id), run_id, task_name, states)
         if offset:
             query = query.offset(offset)
-        if limit is not None:
-            query = query.limit(limit)
-        return self._db.run(lambda conn: [int(i) for i in conn.execute(query).scalars()])
+        return query if limit is None else query.limit(limit)
 
     def _latest_in_order(self, query: Select[Any], run_id: str, task_name: str | None,
                          states: Collection[str] | None) -> Select[Any]:
@@ -500,15 +520,7 @@ class Store:
 
     def instances(self, instance_ids: Sequence[int]) -> list[InstanceRecord]:
         """These instances, in the order given (ids not in the store are left out)."""
-        def work(conn: Connection) -> list[InstanceRecord]:
-            rows: dict[int, InstanceRecord] = {}
-            for start in range(0, len(instance_ids), _IDS_PER_QUERY):
-                chunk = list(instance_ids[start:start + _IDS_PER_QUERY])
-                query = select(*_INSTANCE_COLUMNS).where(InstanceRow.id.in_(chunk))
-                rows.update((row[0], InstanceRecord(*row)) for row in conn.execute(query))
-            return [rows[i] for i in instance_ids if i in rows]
-
-        return self._db.run(work)
+        return self._db.run(lambda conn: _rows_by_id(conn, instance_ids))
 
     def instance(self, instance_id: int, *, values: bool = True) -> InstanceRecord:
         """One instance; without ``values`` its ``input`` and ``output`` are left out (None),
