@@ -18,6 +18,7 @@ import typer
 
 from reflow.cli.values import is_flag, metavar, parse_value
 from reflow.core.annotations import sequence_item
+from reflow.core.parameters import as_cli_value
 from reflow.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -79,9 +80,10 @@ class Flag:
         default = self.param.default
         if self.switch:
             return self.param.flag if default else "--no-" + self.param.flag[2:]
-        if isinstance(default, list | tuple):
-            return " ".join(str(v) for v in default) or "(empty)"
-        return str(default)
+        value = as_cli_value(default)  # an Enum member as the value the flag takes
+        if isinstance(value, list):
+            return " ".join(str(v) for v in value) or "(empty)"
+        return str(value)
 
     def parameter(self) -> inspect.Parameter:
         value_type: Any = (

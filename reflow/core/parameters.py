@@ -7,12 +7,12 @@ parameter is called or whether it is required.
 
 from __future__ import annotations
 
-import typing
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reflow.core.annotations import coerce, strip_optional
+from reflow.core.annotations import coerce, literal_choices
 from reflow.core.codec import dumps
 from reflow.core.spec import TaskSpec
 from reflow.core.wiring import type_name
@@ -50,10 +50,9 @@ class CliParam:
 
     @property
     def choices(self) -> list[Any] | None:
-        base = strip_optional(self.annotation)
-        if typing.get_origin(base) is typing.Literal:
-            return list(typing.get_args(base))
-        return None
+        """A ``Literal``'s values or an Enum's member values: what the flag accepts."""
+        choices = literal_choices(self.annotation)
+        return None if choices is None else [as_cli_value(c) for c in choices]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -62,7 +61,7 @@ class CliParam:
             "flag": self.flag,
             "type": type_name(self.annotation),
             "required": self.required,
-            "default": None if self.required else _json_safe(self.default),
+            "default": None if self.required else as_cli_value(self.default),
             "namespace": self.namespace,
             "help": self.help,
             "choices": self.choices,
@@ -171,9 +170,12 @@ def _check_choice(p: CliParam, value: Any) -> None:
         raise ParameterError(f"parameter {p.flag} got {value!r}; choose one of: {allowed}")
 
 
-def _json_safe(value: Any) -> Any:
+def as_cli_value(value: Any) -> Any:
+    """A default or choice as the command line writes it (an Enum member by its value)."""
+    if isinstance(value, enum.Enum):
+        return as_cli_value(value.value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [as_cli_value(v) for v in value]
     return str(value)

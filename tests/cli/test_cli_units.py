@@ -243,3 +243,22 @@ def test_parameter_flags_accept_the_spellings_users_type(tmp_path: Path) -> None
     assert len(recorded) == 2
     assert all('"my_task_b_val":3' in p and '"my_task_dry_mode":true' in p
                and '"start_day":"tue"' in p for p in recorded), recorded
+
+
+def test_an_enum_parameter_shows_and_describes_the_values_its_flag_takes() -> None:
+    wf = Workflow("enums")
+
+    @wf.job()
+    def paint(color: Annotated[Color, Param(help="hue")] = Color.BLUE,
+              more: Annotated[list[Color], Param()] = [Color.RED]) -> str:  # noqa: B006
+        return color.value
+
+    flags = {f.param.name: f for f in workflow_flags(wf).flags}
+    assert "[default: blue]" in flags["color"].help_text()
+    assert "[default: red]" in flags["more"].help_text()
+    described = {p["name"]: p for p in wf.describe()["cli_params"]}
+    assert (described["color"]["default"], described["color"]["choices"]) == (
+        "blue", ["red", "blue"])
+    assert described["more"]["default"] == ["red"]
+    assert flags["color"].param.choices == ["red", "blue"]
+    assert parse_value(Color, described["color"]["default"], "--color") is Color.BLUE
