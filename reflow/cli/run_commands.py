@@ -214,7 +214,10 @@ def add_run_commands(app: typer.Typer, wf: Workflow | None) -> None:
         st = open_store(store, store_path)
         runs = [load_run(run_id, st, wf) for run_id in dict.fromkeys(run_ids)]
         what = f"task '{task}' of " if task else ""
-        if not yes:
+        for run in [r for r in runs if r.state.terminal]:  # nothing to confirm for these
+            emit(f"{run.run_id}: nothing to cancel (run is {run.state.value})")
+        runs = [r for r in runs if not r.state.terminal]
+        if runs and not yes:
             names = ", ".join(r.run_id for r in runs)
             confirm(f"Cancel {what}{len(runs)} run(s): {names}?", "cancel")
         for run in runs:

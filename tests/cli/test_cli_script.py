@@ -287,9 +287,19 @@ def test_retry_marks_failed_work_and_leaves_finished_runs_alone(
 
 
 def test_cancel_asks_first_and_refuses_without_a_terminal(project: Project, runs: Runs) -> None:
+    from reflow import Store
+    from reflow.states import RunState
+
+    finished = project.cli("cancel", runs.ok)  # nothing to cancel: nothing to confirm
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == f"{runs.ok}: nothing to cancel (run is SUCCESS)"
+    with Store.open(str(project.store)) as store:  # as if it were still running
+        store.set_run_status(runs.failed, RunState.RUNNING)
     refused = project.cli("cancel", runs.ok, runs.failed)
     assert refused.returncode == 1
     assert "pass --yes" in error_line(refused)
+    with Store.open(str(project.store)) as store:
+        store.set_run_status(runs.failed, RunState.FAILED)
     unknown = project.cli("cancel", "demo-20000101-deadbeef", "--yes")
     assert unknown.returncode == 1 and "no run 'demo-20000101-deadbeef'" in error_line(unknown)
     done = project.cli("cancel", runs.ok, runs.failed, "--yes", "--task", "square")

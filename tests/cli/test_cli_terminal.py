@@ -23,18 +23,26 @@ def test_status_and_runs_are_tables_in_a_terminal(project: Project, runs: Runs) 
 
 
 def test_cancel_asks_and_a_no_changes_nothing(project: Project, runs: Runs) -> None:
+    from reflow import Store
+    from reflow.states import RunState
+
     store = ["--store-path", str(project.store)]
+    with Store.open(str(project.store)) as st:  # as if it were still running
+        st.set_run_status(runs.ok, RunState.RUNNING)
     code, out = in_pty(
         [str(project.script), "cancel", runs.ok, *store], project.env, project.root, answer="n"
     )
     assert code == 1, out
     assert f"Cancel 1 run(s): {runs.ok}? [y/N]" in out
     assert "error: cancel refused; nothing was changed" in out
-    code, out = in_pty(
+    with Store.open(str(project.store)) as st:
+        assert st.get_run(runs.ok).status == "RUNNING"
+        st.set_run_status(runs.ok, RunState.SUCCESS)
+    code, out = in_pty(  # a finished run: nothing to cancel, so nothing is asked
         [str(project.script), "cancel", runs.ok, *store], project.env, project.root, answer="y"
     )
     assert code == 0, out
-    assert f"{runs.ok}: nothing to cancel (run is SUCCESS)" in out
+    assert "[y/N]" not in out and f"{runs.ok}: nothing to cancel (run is SUCCESS)" in out
 
 
 def test_import_reflow_loads_no_cli_or_ui_library(project: Project) -> None:

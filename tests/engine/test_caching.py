@@ -162,7 +162,8 @@ def test_force_force_tasks_and_cache_disabled(tmp_path, sqlite_url) -> None:
     assert set(reasons_of(run, "double")) == {"forced"}
     run = wf.run_local(tmp_path / "c", store=sqlite_url, force_tasks=["total"])
     assert reasons_of(run, "double") == ["cached"] * 3 and reasons_of(run, "total") == ["forced"]
-    with pytest.raises(KeyError, match="Did you mean 'total'"):
+    with pytest.raises(KeyError, match=r"force_tasks \(--force-tasks\): unknown task 'totl'"
+                       r"\. Did you mean 'total'"):
         wf.run_local(tmp_path / "d", store=sqlite_url, force_tasks=["totl"])
 
     nc = Workflow("nocache")
