@@ -427,7 +427,13 @@ def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
 
 def _skip_marker(ctx: DriverContext, spec: TaskSpec, upstream: str | None,
                  message: str | None = None) -> int:
-    text = message or f"skipped: upstream task '{upstream}' failed"
+    if message is None:
+        # Only FAILED instances make it a failure; a cancelled or skipped upstream is not one.
+        failed = ctx.store.status_counts(ctx.run_id).get(upstream or "", {}).get("FAILED")
+        ended = "failed" if failed else "did not succeed (cancelled or skipped)"
+        text = f"skipped: upstream task '{upstream}' {ended}"
+    else:
+        text = message
     from reflow.store import NewInstance
 
     try:

@@ -160,6 +160,8 @@ class _TaskState:
     outputs: dict[int | None, tuple[Any, str]] = field(default_factory=dict)
     stored: dict[int | None, tuple[str | None, str]] = field(default_factory=dict)
     failed: bool = False
+    # What a dependant's skip note says happened to it: "failed" unless nothing of it raised.
+    ended: str = "failed"
     done: bool = False
 
 
@@ -264,7 +266,7 @@ class InlineExecution:
         state = self._state(name)
         blocked = [u for u in spec.upstream() if self.tasks.get(u, _NOT_STARTED).failed]
         if blocked:
-            state.failed = True
+            state.failed, state.ended = True, "was skipped"
             if not any(r.state != TaskState.CANCELLED for r in self.existing.get(name, ())):
                 self._insert_skip_marker(spec, blocked[0])
             return []
@@ -351,7 +353,7 @@ class InlineExecution:
 
     def _insert_skip_marker(self, spec: TaskSpec, upstream: str) -> None:
         now = datetime.now(UTC)
-        message = f"skipped: upstream task '{upstream}' failed"
+        message = f"skipped: upstream task '{upstream}' {self.tasks[upstream].ended}"
         self.buffer.add(RecordedInstance.of(NewInstance(
             run_id=self.run_id, workflow=self.workflow, task_name=spec.name, array_index=None,
             attempt=1, state=TaskState.CANCELLED, identity="", input_hash="", preimage="{}",
@@ -477,7 +479,9 @@ class InlineExecution:
         why = why or self._stop_text
         now = datetime.now(UTC)
         for p in rest:
-            self.tasks[p.spec.name].failed = True
+            state = self.tasks[p.spec.name]
+            if not state.failed:
+                state.failed, state.ended = True, "was cancelled"
             if p.slot is not None:
                 p.done = True
                 self.buffer.change(p.slot, _RUNNING, TaskState.CANCELLED, why,
@@ -509,7 +513,8 @@ class InlineExecution:
         }, now)
 
     def _failed(self, p: _Pending, text: str) -> _Outcome:
-        self.tasks[p.spec.name].failed = True
+        state = self.tasks[p.spec.name]
+        state.failed, state.ended = True, "failed"
         last = text.strip().splitlines()[-1] if text.strip() else "failed"
         now = datetime.now(UTC)
         return _Outcome(TaskState.FAILED, last[:500],

@@ -334,3 +334,25 @@ def test_a_task_that_was_only_ever_skipped_runs_as_new(tmp_path, sqlite_url) -> 
     (total,) = latest(run, "total")
     assert total["reason"] == "new"  # not "version-changed" against the skip marker
     assert "no earlier run" in run.why("total")
+
+
+def test_a_skip_note_says_what_happened_to_the_upstream_task(tmp_path, sqlite_url) -> None:
+    wf = Workflow("notes")
+
+    @wf.job()
+    def broken() -> int:
+        raise ValueError("no")
+
+    @wf.job()
+    def middle(x: Annotated[int, Result(step="broken")]) -> int:
+        return x
+
+    @wf.job()
+    def last(x: Annotated[int, Result(step="middle")]) -> int:
+        return x
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, on_error="continue")
+    notes = {r.task_name: r.error_text for r in run.store.latest_instances(run.run_id)
+             if r.reason == "skipped"}
+    assert notes == {"middle": "skipped: upstream task 'broken' failed",
+                     "last": "skipped: upstream task 'middle' was skipped"}
