@@ -70,7 +70,9 @@ def show(paths: list[Path], where: str) -> None:
             f"no log file yet for {where} ({names}); the instance has not started, or it ran "
             "in-process (run_local), which writes no log files"
         )
-    LogPrinter(existing).drain()
+    if not LogPrinter(existing).drain():  # silence would look like a broken command
+        names = ", ".join(str(p) for p in existing)
+        print(f"(the log files of {where} are empty: {names})", file=sys.stderr)
 
 
 def follow(paths: list[Path], ended: Callable[[], bool]) -> None:

@@ -262,3 +262,20 @@ def test_an_enum_parameter_shows_and_describes_the_values_its_flag_takes() -> No
     assert described["more"]["default"] == ["red"]
     assert flags["color"].param.choices == ["red", "blue"]
     assert parse_value(Color, described["color"]["default"], "--color") is Color.BLUE
+
+
+def test_logs_of_an_instance_that_wrote_nothing_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reflow.cli import logs
+
+    out, err = tmp_path / "t.out", tmp_path / "t.err"
+    out.write_text("")
+    err.write_text("")
+    logs.show([out, err], "t of r1")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == f"(the log files of t of r1 are empty: {out}, {err})"
+    err.write_text("boom\n")
+    logs.show([out, err], "t of r1")
+    assert capsys.readouterr().err == ""
