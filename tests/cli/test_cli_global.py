@@ -101,7 +101,9 @@ def test_submit_wait_then_status_retry_and_logs_from_another_directory(
     assert lines[1] == f"run_dir  = {run_dir}"
     assert lines[2] == "status   = FAILED"
     run_id = lines[0].split("=", 1)[1].strip()
-    assert f"run {run_id} ended FAILED" in error_line(waited)
+    assert error_line(waited) == (  # the hint names the store, so it works when pasted
+        f"error: run {run_id} ended FAILED; see "
+        f"`reflow status {run_id} --store-path {project.store} --errors`")
 
     status = project.reflow("status", run_id, cwd=elsewhere)
     assert "    [1]  FAILED  job=" in status.stdout
