@@ -3,7 +3,8 @@
 All three call the same ``driver.step``; they differ only in what keeps the next step coming:
 a loop with adaptive polling (foreground, and the detached process that runs that loop after
 leaving the caller's session), or a scheduler job that, after its step, submits its successor
-with an ``afterany`` dependency on the work in flight (nothing stays on the login node).
+with an ``afterany`` dependency on the first of the jobs in flight to end (nothing stays on
+the login node).
 
 Each host writes a heartbeat (``<run_dir>/.reflow/driver.json``: which host, pid, successor
 job) so that ``stalled_reason`` can tell a run whose chain stopped from one that is waiting.
@@ -239,7 +240,12 @@ def write_heartbeat_for(run_dir: Path, pid: int) -> None:
 
 # ------------------------------------------------------------------------------ chained
 def submit_driver_job(ctx: DriverContext, config: Config, after: list[str]) -> str:
-    """Submit the next driver step as a small job that starts once ``after`` have ended."""
+    """Submit the next driver step as a small job that starts once the first of ``after`` has
+    ended (all of them where the scheduler cannot say "any": PBS, Grid Engine, Flux).
+
+    Not after all of them: a two-hour task on one branch would hold back another branch's
+    next tasks and the retries of its failures, and keep status and retry blind meanwhile.
+    """
     d = config.dispatch
     logs = ctx.run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -251,7 +257,7 @@ def submit_driver_job(ctx: DriverContext, config: Config, after: list[str]) -> s
             cpus=d.cpus, mem=d.mem, time=d.time, submit_options=d.submit_options,
             partition=d.partition or d.queue, account=d.account),
         workdir=ctx.run_dir, stdout=logs / f"driver-{stamp}.log",
-        stderr=logs / f"driver-{stamp}.log", after_any=tuple(after),
+        stderr=logs / f"driver-{stamp}.log", after_any=tuple(after), after_first=True,
         env={STORE_FILE_ENV: str(write_store_file(ctx))},
     )
     try:

@@ -257,6 +257,9 @@ class JobSpec:
     array_indices: tuple[int, ...] | None = None
     array_parallelism: int | None = None
     after_any: tuple[str, ...] = ()
+    # Start once the first of ``after_any`` has ended, where the scheduler can say so (Slurm,
+    # LSF); the others wait for all of them.
+    after_first: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -112,7 +112,8 @@ class LSFExecutor(SchedulerExecutor):
             argv += ["-P", res.account]
         argv += option_flags(res.options, long=False)
         if job.after_any:
-            argv += ["-w", " && ".join(f"ended({self.native_id(j)})" for j in job.after_any)]
+            joiner = " || " if job.after_first else " && "
+            argv += ["-w", joiner.join(f"ended({self.native_id(j)})" for j in job.after_any)]
         argv += res.submit_options
         argv.append(shlex.join(self.job_argv(job, offset)))
         return Command(tuple(argv))

@@ -196,7 +196,10 @@ class SlurmExecutor(SchedulerExecutor):
             argv += ["--array", with_throttle(compress_indices(indices), job.array_parallelism)]
         if job.after_any:
             natives = [self.native_id(j) for j in job.after_any]
-            argv += ["--dependency", "afterany:" + ":".join(natives)]
+            if job.after_first:  # '?' separates alternatives: any one ended is enough
+                argv += ["--dependency", "?".join(f"afterany:{n}" for n in natives)]
+            else:
+                argv += ["--dependency", "afterany:" + ":".join(natives)]
         argv += res.submit_options
         argv += [str(job_script(job)), *self.job_argv(job, offset)]
         return Command(tuple(argv))

@@ -126,3 +126,49 @@ def test_stalled_chain_is_detected_and_resume_finishes(slurm_env: Path) -> None:
     (run_dir / "ctl" / "hang-0").unlink()
     resume_run(Run.load(run.run_id, store=run.store))
     assert run.wait(120) == "SUCCESS"
+
+
+BRANCHES = '''
+import time
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Result, RunDir, Workflow
+
+wf = Workflow("{name}")
+
+
+@wf.job(mem="100M")
+def slow(run_dir: RunDir = RunDir()) -> int:
+    while not (Path(run_dir) / "release").exists():  # held until the test has looked
+        time.sleep(0.2)
+    return 1
+
+
+@wf.job(mem="100M")
+def fast() -> int:
+    return 2
+
+
+@wf.job(mem="100M")
+def after_fast(x: Annotated[int, Result(step="fast")]) -> int:
+    return x + 1
+'''
+
+
+def test_a_branch_goes_on_while_another_branch_still_runs(slurm_env: Path) -> None:
+    """The next chained driver starts when the first job in flight ends, not the last."""
+    from reflow.engine.entrypoints import load_workflow
+
+    name = f"b{os.getpid()}"
+    script = slurm_env / f"{name}.py"
+    script.write_text(BRANCHES.replace("{name}", name))
+    wf = load_workflow(str(script), name)
+    run = wf.submit(slurm_env / "r", store=str(slurm_env / "m.db"), executor="slurm")
+    try:
+        wait_for(lambda: states(run, "after_fast") == ["SUCCESS"], 120,
+                 "the fast branch to finish while the slow one runs")
+        assert states(run, "slow") in (["SUBMITTED"], ["RUNNING"])
+    finally:
+        (slurm_env / "r" / "release").touch()
+    assert run.wait(120) == "SUCCESS"

@@ -102,3 +102,14 @@ def test_cancel_names_elements_one_based(fake: FakeScheduler) -> None:
     fake.reply("bkill", {"stderr": "Job <6000[3]>: Job has already finished\n", "returncode": 255})
     LSFExecutor(fake.runner()).cancel(["6000_2", "2@1000_1500"])
     assert fake.argv("bkill") == ["6000[3]", "2[501]"]
+
+
+def test_a_job_after_the_first_of_several_ends_uses_or(fake: FakeScheduler,
+                                                        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    fake.reply("bsub", "Job <7> is submitted.\n")
+    job = replace(make_job(tmp_path, after=("5000", "5001_2")), after_first=True)
+    LSFExecutor(fake.runner()).submit(job)
+    argv = fake.argv("bsub")
+    assert argv[argv.index("-w") + 1] == "ended(5000) || ended(5001[3])"

@@ -4,6 +4,7 @@ splitting, transient retries and the parsing of canned sacct/squeue output.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,10 @@ def test_sparse_array_with_throttle_and_dependencies(fake: FakeScheduler, tmp_pa
     argv = fake.argv("sbatch")
     assert argv[argv.index("--array") + 1] == "0-3,7,9-10%3"
     assert argv[argv.index("--dependency") + 1] == "afterany:70:71_4"
+    fake.reply("sbatch", "78\n")
+    executor.submit(replace(job, after_first=True))  # the next driver step: any one ended
+    second = fake.calls("sbatch")[-1].argv
+    assert second[second.index("--dependency") + 1] == "afterany:70?afterany:71_4"
     assert argv[argv.index("--output") + 1] == f"{tmp_path}/logs/wf-task-%a.out"
     assert argv[argv.index("--error") + 1] == f"{tmp_path}/logs/wf-task-%a.err"
     assert argv[argv.index("--open-mode") + 1] == "append"
