@@ -164,8 +164,8 @@ def _typed_default(annotation: Any, default: Any) -> Any:
 
 
 def _check_choice(p: CliParam, value: Any) -> None:
-    choices = p.choices
-    if choices is not None and value not in choices:
+    choices = p.choices  # as the command line writes them: an Enum member by its value
+    if choices is not None and as_cli_value(value) not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         raise ParameterError(f"parameter {p.flag} got {value!r}; choose one of: {allowed}")
 
