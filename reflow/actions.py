@@ -76,6 +76,18 @@ def _instance(store: Store, run_id: str, task: str, index: int | None) -> Instan
     raise UnknownTaskError(f"run {run_id} has no instance {where}; {fix}")
 
 
+def _previous_attempt(store: Store, row: InstanceRecord) -> str:
+    """How the attempt before a retry ended: what the retry was for (an OOM, a traceback)."""
+    earlier = [a for a in store.history(row.run_id, row.task_name, row.array_index)
+               if a.attempt < row.attempt]
+    if not earlier:
+        return ""
+    last = earlier[-1]
+    how = last.state + (f" ({last.scheduler_state})" if last.scheduler_state else "")
+    lines = (last.error_text or "").strip().splitlines()
+    return f"\n  attempt {last.attempt} ended {how}" + (f": {lines[-1][:200]}" if lines else "")
+
+
 def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
     """Explain why one instance was cached or recomputed (SPEC §3)."""
     row = _instance(store, run_id, task, index)
@@ -83,8 +95,13 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
     identity = f"identity {short(row.identity)}, " if row.identity else ""
     head = f"{label}: {row.reason} ({identity}attempt {row.attempt})"
     if row.cached:
-        return f"{head}\n  reused the output of instance {row.cache_source} with the same identity"
-    if row.reason in (reasons.FORCED, reasons.CACHE_DISABLED, reasons.RETRY, reasons.SKIPPED):
+        source = store.instance(row.cache_source, values=False) if row.cache_source else None
+        of_run = f" of run {source.run_id}" if source is not None else ""
+        return (f"{head}\n  reused the output of instance {row.cache_source}{of_run} "
+                "with the same identity")
+    if row.reason == reasons.RETRY:
+        return head + _previous_attempt(store, row)
+    if row.reason in (reasons.FORCED, reasons.CACHE_DISABLED, reasons.SKIPPED):
         return head + ("\n  " + row.error_text if row.error_text and
                        row.reason == reasons.SKIPPED else "")
     if row.reason.startswith("verify-failed"):

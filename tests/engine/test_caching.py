@@ -260,6 +260,9 @@ def test_why_explains_each_changed_component(tmp_path, sqlite_url) -> None:
     text = run.why("double", 1)
     assert "param-changed:factor" in text and "param:factor: 2 -> 5" in text
     assert "cached" in run.why("items")
+    (items,) = run.store.latest_instances(run.run_id, "items")
+    source = run.store.instance(items.cache_source or 0)
+    assert f"reused the output of instance {source.id} of run {source.run_id}" in run.why("items")
     with pytest.raises(KeyError, match="Did you mean 'double'"):
         run.why("doubel")
 

@@ -153,7 +153,9 @@ def test_a_retried_instance_whose_inputs_did_not_change_is_a_retry(tmp_path) -> 
         run.retry(verify=verify)
         (row,) = latest(run, "down")
         assert (row["state"], row["attempt"], row["reason"]) == ("SUCCESS", 2, "retry")
-        assert run.why("down").startswith("down: retry")
+        head, cause = run.why("down").splitlines()
+        assert head.startswith("down: retry")
+        assert cause == "  attempt 1 ended FAILED: RuntimeError: not yet"  # what it retried
 
 
 def test_a_retry_keeps_the_runs_force_options_as_the_driver_does(tmp_path) -> None:
