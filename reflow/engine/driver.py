@@ -214,6 +214,9 @@ def _result_change(f: results.Finished, scheduler_state: str | None = None) -> S
             "finished_at": f.finished_at, "exit_code": 0,
         })
     text = (f.error_text or "").strip() or "failed"
+    if scheduler_state == "TIMEOUT":  # the traceback only says SIGTERM: say why, and the fix
+        text += ("\nthe job ran out of its time limit (TIMEOUT); raise the task's time= or "
+                 "let retries escalate it (escalate={'time': 2.0})")
     fields: dict[str, object] = {"error_text": text, "finished_at": f.finished_at,
                                  "exit_code": f.exit_code}
     if scheduler_state is not None:

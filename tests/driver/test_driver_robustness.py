@@ -129,6 +129,8 @@ def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
     first, second = run.store.history(run.run_id, "work", 1)
     assert (first.state, first.scheduler_state, first.exit_code) == ("FAILED", "TIMEOUT", 143)
     assert "TaskInterrupted" in (first.error_text or "")
+    assert (first.error_text or "").splitlines()[-1].startswith(  # the line status shows
+        "the job ran out of its time limit (TIMEOUT); raise the task's time=")
     assert (second.attempt, second.state) == (2, "SUCCESS")
 
 
