@@ -54,15 +54,23 @@ def _short_value(value: Any) -> str:
 
 
 def _instance(store: Store, run_id: str, task: str, index: int | None) -> InstanceRecord:
-    """The latest attempt of one instance; if there is none, an error saying which exist.
+    """The latest attempt of one instance; if there is none, an error saying which exist."""
+    return _attempts(store, run_id, task, index)[-1]
 
-    The instance's own attempts are one index seek; for the error, one aggregate over the
-    task's other instances (maybe 100,000) says which indices exist.
+
+def _attempts(store: Store, run_id: str, task: str,
+              index: int | None) -> list[InstanceRecord]:
+    """One instance's attempts up to the latest, which comes last; if it has none, an error
+    saying which exist.
+
+    The attempts are one index seek; for the error, one aggregate over the task's other
+    instances (maybe 100,000) says which indices exist.
     """
     check_run_task(store, run_id, task)
-    for r in store.history(run_id, task, index):
+    attempts = store.history(run_id, task, index)
+    for n, r in enumerate(attempts):
         if r.latest:
-            return r
+            return [*attempts[:n], r]
     top, singleton = store.index_span(run_id, task)
     if index is None and top is not None:
         fix = f"task '{task}' is an array: pass --index (0-{top})"
@@ -76,13 +84,11 @@ def _instance(store: Store, run_id: str, task: str, index: int | None) -> Instan
     raise UnknownTaskError(f"run {run_id} has no instance {where}; {fix}")
 
 
-def _previous_attempt(store: Store, row: InstanceRecord) -> str:
+def _previous_attempt(attempts: list[InstanceRecord]) -> str:
     """How the attempt before a retry ended: what the retry was for (an OOM, a traceback)."""
-    earlier = [a for a in store.history(row.run_id, row.task_name, row.array_index)
-               if a.attempt < row.attempt]
-    if not earlier:
+    if len(attempts) < 2:
         return ""
-    last = earlier[-1]
+    last = attempts[-2]
     how = last.state + (f" ({last.scheduler_state})" if last.scheduler_state else "")
     lines = (last.error_text or "").strip().splitlines()
     return f"\n  attempt {last.attempt} ended {how}" + (f": {lines[-1][:200]}" if lines else "")
@@ -90,7 +96,8 @@ def _previous_attempt(store: Store, row: InstanceRecord) -> str:
 
 def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
     """Explain why one instance was cached or recomputed (SPEC §3)."""
-    row = _instance(store, run_id, task, index)
+    attempts = _attempts(store, run_id, task, index)
+    row = attempts[-1]
     label = f"{task}[{index}]" if index is not None else task
     identity = f"identity {short(row.identity)}, " if row.identity else ""
     head = f"{label}: {row.reason} ({identity}attempt {row.attempt})"
@@ -100,7 +107,7 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
         return (f"{head}\n  reused the output of instance {row.cache_source}{of_run} "
                 "with the same identity")
     if row.reason == reasons.RETRY:
-        return head + _previous_attempt(store, row)
+        return head + _previous_attempt(attempts)
     if row.reason in (reasons.FORCED, reasons.CACHE_DISABLED, reasons.SKIPPED):
         return head + ("\n  " + row.error_text if row.error_text and
                        row.reason == reasons.SKIPPED else "")

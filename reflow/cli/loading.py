@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from reflow.core import script_modules
-from reflow.engine.entrypoints import import_failure
+from reflow.engine.entrypoints import import_failure, import_module
 from reflow.errors import ReflowError, suggestion
 
 if TYPE_CHECKING:
@@ -68,11 +68,8 @@ def _package_module(path: Path) -> str | None:
 def _import_module(name: str, search: str | None = None) -> ModuleType:
     """Import ``name``; like ``python -m``, a package in ``search`` (by default the current
     directory) is found too, though a console script's ``sys.path`` does not hold it."""
-    folder = search or os.getcwd()
-    if folder not in sys.path:
-        sys.path.append(folder)  # after the installed packages, which win
     try:
-        return importlib.import_module(name)
+        return import_module(name, search or os.getcwd())
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
             raise ReflowError(

@@ -28,7 +28,7 @@ from reflow.engine.driver_host import (
     stalled_reason,
     start_host,
 )
-from reflow.engine.local_runner import FORCE_TASKS_LABEL, check_task_names
+from reflow.engine.local_runner import check_forced_tasks
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.executors.base import Executor
 from reflow.states import RunState, TaskState
@@ -73,7 +73,7 @@ def submit_run(
     from reflow.run import Run
 
     graph = wf.validate()
-    forced = check_task_names(graph, force_tasks or (), FORCE_TASKS_LABEL)
+    forced = check_forced_tasks(graph, force_tasks)
     _, record = resolve_parameters(graph.specs, params)
     config = wf.config or load_config()
     if isinstance(executor, Executor):

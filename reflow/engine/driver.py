@@ -370,8 +370,11 @@ def _outputs(ctx: DriverContext, task: str) -> TaskOutputs:
                        [r.output_hash or "" for r in rows])
 
 
-def task_statuses(ctx: DriverContext) -> dict[str, str]:
-    counts = ctx.store.status_counts(ctx.run_id)
+def task_statuses(ctx: DriverContext,
+                  counts: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, str]:
+    """Each task's status from the run's counts (``status_counts``, read here if not given)."""
+    if counts is None:
+        counts = ctx.store.status_counts(ctx.run_id)
     return {name: _task_status(counts.get(name, {})) for name in ctx.graph.order}
 
 
@@ -380,7 +383,8 @@ def _plan(ctx: DriverContext) -> tuple[int, dict[str, str]]:
 
     Returns how many rows were inserted and each task's status as planning left it.
     """
-    status = task_statuses(ctx)
+    counts = ctx.store.status_counts(ctx.run_id)
+    status = task_statuses(ctx, counts)
     inserted = 0
     for name in ctx.graph.order:
         if status[name] != "new":
@@ -390,7 +394,10 @@ def _plan(ctx: DriverContext) -> tuple[int, dict[str, str]]:
         bad = [u for u in ups if status[u] == "failed"]
         if bad:
             status[name] = "failed"
-            inserted += _skip_marker(ctx, spec, bad[0])
+            # Only FAILED instances make it a failure; a cancelled or skipped one is not one.
+            ended = ("failed" if counts.get(bad[0], {}).get("FAILED")
+                     else "did not succeed (cancelled or skipped)")
+            inserted += _skip_marker(ctx, spec, f"skipped: upstream task '{bad[0]}' {ended}")
             continue
         if any(status[u] != "success" for u in ups):
             continue
@@ -398,7 +405,7 @@ def _plan(ctx: DriverContext) -> tuple[int, dict[str, str]]:
             count, status[name] = _expand(ctx, spec)
         except ReflowError as exc:  # wiring or encoding problem found only at run time
             status[name] = "failed"
-            inserted += _skip_marker(ctx, spec, None, str(exc))
+            inserted += _skip_marker(ctx, spec, str(exc), skipped=False)
             continue
         inserted += count
     return inserted, status
@@ -428,23 +435,17 @@ def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
     return len(decisions), ("active" if misses else "success")
 
 
-def _skip_marker(ctx: DriverContext, spec: TaskSpec, upstream: str | None,
-                 message: str | None = None) -> int:
-    if message is None:
-        # Only FAILED instances make it a failure; a cancelled or skipped upstream is not one.
-        failed = ctx.store.status_counts(ctx.run_id).get(upstream or "", {}).get("FAILED")
-        ended = "failed" if failed else "did not succeed (cancelled or skipped)"
-        text = f"skipped: upstream task '{upstream}' {ended}"
-    else:
-        text = message
+def _skip_marker(ctx: DriverContext, spec: TaskSpec, text: str, *, skipped: bool = True) -> int:
+    """The one row of a task that will not run: CANCELLED with reason ``skipped`` when an
+    upstream task did not succeed, else (a problem found while expanding it) FAILED."""
     from reflow.store import NewInstance
 
     try:
         ctx.store.insert_instances([NewInstance(
             run_id=ctx.run_id, workflow=ctx.workflow, task_name=spec.name, array_index=None,
-            attempt=1, state=TaskState.CANCELLED if message is None else TaskState.FAILED,
+            attempt=1, state=TaskState.CANCELLED if skipped else TaskState.FAILED,
             identity="", input_hash="", preimage="{}", input="{}",
-            reason=reasons.SKIPPED if message is None else reasons.NEW, error_text=text,
+            reason=reasons.SKIPPED if skipped else reasons.NEW, error_text=text,
             finished_at=datetime.now(UTC), detail=text[:500],
         )])
     except InstanceConflict:

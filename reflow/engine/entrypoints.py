@@ -62,7 +62,7 @@ def load_workflow(entrypoint: str | None, name: str, import_root: str | None = N
     if ":" in entrypoint and not Path(entrypoint).exists():
         module_name, _, attr = entrypoint.partition(":")
         try:
-            module = _import_module(module_name, import_root)
+            module = import_module(module_name, import_root)
         except Exception as exc:
             raise import_failure(module_name, exc) from exc
         wf = getattr(module, attr, None)
@@ -102,8 +102,9 @@ def load_workflow(entrypoint: str | None, name: str, import_root: str | None = N
     return wf
 
 
-def _import_module(module_name: str, import_root: str | None) -> ModuleType:
-    """``import_module``, searching ``import_root`` too when the package itself is missing.
+def import_module(module_name: str, import_root: str | None) -> ModuleType:
+    """``importlib.import_module``, searching ``import_root`` too when the package itself is
+    missing (so an installed copy wins).
 
     In a process started as ``python -m`` that module, the module is ``__main__`` already: a
     second copy would define its classes twice.

@@ -56,17 +56,17 @@ _CANCELLED_BY_USER = "cancelled by user"
 _CANCELLED_MARK = "(cancelled)"  # ``stopped_by`` of a run cancelled from elsewhere
 
 
-# How an unknown forced task is introduced: the same check serves Python and the CLI.
-FORCE_TASKS_LABEL = "force_tasks (--force-tasks)"
+def check_forced_tasks(graph: TaskGraph, names: Iterable[str] | None) -> list[str]:
+    """Reject unknown ``force_tasks`` with the closest match; returns them as a list.
 
-
-def check_task_names(graph: TaskGraph, names: Iterable[str], what: str) -> list[str]:
-    """Reject unknown task names with the closest match; returns them as a list."""
-    out = list(names)
+    The message names both spellings: the same check serves Python and ``--force-tasks``.
+    """
+    out = list(names or ())
     for name in out:
         if name not in graph.specs:
             hint = suggestion(name, graph.specs) or f" Tasks: {', '.join(graph.order)}."
-            raise UnknownTaskError(f"{what}: unknown task '{name}'.{hint}")
+            raise UnknownTaskError(
+                f"force_tasks (--force-tasks): unknown task '{name}'.{hint}")
     return out
 
 
@@ -94,7 +94,7 @@ def run_local(
         raise OptionError(f"on_error={on_error!r} is not valid; use 'stop' or 'continue'")
     if not isinstance(max_workers, int) or max_workers < 1:
         raise OptionError(f"max_workers={max_workers!r} must be a whole number of at least 1")
-    forced = check_task_names(graph, force_tasks or (), FORCE_TASKS_LABEL)
+    forced = check_forced_tasks(graph, force_tasks)
     per_task, record = resolve_parameters(graph.specs, params)
     st = Store.open(store)
     directory = make_run_dir(run_dir)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from reflow.core.codec import loads
 from reflow.core.parameters import resolve_parameters
 from reflow.engine.expand import TaskOutputs, expand_task
-from reflow.engine.local_runner import FORCE_TASKS_LABEL, check_task_names
+from reflow.engine.local_runner import check_forced_tasks
 from reflow.engine.recording import plan_task
 from reflow.store import Store
 
@@ -75,7 +75,7 @@ def plan_run(
     **params: Any,
 ) -> PlanReport:
     graph = wf.validate()
-    forced = set(check_task_names(graph, force_tasks or (), FORCE_TASKS_LABEL))
+    forced = set(check_forced_tasks(graph, force_tasks))
     per_task, _ = resolve_parameters(graph.specs, params)
     st = Store.open(store)
     outputs: dict[str, TaskOutputs] = {}
