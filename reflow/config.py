@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from reflow.errors import ConfigError, suggestion
-from reflow.executors.base import parse_duration, parse_memory
+from reflow.executors.base import SCHEDULER_TOOLS, parse_duration, parse_memory
 
 __all__ = [
     "EXECUTOR_TO_MODE",
@@ -241,6 +241,10 @@ def _path_table(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _Invalid('must be a table of command paths, e.g. {sbatch = "/opt/slurm/bin/sbatch"}')
     for name, path in value.items():
+        if name not in SCHEDULER_TOOLS:
+            raise _Invalid(
+                f"names {name!r}, which is not a scheduler command reflow runs; use one of: "
+                + ", ".join(sorted(SCHEDULER_TOOLS)) + "." + suggestion(name, SCHEDULER_TOOLS))
         if not isinstance(path, str) or not path.strip():
             raise _Invalid(f'entry {name} must be a path string, e.g. "/opt/slurm/bin/{name}"')
     return dict(value)

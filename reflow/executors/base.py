@@ -33,6 +33,15 @@ INDEX_PLACEHOLDER = "{index}"
 
 OptionValue = str | int | bool
 
+# Every scheduler client an adapter runs: the names `[executor.commands]` may map to a path.
+# The command runner refuses any other name, so a new client cannot be missed here.
+SCHEDULER_TOOLS = frozenset({
+    "sbatch", "scancel", "sacct", "squeue", "scontrol",  # Slurm
+    "qsub", "qdel", "qstat", "qacct",  # PBS and Grid Engine
+    "bsub", "bkill", "bjobs",  # LSF
+    "flux",
+})  # fmt: skip
+
 
 class JobState(StrEnum):
     """Scheduler states normalised across adapters, so the driver reasons about one set."""

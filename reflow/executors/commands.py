@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reflow.errors import ExecutorError
+from reflow.executors.base import SCHEDULER_TOOLS
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class CommandRunner:
         after a timeout: the scheduler may have accepted it before the answer was lost, and
         a second send would run the work twice.
         """
+        if tool not in SCHEDULER_TOOLS:
+            raise ValueError(f"{tool!r} is not in SCHEDULER_TOOLS; add it there")
         attempts = self.retry.attempts if retry else 1
         patterns = [re.compile(p, re.IGNORECASE) for p in transient]
         argv = [self.paths.get(tool, tool), *args]

@@ -238,6 +238,10 @@ def test_syntax_error_at_end_of_document_names_a_line(tmp_path: Path) -> None:
         ("[executor]\npoll_interval = true\n", ["poll_interval = true must be a positive"]),
         ('[executor]\nsubmit_options = "--x"\n', ["submit_options = '--x' must be a list"]),
         ("[executor.commands]\nsbatch = 3\n", ["[executor] commands", "entry sbatch"]),
+        (
+            '[executor.commands]\nsbtach = "/opt/slurm/bin/sbatch"\n',
+            ["names 'sbtach', which is not a scheduler command", "bsub", "Did you mean 'sbatch'?"],
+        ),
         ("[executor.caps]\nmem = 1.5\n", ["[executor] caps", "entry mem"]),
         ("[dispatch]\ncpus = 1.5\n", ["[dispatch] cpus = 1.5"]),
         ('[dispatch]\nmem = ""\n', ["[dispatch] mem = ''", "memory size with a unit"]),

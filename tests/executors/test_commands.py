@@ -121,3 +121,9 @@ def test_error_line_prefers_the_specific_error() -> None:
         "sbatch: error: Batch job submission failed: Invalid partition name specified"
     )
     assert error_line(CommandResult(2, "", "")) == "exit status 2 and no message"
+
+
+def test_runner_refuses_a_tool_missing_from_the_list_config_checks_against() -> None:
+    # `[executor.commands]` accepts only SCHEDULER_TOOLS, so a client an adapter runs must be in it.
+    with pytest.raises(ValueError, match="not in SCHEDULER_TOOLS"):
+        CommandRunner().run("sinfo", ["-h"])
