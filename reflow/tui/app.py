@@ -41,7 +41,7 @@ CSS = """
 #runs { height: 1fr; }
 #top { height: 8; }
 #tasks { width: 1fr; }
-#dag { width: 40%; min-width: 34; border-left: solid $primary; padding: 0 1; overflow: hidden;
+#dag { width: 40%; min-width: 30; border-left: solid $primary; padding: 0 1; overflow: hidden;
        text-wrap: nowrap; text-overflow: ellipsis; }
 #page { height: 1; padding: 0 1; background: $boost; }
 #instances { height: 1fr; }

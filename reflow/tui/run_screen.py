@@ -24,7 +24,9 @@ from reflow.tui.dag import render_dag
 from reflow.tui.data import PAGE_SIZE, TaskSummary
 from reflow.tui.fmt import clock_time, duration, label
 
-TASK_COLUMNS = ("task", "state", "done", "total", "failed", "cached", "recomp")
+# "done" is done/total in one cell: at 80 columns beside the DAG, separate columns pushed the
+# cached and recomputed counts off the screen.
+TASK_COLUMNS = ("task", "state", "done", "failed", "cached", "recomp")
 # Fixed widths: pages replace every row, and widths fitted to each page would make the
 # columns jump while scrolling through an array.
 INSTANCE_COLUMNS = (("index", 6), ("try", 3), ("state", 9), ("reason", 24), ("job", 12),
@@ -166,7 +168,7 @@ class RunScreen(ReflowScreen):
             rows.append((t.name, (
                 t.name + ("[]" if t.is_array else ""),
                 Text(t.state, style=STATE_STYLES.get(t.state, "")),
-                t.done, t.total, t.failed, t.cached, t.recomputed,
+                f"{t.done}/{t.total}", t.failed, t.cached, t.recomputed,
             )))
         sync_rows(self.query_one("#tasks", Table), rows)
 
