@@ -6,6 +6,7 @@ readable by plain SQL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -45,6 +46,17 @@ class RunState(StrEnum):
     @property
     def terminal(self) -> bool:
         return self is not RunState.RUNNING
+
+    @classmethod
+    def unfinished(cls, counts: Mapping[str, Mapping[str, int]]) -> RunState:
+        """How a run that did not complete ended, from its latest instances' counts per task.
+
+        FAILED only when a task failed; a run a user cancelled part of (and whose dependants
+        were skipped for it) ended CANCELLED, so `status` does not send anyone looking for an
+        error that never happened.
+        """
+        failed = any(by_state.get(TaskState.FAILED.value) for by_state in counts.values())
+        return cls.FAILED if failed else cls.CANCELLED
 
 
 # Rich style per state, shared by the CLI tables, the progress display and the TUI so that a

@@ -599,13 +599,14 @@ def _finalise(ctx: DriverContext, planned: Mapping[str, str]) -> RunState | None
 
     A task without rows counts as planning left it (an empty fan-out is done with zero).
     """
-    status = task_statuses(ctx)
+    counts = ctx.store.status_counts(ctx.run_id)
+    status = task_statuses(ctx, counts)
     for name, value in status.items():
         if value == "new":
             status[name] = planned.get(name, "new")
     if any(s in ("active", "new") for s in status.values()):
         return None
     final = (RunState.SUCCESS if all(s == "success" for s in status.values())
-             else RunState.FAILED)
+             else RunState.unfinished(counts))
     ctx.store.set_run_status(ctx.run_id, final, only_from={RunState.RUNNING.value})
     return RunState(ctx.store.get_run(ctx.run_id).status)

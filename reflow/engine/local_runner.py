@@ -528,6 +528,7 @@ class InlineExecution:
     def _finalise(self) -> RunState:
         self.buffer.flush()
         complete = all(self.tasks.get(n, _NOT_STARTED).done for n in self.graph.order)
-        status = RunState.SUCCESS if complete else RunState.FAILED
+        status = (RunState.SUCCESS if complete
+                  else RunState.unfinished(self.store.status_counts(self.run_id)))
         self.store.set_run_status(self.run_id, status, only_from={RunState.RUNNING.value})
         return status

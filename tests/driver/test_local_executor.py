@@ -98,6 +98,21 @@ def test_cancel_stops_running_workers_and_records_cancelled(local_env: Path) -> 
     assert run.wait(60) == "SUCCESS"
 
 
+def test_cancelling_one_task_ends_the_run_cancelled_not_failed(local_env: Path) -> None:
+    wf = write_pipeline(local_env)
+    run_dir = local_env / "r"
+    ctl(run_dir, "hang-1")
+    run = wf.submit(run_dir, store=str(local_env / "m.db"),
+                    executor=LocalExecutor(max_workers=1), n=3)
+    wait_for(lambda: (run_dir / "ctl" / "pid-1").exists() and states(run, "work")[0] == "SUCCESS",
+             what="element 0 recorded done and element 1 started")
+    assert run.cancel("work") == 2  # element 1 running, element 2 queued
+    assert run.wait(60) == "CANCELLED"  # nothing failed: the user stopped it
+    assert states(run, "work") == ["SUCCESS", "CANCELLED", "CANCELLED"]
+    assert states(run, "total") == ["CANCELLED"]  # skipped for the cancelled task
+    assert run.status(as_dict=True)["failed_instances"] == []
+
+
 def test_a_worker_interrupted_by_sigterm_fails_its_element_only(local_env: Path) -> None:
     """A stream worker exits after an interrupted element; the next one needs a new worker,
     not the pipe of the one that is gone (it was recorded lost without ever running)."""
