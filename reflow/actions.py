@@ -303,8 +303,9 @@ def resume(run: Run) -> bool:
             "wait for it or stop that process first"
         )
     store = run.store
-    orphans = store.latest_instances(run.run_id, states=[TaskState.RUNNING.value,
-                                                         TaskState.RETRYING.value])
+    # Left open by the process: planned (PENDING), running, or a retried attempt not started.
+    orphans = store.latest_instances(run.run_id, states=[
+        TaskState.PENDING.value, TaskState.RUNNING.value, TaskState.RETRYING.value])
     now = datetime.now(UTC)
     why_text = "interrupted: the process running this run is gone"
     store.apply([StateChange(r.id, frozenset({r.state}), TaskState.CANCELLED, why_text,

@@ -30,7 +30,7 @@ from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
-from reflow.engine.recording import copy_batch, plan_task, started_instance
+from reflow.engine.recording import copy_batch, plan_task, planned_instance
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
@@ -49,7 +49,9 @@ BATCH_SECONDS = 0.5
 _RUNNING_STATE = TaskState.RUNNING.value
 _PENDING_STATE = TaskState.PENDING.value
 _RUNNING = frozenset({_RUNNING_STATE})
-_RETRYING = frozenset({TaskState.RETRYING.value})
+# Where an instance waits for its turn in this process: planned here, or a retried attempt.
+_WAITING = frozenset({_PENDING_STATE, TaskState.RETRYING.value})
+_OPEN = _WAITING | _RUNNING
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
 _INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
 _CANCELLED_BY_USER = "cancelled by user"
@@ -126,7 +128,8 @@ class _Pending:
     """An instance that is about to execute in this process.
 
     Fresh instances carry their expansion and reason until their row is recorded; retried
-    instances already have a row in state RETRYING (``slot`` set from the start).
+    instances already have a row in state RETRYING (``slot`` set from the start). ``running``
+    is the detail of its move to RUNNING when its body starts.
     """
 
     spec: TaskSpec
@@ -137,6 +140,7 @@ class _Pending:
     reason: str = ""
     problems: Sequence[VerifyProblem] = ()
     done: bool = False
+    running: str = "running in-process (retry)"
 
 
 @dataclass(slots=True)
@@ -388,9 +392,13 @@ class InlineExecution:
                                                       else size / 2)))
 
     def _start_batch(self, batch: list[_Pending]) -> None:
-        """Record the batch as RUNNING: new rows for fresh instances, CAS for retries."""
+        """Record the batch's fresh instances as PENDING; each runs when ``_begin`` says so.
+
+        The history reads as on the driver path (PENDING first, SPEC §4), and an element
+        still waiting for a worker is not shown RUNNING with a start time it never had.
+        """
         now = datetime.now(UTC)
-        add, change = self.buffer.add, self.buffer.change
+        add = self.buffer.add
         details: dict[str, tuple[str, str]] = {}  # texts per reason, shared by the rows
         for p in batch:
             e = p.expanded
@@ -399,17 +407,25 @@ class InlineExecution:
                 if texts is None:
                     texts = details[p.reason] = (f"planned ({p.reason})",
                                                  f"running in-process ({p.reason})")
-                # Planned, then running, at the same instant: the history reads as on the
-                # driver path (PENDING first, SPEC §4), though nothing waits in between.
-                row = started_instance(self.run_id, self.workflow, p.spec.name, e, p.reason,
+                row = planned_instance(self.run_id, self.workflow, p.spec.name, e, p.reason,
                                        _PENDING_STATE, texts[0], now)
-                row.change(_RUNNING_STATE, texts[1], {}, now)
+                p.running = texts[1]
                 p.slot = add(row, [(prob.check, f"{prob.kind}: {prob.reason}")
                                    for prob in p.problems] if p.problems else ())
-            elif p.slot is not None and e is None:
-                change(p.slot, _RETRYING, TaskState.RUNNING, "running in-process (retry)",
-                       {"started_at": now}, now)
         self.buffer.flush_if_due()
+
+    def _begin(self, p: _Pending) -> None:
+        """Record ``p`` RUNNING as its body starts (the caller holds the buffer's lock)."""
+        assert p.slot is not None
+        now = datetime.now(UTC)
+        self.buffer.change(p.slot, _WAITING, _RUNNING_STATE, p.running, {"started_at": now},
+                           now)
+
+    def _begin_and_call(self, p: _Pending) -> _Outcome:
+        """A pool thread's work: its own start recorded under the lock, then the body."""
+        with self.buffer.lock:
+            self._begin(p)
+        return self._call(p)
 
     def _record(self, p: _Pending, outcome: _Outcome) -> None:
         assert p.slot is not None
@@ -424,6 +440,7 @@ class InlineExecution:
             if self.max_workers == 1:
                 lock = self.buffer.lock
                 for i, p in enumerate(batch):
+                    self._begin(p)
                     lock.release()  # as ``buffer.released()``, without its per-call cost
                     try:
                         outcome = self._call(p)
@@ -446,7 +463,7 @@ class InlineExecution:
     def _execute_parallel(self, batch: list[_Pending]) -> None:
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="reflow") as pool:
             futures: dict[Future[_Outcome], _Pending] = {
-                pool.submit(self._call, p): p for p in batch
+                pool.submit(self._begin_and_call, p): p for p in batch
             }
             todo = set(futures)
             while todo:
@@ -484,7 +501,7 @@ class InlineExecution:
                 state.failed, state.ended = True, "was cancelled"
             if p.slot is not None:
                 p.done = True
-                self.buffer.change(p.slot, _RUNNING, TaskState.CANCELLED, why,
+                self.buffer.change(p.slot, _OPEN, TaskState.CANCELLED, why,
                                    {"error_text": why, "finished_at": now}, now)
 
     def _call(self, p: _Pending) -> _Outcome:

@@ -69,10 +69,10 @@ def fresh_row(run_id: str, workflow: str, task: str, e: Expanded, reason: str, s
     )
 
 
-def started_instance(run_id: str, workflow: str, task: str, e: Expanded, reason: str,
+def planned_instance(run_id: str, workflow: str, task: str, e: Expanded, reason: str,
                      state: str, detail: str, at: datetime) -> RecordedInstance:
-    """The same row as ``fresh_row``, for an instance computed in this process from ``at``."""
-    return RecordedInstance.started(run_id, workflow, task, e.index, e.identity, e.input_hash,
+    """The same row as ``fresh_row``, for an instance this process will compute."""
+    return RecordedInstance.planned(run_id, workflow, task, e.index, e.identity, e.input_hash,
                                     e.preimage_json, e.input_json, reason, state, at, detail)
 
 

@@ -87,14 +87,14 @@ class RecordedInstance:
         ], history)  # fmt: skip
 
     @classmethod
-    def started(cls, run_id: str, workflow: str, task: str, index: int | None, identity: str,
+    def planned(cls, run_id: str, workflow: str, task: str, index: int | None, identity: str,
                 input_hash: str, preimage: str, input_json: str, reason: str, state: str,
                 at: datetime, detail: str) -> RecordedInstance:
-        """A first attempt computed in this process, created in ``state`` and started ``at``."""
+        """A first attempt to be computed in this process, created in ``state`` ``at``."""
         return cls([
             None, run_id, workflow, task, index, 1, True, state, identity, input_hash,
             preimage, input_json, None, None, None, False, None, reason, None, None, None,
-            None, at, None, None, None,
+            None, None, None, None, None,
         ], [(None, state, at, detail)])  # fmt: skip
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Annotated
 
@@ -46,9 +47,37 @@ def test_fast_chain_is_recorded_with_both_transitions_at_their_times(tmp_path, s
     for t in history:
         row = rows[t.task_name]
         assert t.instance_id == row.id
-        assert t.at == (row.finished_at if t.to_state == "SUCCESS" else row.started_at)
+        assert t.at == {"PENDING": row.created_at, "RUNNING": row.started_at,
+                        "SUCCESS": row.finished_at}[t.to_state]
     assert [t.at for t in history] == sorted(t.at for t in history)
     store.close()
+
+
+def test_each_element_starts_when_its_body_starts_not_when_its_batch_does(
+    tmp_path, sqlite_url
+) -> None:
+    wf = Workflow("wb_starts")
+
+    @wf.job()
+    def items() -> list[int]:
+        return [0, 1, 2]
+
+    @wf.array_job()
+    def nap(x: Annotated[int, Result(step="items")]) -> int:
+        time.sleep(0.05)  # the work being timed, not synchronisation
+        return x
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url)  # one worker: one element at a time
+    with Store.open(sqlite_url) as store:
+        rows = store.latest_instances(run.run_id, "nap")
+        running = {t.instance_id: t.at for t in store.transitions(run.run_id)
+                   if t.to_state == "RUNNING"}
+    for before, after in itertools.pairwise(rows):
+        assert after.started_at is not None and before.finished_at is not None
+        assert after.started_at >= before.finished_at  # queued, not RUNNING, until its turn
+    for row in rows:
+        assert running[row.id] == row.started_at
+        assert row.created_at <= row.started_at < row.finished_at
 
 
 def test_slow_task_shows_running_and_earlier_work_is_written_while_it_runs(
