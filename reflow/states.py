@@ -60,7 +60,8 @@ class RunState(StrEnum):
 
 
 # Rich style per state, shared by the CLI tables, the progress display and the TUI so that a
-# state looks the same everywhere. "WAITING" is a task (not a state) with no instances yet.
+# state looks the same everywhere. "WAITING" is a task (not a state) with no instances yet,
+# "SKIPPED" one skipped because its upstream did not succeed.
 STATE_STYLES: dict[str, str] = {
     "PENDING": "dim",
     "WAITING": "dim",
@@ -69,5 +70,6 @@ STATE_STYLES: dict[str, str] = {
     "SUCCESS": "green",
     "FAILED": "bold red",
     "CANCELLED": "yellow",
+    "SKIPPED": "dim yellow",
     "RETRYING": "magenta",
 }

@@ -21,6 +21,7 @@ STATE_MARK = {
     "RETRYING": "↻",
     "PENDING": "·",
     "CANCELLED": "⊘",
+    "SKIPPED": "↷",
     "WAITING": "·",
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from reflow.states import RunState, TaskState
+from reflow.status_report import skip_notes
 from reflow.store import (
     InstanceRecord,
     RunRecord,
@@ -53,6 +54,10 @@ def _guard() -> Iterator[None]:
         raise StoreUnavailable(first) from exc
 
 
+# Shown for a task skipped because its upstream did not succeed; not a state of any instance.
+SKIPPED_STATE = "SKIPPED"
+
+
 def task_state(counts: dict[str, int]) -> str:
     """One state for a whole task, worst news first, for colouring the DAG and table."""
     if not counts or sum(counts.values()) == 0:
@@ -75,6 +80,9 @@ class TaskSummary:
     counts: dict[str, int]
     cached: int
     recomputed: int
+    # Skipped because an upstream task did not succeed: shown as such (SPEC §4), not as a
+    # task someone cancelled.
+    skipped: bool = False
 
     @property
     def total(self) -> int:
@@ -90,7 +98,7 @@ class TaskSummary:
 
     @property
     def state(self) -> str:
-        return task_state(self.counts)
+        return SKIPPED_STATE if self.skipped else task_state(self.counts)
 
 
 @dataclass(frozen=True)
@@ -156,8 +164,10 @@ class Reader:
     store: Store
     _specs: dict[str, list[_Spec]] = field(default_factory=dict)
     _last_transition: dict[str, int] = field(default_factory=dict)
-    _counts: dict[str, tuple[dict[str, dict[str, int]], dict[str, tuple[int, int]]]] = field(
-        default_factory=dict)
+    # Per run: the state counts last read, and what was derived from them (cache counts per
+    # task, skipped tasks), read again only when the state counts change.
+    _counts: dict[str, tuple[dict[str, dict[str, int]], dict[str, tuple[int, int]], set[str]]] = (
+        field(default_factory=dict))
     _summaries: dict[str, RunSummary] = field(default_factory=dict)
 
     def call(self, fn: Callable[[], T]) -> T:
@@ -220,15 +230,17 @@ class Reader:
             counts = self.store.status_counts(run_id)
             seen = self._counts.get(run_id)
             if seen is None or seen[0] != counts:
-                # cached/recomputed move only when the state counts do; skip the heavier
-                # query on ticks where nothing changed (most ticks of a finished run)
-                self._counts[run_id] = (counts, self.store.cache_counts(run_id))
-            cache = self._counts[run_id][1]
+                # cached/recomputed and skips move only when the state counts do; skip the
+                # heavier queries on ticks where nothing changed (most ticks of a finished run)
+                self._counts[run_id] = (counts, self.store.cache_counts(run_id),
+                                        set(skip_notes(self.store, run_id, counts)))
+            _, cache, skipped = self._counts[run_id]
         rows = []
         for s in self._specs[run_id]:
             cached, recomputed = cache.get(s.name, (0, 0))
             rows.append(TaskSummary(s.name, s.position, s.is_array, s.dependencies, s.after,
-                                    dict(counts.get(s.name, {})), cached, recomputed))
+                                    dict(counts.get(s.name, {})), cached, recomputed,
+                                    s.name in skipped))
         return rows
 
     def instances(self, run_id: str, task: str, offset: int,

@@ -22,17 +22,18 @@ from reflow.store import InstanceRecord, RunRecord, TransitionRecord
 from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table, sync_rows
 from reflow.tui.dag import render_dag
 from reflow.tui.data import PAGE_SIZE, TaskSummary
-from reflow.tui.fmt import clock_time, duration, label
+from reflow.tui.fmt import clock_time, count, duration, label
 
-# "done" is done/total in one cell: at 80 columns beside the DAG, separate columns pushed the
-# cached and recomputed counts off the screen.
-TASK_COLUMNS = ("task", "state", "done", "failed", "cached", "recomp")
+# "done" is done/total in one cell, and counts are compact (``fmt.count``), so that the table
+# fits beside the DAG at 80 columns. Rows are updated in place, which never widens a column:
+# every column but the task name is as wide as its longest possible text (None: fit the rows).
+TASK_COLUMNS = (("task", None), ("state", max(len(s) for s in TaskState)), ("done", 11),
+                ("failed", 6), ("cached", 6), ("recomp", 6))
 # Fixed widths: pages replace every row, and widths fitted to each page would make the
 # columns jump while scrolling through an array.
 INSTANCE_COLUMNS = (("index", 6), ("try", 3), ("state", 9), ("reason", 24), ("job", 12),
                     ("exit", 4), ("took", 6))
 FEED_KEEP = 50
-STATE_WIDTH = max(len(s) for s in TaskState)
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,8 @@ class RunScreen(ReflowScreen):
 
     async def on_mount(self) -> None:
         tasks = self.query_one("#tasks", Table)
-        for col in TASK_COLUMNS:
-            # rows are updated in place, which never widens a column: fit the longest state
-            tasks.add_column(col, key=col, width=STATE_WIDTH if col == "state" else None)
+        for col, width in TASK_COLUMNS:
+            tasks.add_column(col, key=col, width=width)
         inst = self.query_one("#instances", Table)
         for col, width in INSTANCE_COLUMNS:
             inst.add_column(col, key=col, width=width)
@@ -146,8 +146,11 @@ class RunScreen(ReflowScreen):
 
     def _show_title(self, run: RunRecord) -> None:
         title = Text(no_wrap=True, overflow="ellipsis")
-        title.append(f"{run.workflow} ", style="bold")
-        title.append(run.run_id + " ")
+        # A run id starts with its workflow's name: shown once, a long name leaves room at 80
+        # columns for the status.
+        if not run.run_id.startswith(run.workflow + "-"):
+            title.append(f"{run.workflow} ", style="bold")
+        title.append(run.run_id + " ", style="bold")
         title.append(run.status, style=STATE_STYLES.get(run.status, ""))
         title.append(f" · {run.user}@{run.host}", style="dim")
         refusal = self.rapp.refusal(run)
@@ -168,7 +171,8 @@ class RunScreen(ReflowScreen):
             rows.append((t.name, (
                 t.name + ("[]" if t.is_array else ""),
                 Text(t.state, style=STATE_STYLES.get(t.state, "")),
-                f"{t.done}/{t.total}", t.failed, t.cached, t.recomputed,
+                f"{count(t.done)}/{count(t.total)}", count(t.failed), count(t.cached),
+                count(t.recomputed),
             )))
         sync_rows(self.query_one("#tasks", Table), rows)
 

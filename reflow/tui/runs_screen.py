@@ -17,6 +17,22 @@ from reflow.tui.fmt import age
 
 # Age before the cache counts: at 80 columns the SPEC's columns must all be on screen.
 COLUMNS = ("workflow", "run id", "user", "status", "progress", "age", "cached", "recomp")
+# Longest workflow name shown whole; a run id repeats it, so a longer one is cut in both.
+NAME_WIDTH = 16
+
+
+def short_names(workflow: str, run_id: str) -> tuple[str, str]:
+    """The workflow and run id cells: a long workflow name would push the status off screen.
+
+    The run id keeps its date and random part, which tell runs of one workflow apart; the
+    full id is on the run screen.
+    """
+    if len(workflow) <= NAME_WIDTH:
+        return workflow, run_id
+    cut = workflow[:NAME_WIDTH - 1] + "…"
+    if run_id.startswith(workflow + "-"):
+        run_id = "…" + run_id[len(workflow):]
+    return cut, run_id
 
 
 def matches(summary: RunSummary, needle: str) -> bool:
@@ -70,7 +86,7 @@ class RunsScreen(ReflowScreen):
         for s in (s for s in self.summaries if matches(s, self.needle)):
             run = s.run
             table.add_row(
-                run.workflow, run.run_id, run.user,
+                *short_names(run.workflow, run.run_id), run.user,
                 Text(run.status, style=STATE_STYLES.get(run.status, "")),
                 f"{s.done}/{s.total}" + (f" ✘{s.failed}" if s.failed else ""),
                 age(run.created_at, now), str(s.cached), str(s.recomputed),

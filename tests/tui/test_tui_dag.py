@@ -35,3 +35,13 @@ def test_large_counts_are_compact_so_they_fit_the_panel() -> None:
     (line,) = render_dag([big]).plain.splitlines()
     assert line.endswith(" square[] 19.9k/20k c0 r19.9k")
     assert len(line) <= 32
+
+
+def test_a_long_workflow_name_is_cut_once_and_the_run_id_keeps_what_tells_runs_apart() -> None:
+    from reflow.tui.runs_screen import NAME_WIDTH, short_names
+
+    assert short_names("demo", "demo-20300101-bbbbbbbbbb") == ("demo", "demo-20300101-bbbbbbbbbb")
+    name = "climate_preprocessing_era5_daily"
+    workflow, run_id = short_names(name, f"{name}-20300101-0123456789")
+    assert workflow == name[:NAME_WIDTH - 1] + "…" and len(workflow) == NAME_WIDTH
+    assert run_id == "…-20300101-0123456789"
