@@ -199,7 +199,7 @@ def cancel_run(run: Run, task: str | None = None) -> int:
     executor = make_executor(options["executor"], config, options.get("max_workers"))
     from reflow.engine.driver_host import read_heartbeat
 
-    beat = read_heartbeat(Path(run.record().run_dir))
+    beat = read_heartbeat(Path(run.record().run_dir), run.run_id)
     if task is None and beat and beat.get("host") == CHAINED and beat.get("job_id"):
         jobs.append(str(beat["job_id"]))
     if jobs:

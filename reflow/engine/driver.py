@@ -6,7 +6,7 @@ task whose upstream is complete, submit what is ready, and finalise the run when
 left. Anything a step learns is in the store (or in the run dir's ``jobs.jsonl`` ledger of
 submissions) before it returns, so a step killed half way is simply repeated by the next one.
 
-Exclusivity: a step holds the run's lease (``flock`` on ``<run_dir>/.reflow/driver.lock``)
+Exclusivity: a step holds the run's lease (``flock`` on ``driver.lock`` in ``ctx.state_dir``)
 so two drivers never plan or submit one run at the same time; a second driver finds the lease
 taken and does nothing. Under the lease an instance is submitted first and then moved
 PENDING → SUBMITTED by compare-and-set with its job id, so a concurrent ``cancel`` still wins:
@@ -74,7 +74,7 @@ class DriverContext:
 
     @property
     def state_dir(self) -> Path:
-        return self.run_dir / ".reflow"
+        return results.run_state_dir(self.run_dir, self.run_id)
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
             failed: list[InstanceRecord], report: StepReport) -> int:
     started: list[results.Started] = []
     finished: list[results.Finished] = []
-    for item in results.scan(ctx.run_dir):
+    for item in results.scan(ctx.state_dir):
         if isinstance(item, results.BadFile):
             message = f"ignored malformed worker file {item.path}: {item.problem}"
             log.warning("run %s: %s", ctx.run_id, message)
@@ -289,7 +289,7 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     if not lost:
         return 0
     # A result may have landed between the scan and the query: take it before giving up.
-    late = [x for x in (results.read_one(ctx.run_dir, r.id) for r in lost)
+    late = [x for x in (results.read_one(ctx.state_dir, r.id) for r in lost)
             if isinstance(x, results.Finished)]
     changed = _record_reports(ctx, by_id, [], late, failed, statuses) if late else 0
     changes = [_lost_change(r, statuses.get(r.job_id or "")) for r in lost if r.id in by_id]
@@ -502,8 +502,8 @@ def _submit_group(ctx: DriverContext, spec: TaskSpec, attempt: int,
                   parallelism: int | None = None) -> int:
     logs = ctx.run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    meta = Meta(ctx.workflow, ctx.entrypoint, spec.name, ctx.run_dir, spec.is_array,
-                ctx.import_root)
+    meta = Meta(ctx.workflow, ctx.entrypoint, spec.name, ctx.run_dir, ctx.state_dir,
+                spec.is_array, ctx.import_root)
     payload = write_payload(ctx.run_dir, meta, [
         Element(r.id, r.attempt, r.array_index, r.input) for r in rows])
     suffix = f".{attempt}" if attempt > 1 else ""

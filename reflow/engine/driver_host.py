@@ -6,7 +6,7 @@ leaving the caller's session), or a scheduler job that, after its step, submits 
 with an ``afterany`` dependency on the first of the jobs in flight to end (nothing stays on
 the login node).
 
-Each host writes a heartbeat (``<run_dir>/.reflow/driver.json``: which host, pid, successor
+Each host writes a heartbeat (``driver.json`` in the run's state dir: which host, pid, successor
 job) so that ``stalled_reason`` can tell a run whose chain stopped from one that is waiting.
 
 ``python -m reflow.engine.driver_host {detached|step} RUN_ID`` is the entry point of the
@@ -71,7 +71,7 @@ STORE_FILE_ENV = "REFLOW_STORE_FILE"
 
 
 def write_store_file(ctx: DriverContext) -> Path:
-    """The run's store location in ``<run_dir>/.reflow/store-location`` (mode 0600)."""
+    """The run's store location in ``store-location`` in its state dir (mode 0600)."""
     path = ctx.state_dir / "store-location"
     ctx.state_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -126,20 +126,21 @@ def poll_bounds(executor: Executor, config: Config) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------ heartbeat
-def _heartbeat_path(run_dir: Path) -> Path:
-    return run_dir / ".reflow" / "driver.json"
+def _heartbeat_path(state_dir: Path) -> Path:
+    return state_dir / "driver.json"
 
 
-def write_heartbeat(run_dir: Path, host: str, job_id: str | None = None) -> None:
-    results.write_atomic(_heartbeat_path(run_dir), {
+def write_heartbeat(state_dir: Path, host: str, job_id: str | None = None) -> None:
+    results.write_atomic(_heartbeat_path(state_dir), {
         "host": host, "pid": os.getpid(), "hostname": socket.gethostname(), "job_id": job_id,
         "at": datetime.now(UTC).isoformat(),
     })
 
 
-def read_heartbeat(run_dir: Path) -> dict[str, Any] | None:
+def read_heartbeat(run_dir: Path, run_id: str) -> dict[str, Any] | None:
     try:
-        data = json.loads(_heartbeat_path(run_dir).read_text(encoding="utf-8"))
+        path = _heartbeat_path(results.run_state_dir(run_dir, run_id))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -159,7 +160,7 @@ def stalled_reason(store: Store, run_id: str, executor: Executor | None = None, 
     options = json.loads(rec.options or "{}")
     if options.get("executor", "inline") == "inline":
         return None
-    beat = read_heartbeat(Path(rec.run_dir))
+    beat = read_heartbeat(Path(rec.run_dir), run_id)
     if beat is None:
         age = (datetime.now(UTC) - rec.created_at).total_seconds()
         return None if age < 60 else "no driver has ever run for this run"
@@ -205,7 +206,7 @@ def run_foreground(ctx: DriverContext, first: float, longest: float, *,
     while True:
         report = step(ctx)
         if not report.busy:
-            write_heartbeat(ctx.run_dir, host)
+            write_heartbeat(ctx.state_dir, host)
         if on_step is not None:
             on_step(report)
         if report.finished is not None:
@@ -226,13 +227,13 @@ def spawn_detached(ctx: DriverContext, python: str, env_extra: dict[str, str]) -
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
             start_new_session=True, cwd=ctx.run_dir,
         )
-    write_heartbeat_for(ctx.run_dir, proc.pid)
+    write_heartbeat_for(ctx.state_dir, proc.pid)
     return proc.pid
 
 
-def write_heartbeat_for(run_dir: Path, pid: int) -> None:
+def write_heartbeat_for(state_dir: Path, pid: int) -> None:
     """Record a just-spawned detached driver, so it counts as alive before its first step."""
-    results.write_atomic(_heartbeat_path(run_dir), {
+    results.write_atomic(_heartbeat_path(state_dir), {
         "host": DETACHED, "pid": pid, "hostname": socket.gethostname(), "job_id": None,
         "at": datetime.now(UTC).isoformat(),
     })
@@ -269,7 +270,7 @@ def submit_driver_job(ctx: DriverContext, config: Config, after: list[str]) -> s
         log.warning("run %s: driver job with dependencies refused (%s); submitting without",
                     ctx.run_id, exc)
         job_id = ctx.executor.submit(JobSpec(**{**job.__dict__, "after_any": ()}))
-    write_heartbeat(ctx.run_dir, CHAINED, job_id)
+    write_heartbeat(ctx.state_dir, CHAINED, job_id)
     return job_id
 
 
@@ -281,7 +282,7 @@ def chain_step(ctx: DriverContext, config: Config) -> RunState | None:
             log.info("run %s: another driver holds the lease; this one ends", ctx.run_id)
             return None
         if report.finished is not None:
-            write_heartbeat(ctx.run_dir, CHAINED, None)
+            write_heartbeat(ctx.state_dir, CHAINED, None)
             return report.finished
         waits = list(dict.fromkeys([*report.active_jobs, *report.submitted_jobs]))
         if waits or attempt == _MAX_CHAIN_RETRIES - 1:

@@ -43,6 +43,7 @@ class Meta:
     entrypoint: str
     task: str
     run_dir: Path
+    state_dir: Path  # the run's own folder, where workers write results (run_state_dir)
     is_array: bool
     import_root: str | None = None  # see Workflow.import_root
 
@@ -71,7 +72,8 @@ def write_payload(run_dir: Path, meta: Meta, elements: Sequence[Element]) -> Pat
     (directory / OFFSETS).write_bytes(b"".join(_OFFSET.pack(v) for v in table))
     (directory / META).write_text(json.dumps({
         "workflow": meta.workflow, "entrypoint": meta.entrypoint, "task": meta.task,
-        "run_dir": str(meta.run_dir), "is_array": meta.is_array, "import_root": meta.import_root,
+        "run_dir": str(meta.run_dir), "state_dir": str(meta.state_dir), "is_array": meta.is_array,
+        "import_root": meta.import_root,
     }), encoding="utf-8")
     return directory
 
@@ -79,7 +81,7 @@ def write_payload(run_dir: Path, meta: Meta, elements: Sequence[Element]) -> Pat
 def read_meta(directory: Path) -> Meta:
     data: dict[str, Any] = json.loads((directory / META).read_text(encoding="utf-8"))
     return Meta(data["workflow"], data["entrypoint"], data["task"], Path(data["run_dir"]),
-                bool(data["is_array"]), data.get("import_root"))
+                Path(data["state_dir"]), bool(data["is_array"]), data.get("import_root"))
 
 
 class PayloadError(LookupError):

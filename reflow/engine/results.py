@@ -1,6 +1,6 @@
 """Started and result files: how a worker reports back without ever opening the store.
 
-A worker on a compute node writes ``<run_dir>/.reflow/results/<instance id>.started`` when it
+A worker on a compute node writes ``<state dir>/results/<instance id>.started`` when it
 begins and ``<instance id>.result`` when it ends, each atomically (temporary file, then
 rename), so the driver never sees half a file from a healthy worker. There is no fsync: a
 result lost with a crashed node is found by reconciliation and recomputed, while an fsync per
@@ -31,8 +31,17 @@ RESULT = ".result"
 BAD = ".bad"
 
 
-def results_dir(run_dir: Path) -> Path:
-    return run_dir / ".reflow" / "results"
+def run_state_dir(run_dir: Path, run_id: str) -> Path:
+    """Where the driver and the workers of one run keep their files inside its run dir.
+
+    One folder per run: runs may share a run dir, and an instance id is unique only within
+    its store, so a driver must never see (or clean up) another run's files.
+    """
+    return run_dir / ".reflow" / "runs" / run_id
+
+
+def results_dir(state_dir: Path) -> Path:
+    return state_dir / "results"
 
 
 def _now() -> str:
@@ -48,18 +57,18 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_started(run_dir: Path, instance_id: int, attempt: int) -> None:
-    write_atomic(results_dir(run_dir) / f"{instance_id}{STARTED}", {
+def write_started(state_dir: Path, instance_id: int, attempt: int) -> None:
+    write_atomic(results_dir(state_dir) / f"{instance_id}{STARTED}", {
         "instance_id": instance_id, "attempt": attempt, "started_at": _now(),
         "host": socket.gethostname(), "pid": os.getpid(),
     })
 
 
-def write_result(run_dir: Path, instance_id: int, attempt: int, *, state: str,
+def write_result(state_dir: Path, instance_id: int, attempt: int, *, state: str,
                  output: str | None = None, output_hash: str | None = None,
                  fingerprints: str | None = None, error_text: str | None = None,
                  exit_code: int = 0) -> None:
-    write_atomic(results_dir(run_dir) / f"{instance_id}{RESULT}", {
+    write_atomic(results_dir(state_dir) / f"{instance_id}{RESULT}", {
         "instance_id": instance_id, "attempt": attempt, "state": state, "output": output,
         "output_hash": output_hash, "fingerprints": fingerprints, "error_text": error_text,
         "exit_code": exit_code, "finished_at": _now(),
@@ -161,9 +170,9 @@ def _parse(path: Path) -> Report:
         return BadFile(path, f"{type(exc).__name__}: {exc}")
 
 
-def scan(run_dir: Path) -> Iterator[Report]:
+def scan(state_dir: Path) -> Iterator[Report]:
     """Every started/result file waiting to be ingested (started files first per instance)."""
-    directory = results_dir(run_dir)
+    directory = results_dir(state_dir)
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -174,9 +183,9 @@ def scan(run_dir: Path) -> Iterator[Report]:
         yield _parse(directory / name)
 
 
-def read_one(run_dir: Path, instance_id: int) -> Report | None:
+def read_one(state_dir: Path, instance_id: int) -> Report | None:
     """The result file of one instance, if it has appeared since the last scan."""
-    path = results_dir(run_dir) / f"{instance_id}{RESULT}"
+    path = results_dir(state_dir) / f"{instance_id}{RESULT}"
     return _parse(path) if path.exists() else None
 
 

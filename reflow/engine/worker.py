@@ -59,8 +59,8 @@ class Worker:
         from reflow.core.hashing import value_hash
 
         element: Element = read_element(self.payload, index)
-        run_dir = self.meta.run_dir
-        write_started(run_dir, element.instance_id, element.attempt)
+        run_dir, state_dir = self.meta.run_dir, self.meta.state_dir
+        write_started(state_dir, element.instance_id, element.attempt)
         label = self.meta.task + (f"[{element.index}]" if element.index is not None else "")
         try:
             kwargs = loads(element.input_json)
@@ -72,19 +72,19 @@ class Worker:
             text = str(exc)
         except TaskInterrupted as exc:
             text = "".join(traceback.format_exception(exc))
-            write_result(run_dir, element.instance_id, element.attempt, state="FAILED",
+            write_result(state_dir, element.instance_id, element.attempt, state="FAILED",
                          error_text=text, exit_code=INTERRUPTED_EXIT)
             raise
         except Exception as exc:  # the task's own failure, recorded with its traceback
             text = "".join(traceback.format_exception(exc))
         else:
-            write_result(run_dir, element.instance_id, element.attempt, state="SUCCESS",
+            write_result(state_dir, element.instance_id, element.attempt, state="SUCCESS",
                          output=out.canonical, output_hash=out.digest,
                          fingerprints=json.dumps(out.fingerprints) if out.fingerprints
                          else None)
             return 0
         sys.stderr.write(text)
-        write_result(run_dir, element.instance_id, element.attempt, state="FAILED",
+        write_result(state_dir, element.instance_id, element.attempt, state="FAILED",
                      error_text=text, exit_code=1)
         return 1
 
@@ -134,7 +134,7 @@ def _report_load_failure(payload: Path, exc: Exception) -> None:
         return
     text = ("could not load the task on this host: "
             + "".join(traceback.format_exception(exc)))
-    write_result(meta.run_dir, element.instance_id, element.attempt, state="FAILED",
+    write_result(meta.state_dir, element.instance_id, element.attempt, state="FAILED",
                  error_text=text, exit_code=1)
 
 

@@ -64,7 +64,7 @@ def test_corrupted_result_file_is_reported_and_the_instance_fails_cleanly(
     fake.no_result[1] = ["COMPLETED"]  # element 1's job ends, leaving only a corrupt file
     step(ctx)  # produce ran; work submitted
     (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
-    bad = results_dir(ctx.run_dir) / f"{row.id}.result"
+    bad = results_dir(ctx.state_dir) / f"{row.id}.result"
     bad.write_text(f'{{"instance_id": {row.id}, "attempt": 1, "state": "SUCC')
     report = step(ctx)
     assert any("malformed" in p and str(bad) in p for p in report.problems)
@@ -106,7 +106,7 @@ def test_a_result_file_with_a_wrong_field_is_set_aside_not_recorded(
     """Valid JSON with one wrong field would fail the driver's transaction, or (a bad output)
     every later step reading it and every run taking it as a cache hit (SPEC §9)."""
     run, ctx, row = element_left_to_its_file(tmp_path, "COMPLETED")
-    path = results_dir(ctx.run_dir) / f"{row.id}.result"
+    path = results_dir(ctx.state_dir) / f"{row.id}.result"
     path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, **bad}))
     report = step(ctx)
     assert any("malformed" in p and str(path) in p for p in report.problems)
@@ -121,7 +121,7 @@ def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
     final state, so retry_on=("TIMEOUT",) can match it."""
     run, ctx, row = element_left_to_its_file(tmp_path, "TIMEOUT", retries=1,
                                              retry_on=("TIMEOUT",))
-    path = results_dir(ctx.run_dir) / f"{row.id}.result"
+    path = results_dir(ctx.state_dir) / f"{row.id}.result"
     path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "state": "FAILED",
                                 "output": None, "output_hash": None, "exit_code": 143,
                                 "error_text": "TaskInterrupted: terminated by SIGTERM"}))
@@ -136,7 +136,7 @@ def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
 
 def test_a_started_file_without_a_time_zone_is_set_aside(tmp_path: Path) -> None:
     _, ctx, row = element_left_to_its_file(tmp_path, "COMPLETED")
-    path = results_dir(ctx.run_dir) / f"{row.id}.started"
+    path = results_dir(ctx.state_dir) / f"{row.id}.started"
     path.write_text(json.dumps({"instance_id": row.id, "attempt": 1,
                                 "started_at": "2026-01-01T00:00:00"}))
     report = step(ctx)
@@ -153,7 +153,7 @@ def test_late_result_of_a_superseded_attempt_is_ignored(
     (old,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 0]
     monkeypatch.setattr("reflow.engine.dispatch.kick_driver", lambda run: None)
     assert run.retry("work") == 1  # this test drives the steps itself
-    late = results_dir(ctx.run_dir) / f"{old.id}.result"
+    late = results_dir(ctx.state_dir) / f"{old.id}.result"
     late.write_text(f'{{"instance_id": {old.id}, "attempt": 1, "state": "SUCCESS", '
                     '"output": "99", "output_hash": "x", "exit_code": 0, '
                     '"finished_at": "2030-01-01T00:00:00+00:00"}')

@@ -113,6 +113,22 @@ def test_cancelling_one_task_ends_the_run_cancelled_not_failed(local_env: Path) 
     assert run.status(as_dict=True)["failed_instances"] == []
 
 
+def test_two_runs_sharing_a_run_dir_never_take_each_others_results(local_env: Path) -> None:
+    wf = write_pipeline(local_env)
+    run_dir, store = local_env / "shared", str(local_env / "m.db")
+    ctl(run_dir, "hang-2")
+    first = wf.submit(run_dir, store=store, executor="local", n=3)
+    wait_for(lambda: states(first, "work")[:2] == ["SUCCESS", "SUCCESS"]
+             and (run_dir / "ctl" / "pid-2").exists(), what="the first run's element 2")
+    (run_dir / "ctl" / "pid-2").unlink()
+    second = wf.submit(run_dir, store=store, executor="local", n=3)
+    wait_for(lambda: (run_dir / "ctl" / "pid-2").exists(), what="the second run's element 2")
+    (run_dir / "ctl" / "hang-2").unlink()  # both element 2s report at about the same time
+    assert first.wait(60) == "SUCCESS" and second.wait(60) == "SUCCESS"
+    assert [r.output for r in first.store.latest_instances(first.run_id, "total")] == ["30"]
+    assert [r.output for r in second.store.latest_instances(second.run_id, "total")] == ["30"]
+
+
 def test_a_worker_interrupted_by_sigterm_fails_its_element_only(local_env: Path) -> None:
     """A stream worker exits after an interrupted element; the next one needs a new worker,
     not the pipe of the one that is gone (it was recorded lost without ever running)."""
@@ -177,11 +193,12 @@ def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None
     ctl(run_dir, "hang-0")
     run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local", n=2)
     wait_for(lambda: (run_dir / "ctl" / "pid-0").exists(), what="element 0")
-    beat = read_heartbeat(run_dir)
+    beat = read_heartbeat(run_dir, run.run_id)
     assert beat is not None and beat["host"] == "detached"
     assert stalled_reason(run.store, run.run_id) is None
     assert resume_run(Run.load(run.run_id, store=run.store)) is False  # its driver is alive
-    assert read_heartbeat(run_dir) == beat or read_heartbeat(run_dir)["pid"] == beat["pid"]
+    again = read_heartbeat(run_dir, run.run_id)
+    assert again is not None and (again == beat or again["pid"] == beat["pid"])
     os.kill(int(beat["pid"]), signal.SIGKILL)
     reason = wait_for(lambda: stalled_reason(run.store, run.run_id), what="stall detection")
     assert "is gone" in reason

@@ -118,8 +118,8 @@ def test_stalled_chain_is_detected_and_resume_finishes(slurm_env: Path) -> None:
     ctl(run_dir, "hang-0")
     run = wf.submit(run_dir, store=str(slurm_env / "m.db"), executor="slurm", n=1)
     wait_for(lambda: (run_dir / "ctl" / "pid-0").exists(), 120, "element 0 to run")
-    beat = wait_for(lambda: (b := read_heartbeat(run_dir)) and b.get("job_id") and b, 60,
-                    "a queued successor driver job")
+    beat = wait_for(lambda: (b := read_heartbeat(run_dir, run.run_id)) and b.get("job_id") and b,
+                    60, "a queued successor driver job")
     subprocess.run(["scancel", str(beat["job_id"])], check=True)
     reason = wait_for(lambda: stalled_reason(run.store, run.run_id), 60, "stall detection")
     assert str(beat["job_id"]) in reason

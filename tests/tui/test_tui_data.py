@@ -78,6 +78,7 @@ def test_the_tui_never_asks_the_scheduler_whether_a_run_is_stalled(
     import sqlite3
 
     import reflow.engine.driver_host as host
+    from reflow.engine.results import run_state_dir
 
     wf = Workflow("chained")
 
@@ -89,7 +90,7 @@ def test_the_tui_never_asks_the_scheduler_whether_a_run_is_stalled(
     with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
         conn.execute("UPDATE runs SET status = 'RUNNING', options = ? WHERE id = ?",
                      (json.dumps({"executor": "slurm", "host": host.CHAINED}), run.run_id))
-    host.write_heartbeat(tmp_path / "r", host.CHAINED, job_id="4242")
+    host.write_heartbeat(run_state_dir(tmp_path / "r", run.run_id), host.CHAINED, job_id="4242")
 
     def no_scheduler(*args: object, **kwargs: object) -> None:
         raise AssertionError("the TUI called the scheduler")
