@@ -70,6 +70,17 @@ class RunFailedError(ReflowError, RuntimeError):
         self.task = task
 
 
+class RunStalledError(ReflowError, RuntimeError):
+    """A RUNNING run that nothing works on any more (its driver or process is gone).
+
+    ``Run.wait()`` raises it instead of waiting for ever; ``reflow resume`` restarts the run.
+    """
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 class OptionError(ReflowError, ValueError):
     """An argument of a run (``on_error``, ``max_workers``, ``store``, the run directory) that
     cannot be used as given."""

@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from reflow.states import RunState
 
+# How often ``Run.wait`` asks whether anything still works on the run (a chained Slurm run
+# asks the scheduler, so not on every poll).
+STALL_CHECK_SECONDS = 10.0
+
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
     from reflow.store import RunRecord, Store
@@ -102,14 +106,31 @@ class Run:
         return cancel(self, task)
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> RunState:
-        """Block until the run is terminal; ``TimeoutError`` after ``timeout`` seconds."""
+        """Block until the run is terminal; ``TimeoutError`` after ``timeout`` seconds.
+
+        A run whose driver (or in-process runner) is gone would never end: every
+        ``STALL_CHECK_SECONDS`` the wait asks, and raises ``RunStalledError`` naming the fix.
+        """
+        from reflow.actions import stalled_reason
+        from reflow.errors import RunStalledError
+
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = min(poll, 0.05)
+        next_check = time.monotonic()
         while True:
             state = self.state
             if state.terminal:
                 return state
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + STALL_CHECK_SECONDS
+                reason = stalled_reason(self.store, self.run_id)
+                if reason is not None:
+                    raise RunStalledError(
+                        f"run {self.run_id} is stalled: {reason}; `reflow resume "
+                        f"{self.run_id}{self.store.cli_option()}` restarts it",
+                        run_id=self.run_id)
+            if deadline is not None and now >= deadline:
                 raise TimeoutError(f"run {self.run_id} is still {state} after {timeout} s")
             time.sleep(delay)
             delay = min(delay * 1.5, poll * 10)

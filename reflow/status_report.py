@@ -56,8 +56,10 @@ def instance_dict(row: InstanceRecord) -> dict[str, Any]:
         "input": _json_or_none(row.input),
         "output": _json_or_none(row.output),
         "error_text": row.error_text,
-        "identity": row.identity,
-        "input_hash": row.input_hash,
+        # A skipped task's marker has no identity: null, as the spec wants every hash in
+        # these documents to be a full 64-character hex digest.
+        "identity": row.identity or None,
+        "input_hash": row.input_hash or None,
         "output_hash": row.output_hash,
         "cached": row.cached,
         "cache_source": row.cache_source,

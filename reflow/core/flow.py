@@ -12,7 +12,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from reflow.core import script_modules
 from reflow.core.spec import JobConfig, TaskSpec, inspect_inputs
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from reflow.config import Config
     from reflow.core.describe import WorkflowDescription
     from reflow.core.graph import TaskGraph
+    from reflow.engine.plan_report import PlanReport
+    from reflow.executors.base import Executor
     from reflow.run import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -271,22 +273,57 @@ class Workflow(Flow):
         return any(value is self for value in vars(module).values())
 
     # -- running (delegated to the engine and actions layers) ------------------------------
-    def run_local(self, run_dir: str | Path, **kwargs: Any) -> Run:
-        """Run the whole DAG in this process; see SPEC §2."""
+    def run_local(
+        self, run_dir: str | Path, *, store: Any = None, max_workers: int = 1,
+        force: bool = False, force_tasks: Iterable[str] | None = None, verify: bool = False,
+        on_error: str = "stop", progress: bool | None = None, **params: Any,
+    ) -> Run:
+        """Run the whole DAG in this process; see SPEC §2.
+
+        The keywords are spelled out (not ``**kwargs``) so that editors and type checkers
+        know them; ``params`` are the pipeline's parameters.
+        """
         from reflow.engine.local_runner import run_local
 
-        return run_local(self, run_dir, **kwargs)
+        return run_local(self, run_dir, store=store, max_workers=max_workers, force=force,
+                         force_tasks=force_tasks, verify=verify, on_error=on_error,
+                         progress=progress, **params)
 
-    def submit(self, run_dir: str | Path, **kwargs: Any) -> Any:
-        """Record a run and hand it to the driver (or, with ``plan=True``, only plan it)."""
+    @overload
+    def submit(
+        self, run_dir: str | Path, *, store: Any = None, executor: Executor | str | None = None,
+        force: bool = False, force_tasks: Iterable[str] | None = None, verify: bool = False,
+        wait: bool = False, plan: Literal[False] = False, dry_run: Literal[False] = False,
+        **params: Any,
+    ) -> Run: ...
+
+    @overload
+    def submit(
+        self, run_dir: str | Path, *, store: Any = None, executor: Executor | str | None = None,
+        force: bool = False, force_tasks: Iterable[str] | None = None, verify: bool = False,
+        wait: bool = False, plan: bool = False, dry_run: bool = False, **params: Any,
+    ) -> Run | PlanReport: ...
+
+    def submit(
+        self, run_dir: str | Path, *, store: Any = None, executor: Executor | str | None = None,
+        force: bool = False, force_tasks: Iterable[str] | None = None, verify: bool = False,
+        wait: bool = False, plan: bool = False, dry_run: bool = False, **params: Any,
+    ) -> Run | PlanReport:
+        """Record a run and hand it to the driver; with ``plan=True`` (or ``dry_run=True``)
+        only print and return what it would do."""
         from reflow.actions import submit
 
-        return submit(self, run_dir, **kwargs)
+        result: Run | PlanReport = submit(
+            self, run_dir, plan=plan, dry_run=dry_run, store=store, executor=executor,
+            force=force, force_tasks=force_tasks, verify=verify, wait=wait, **params)
+        return result
 
-    def cancel_runs(self, run_ids: Iterable[str], store: Any = None) -> int:
+    def cancel_runs(self, run_ids: Iterable[str] | str, store: Any = None) -> int:
+        """Cancel runs by id (one id may be given as a plain string)."""
         from reflow.actions import cancel_runs
 
-        return cancel_runs(list(run_ids), store=store)
+        return cancel_runs([run_ids] if isinstance(run_ids, str) else list(run_ids),
+                           store=store)
 
     def cli(self, argv: list[str] | None = None) -> None:
         """Per-script command line: ``python pipeline.py COMMAND``."""

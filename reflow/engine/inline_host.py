@@ -9,8 +9,10 @@ stops nothing (SPEC §7). It logs to ``<run_dir>/logs/inline.log``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,11 @@ def spawn(run: Run) -> int:
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
             start_new_session=True, cwd=logs.parent,
         )
+    # The run names its process at once, as a detached driver's heartbeat does: until the
+    # child records itself, the run would name the process that ran it before, maybe gone.
+    options = json.loads(run.record().options or "{}")
+    run.store.set_run_options(run.run_id, {**options, "pid": proc.pid,
+                                           "host": socket.gethostname()})
     return proc.pid
 
 

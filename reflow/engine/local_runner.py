@@ -58,12 +58,15 @@ _CANCELLED_BY_USER = "cancelled by user"
 _CANCELLED_MARK = "(cancelled)"  # ``stopped_by`` of a run cancelled from elsewhere
 
 
-def check_forced_tasks(graph: TaskGraph, names: Iterable[str] | None) -> list[str]:
+def check_forced_tasks(graph: TaskGraph, names: Iterable[str] | str | None) -> list[str]:
     """Reject unknown ``force_tasks`` with the closest match; returns them as a list.
 
     The message names both spellings: the same check serves Python and ``--force-tasks``.
+    One name may be given as a plain string, and names may be joined by commas
+    (``--force-tasks a,b``), as ``--status`` takes them: a string is never split into letters.
     """
-    out = list(names or ())
+    given = [names] if isinstance(names, str) else list(names or ())
+    out = [name.strip() for text in given for name in text.split(",") if name.strip()]
     for name in out:
         if name not in graph.specs:
             hint = suggestion(name, graph.specs) or f" Tasks: {', '.join(graph.order)}."
@@ -245,15 +248,16 @@ class InlineExecution:
         return status
 
     def raise_if_stopped(self) -> None:
+        run = f"{self.run_id}{self.store.cli_option()}"
         if self.stopped_by == _CANCELLED_MARK:
             raise RunFailedError(
-                f"run {self.run_id} was cancelled while it ran; `reflow retry {self.run_id}` "
+                f"run {self.run_id} was cancelled while it ran; `reflow retry {run}` "
                 "runs what is left", run_id=self.run_id,
             )
         if self.stopped_by:
             raise RunFailedError(
                 f"task '{self.stopped_by}' failed, so run {self.run_id} stopped; see "
-                f"`reflow status {self.run_id} --errors`, fix it and `reflow retry {self.run_id}`",
+                f"`reflow status {run} --errors`, fix it and `reflow retry {run}`",
                 run_id=self.run_id,
                 task=self.stopped_by,
             )

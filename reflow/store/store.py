@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from reflow.errors import OptionError, StoreError, UnknownRunError, suggestion
+from reflow.errors import OptionError, ReflowError, StoreError, UnknownRunError, suggestion
 from reflow.states import TaskState
 from reflow.store import cache, counts, writes
 from reflow.store.bulk import BulkSql, Row
@@ -185,6 +186,27 @@ class Store:
     @property
     def dialect(self) -> str:
         return self._db.dialect
+
+    def cli_option(self) -> str:
+        """The option a pasted command needs to find this store (`` --store-path P``).
+
+        Hints that print a command (`reflow status RUN --errors`) add it, or a command run
+        without it would look in the default store and not find the run. Empty when the CLI
+        finds this store anyway, and for a URL, which may hold a password.
+        """
+        from reflow.config import resolve_store_location
+
+        url = self._db.url
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return ""
+        try:
+            found = parse_url(resolve_store_location())
+        except ReflowError:  # a malformed config: name the store to be safe
+            found = None
+        if found is not None and found.get_backend_name() == "sqlite" and (
+                found.database and Path(found.database).resolve() == Path(url.database).resolve()):
+            return ""
+        return f" --store-path {shlex.quote(str(Path(url.database).resolve()))}"
 
     def close(self) -> None:
         self._db.dispose()

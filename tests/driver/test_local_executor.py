@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from driver_helpers import ctl, pid_alive, states, wait_for, write_pipeline
 
-from reflow import Run
+from reflow import Run, RunStalledError
 from reflow.engine.dispatch import resume_run
 from reflow.engine.driver_host import read_heartbeat, stalled_reason
 from reflow.executors.local import LocalExecutor
@@ -202,6 +202,8 @@ def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None
     os.kill(int(beat["pid"]), signal.SIGKILL)
     reason = wait_for(lambda: stalled_reason(run.store, run.run_id), what="stall detection")
     assert "is gone" in reason
+    with pytest.raises(RunStalledError, match=f"`reflow resume {run.run_id} --store-path "):
+        run.wait(60)  # raises at its first stall check, not after the timeout
     (run_dir / "ctl" / "hang-0").unlink()
     assert resume_run(Run.load(run.run_id, store=run.store)) is True
     assert run.wait(60) == "SUCCESS"

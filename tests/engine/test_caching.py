@@ -165,6 +165,11 @@ def test_force_force_tasks_and_cache_disabled(tmp_path, sqlite_url) -> None:
     with pytest.raises(KeyError, match=r"force_tasks \(--force-tasks\): unknown task 'totl'"
                        r"\. Did you mean 'total'"):
         wf.run_local(tmp_path / "d", store=sqlite_url, force_tasks=["totl"])
+    # one name as a plain string is that name, not its letters; commas join names
+    run = wf.run_local(tmp_path / "e", store=sqlite_url, force_tasks="total")
+    assert reasons_of(run, "total") == ["forced"]
+    run = wf.run_local(tmp_path / "f", store=sqlite_url, force_tasks="double, total")
+    assert set(reasons_of(run, "double")) == {"forced"} and reasons_of(run, "total") == ["forced"]
 
     nc = Workflow("nocache")
 

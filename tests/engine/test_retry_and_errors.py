@@ -43,12 +43,22 @@ def test_on_error_stop_raises_with_run_id_and_records_failure(tmp_path, sqlite_u
         wf.run_local(tmp_path / "r", store=sqlite_url)
     assert isinstance(err.value, RunFailedError)
     assert err.value.run_id in str(err.value) and "'work'" in str(err.value)
+    # the commands it suggests find this store, which is not the default one
+    path = sqlite_url.removeprefix("sqlite:///")
+    assert f"`reflow status {err.value.run_id} --store-path {path} --errors`" in str(err.value)
     run = Run.load(err.value.run_id, store=sqlite_url)
     assert run.state == "FAILED"
     states = [i["state"] for i in latest(run, "work")]
     assert states[:2] == ["SUCCESS", "FAILED"]
     assert states[2] in ("CANCELLED",)
     assert "boom: flag missing" in latest(run, "work")[1]["error_text"]
+
+
+def test_hints_name_no_store_when_the_cli_finds_it_by_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("REFLOW_STORE_PATH", str(tmp_path / "team.db"))
+    with pytest.raises(RunFailedError) as err:
+        flaky_pipeline(tmp_path / "flag").run_local(tmp_path / "r")
+    assert f"`reflow status {err.value.run_id} --errors`" in str(err.value)
 
 
 def test_continue_skips_dependants_and_retry_completes_with_history(
@@ -62,6 +72,7 @@ def test_continue_skips_dependants_and_retry_completes_with_history(
     (skipped,) = latest(run, "total")
     assert skipped["state"] == "CANCELLED" and skipped["reason"] == "skipped"
     assert "upstream task 'work' failed" in skipped["error_text"]
+    assert skipped["identity"] is None and skipped["input_hash"] is None  # never "" as a hash
     text = run.status()
     assert "[1]  FAILED  job=-" in text
 
@@ -358,3 +369,17 @@ def test_a_skip_note_says_what_happened_to_the_upstream_task(tmp_path, sqlite_ur
              if r.reason == "skipped"}
     assert notes == {"middle": "skipped: upstream task 'broken' failed",
                      "last": "skipped: upstream task 'middle' was skipped"}
+
+
+def test_cancel_runs_takes_ids_or_one_id_and_leaves_finished_runs_alone(
+    tmp_path, sqlite_url
+) -> None:
+    flag = tmp_path / "flag"
+    flag.write_text("fixed")
+    wf = flaky_pipeline(flag, "cancelruns")
+    run = wf.run_local(tmp_path / "r", store=sqlite_url)
+    assert wf.cancel_runs(run.run_id, sqlite_url) == 0  # one id, not its characters
+    assert wf.cancel_runs([run.run_id], sqlite_url) == 0
+    assert run.state == "SUCCESS"
+    with pytest.raises(UnknownRunError, match="no run 'cancelruns-20000101-deadbeef'"):
+        wf.cancel_runs(["cancelruns-20000101-deadbeef"], sqlite_url)
