@@ -7,6 +7,7 @@ and ``dag`` take the pipeline file and behave exactly like ``python pipeline.py 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -74,6 +75,9 @@ def submit(ctx: typer.Context, pipeline: PipelineArgument) -> None:
     if pipeline in ("-h", "--help"):
         emit(ctx.get_help())
         return
+    args = list(ctx.args)
+    if pipeline.startswith("-"):
+        pipeline, args = _pipeline_among([pipeline, *args], ctx)
     try:
         wf = load_pipeline(pipeline)
     except USER_ERRORS as exc:
@@ -82,9 +86,23 @@ def submit(ctx: typer.Context, pipeline: PipelineArgument) -> None:
     group = get_command(build_script_app(wf, flags))
     command = group.commands["submit"]  # type: ignore[attr-defined]
     command.main(
-        args=submit_args(list(ctx.args), flags),
+        args=submit_args(args, flags),
         prog_name=f"{ctx.find_root().info_name} submit {pipeline}",
     )
+
+
+def _pipeline_among(tokens: list[str], ctx: typer.Context) -> tuple[str, list[str]]:
+    """PIPELINE given after some of its options (``reflow submit --run-dir r p.py``).
+
+    Which options take a value depends on the pipeline, so it is recognised by its form: a
+    ``.py`` path (``:NAME`` allowed) or ``module:NAME``.
+    """
+    for i, token in enumerate(tokens):
+        if re.fullmatch(r"[^-].*\.py(:\w+)?|[\w.]+:\w+", token):
+            return token, tokens[:i] + tokens[i + 1:]
+    raise typer.BadParameter(
+        "no pipeline given; usage: reflow submit PIPELINE [OPTIONS], e.g. "
+        "`reflow submit pipeline.py --run-dir runs/a`", ctx=ctx, param_hint="PIPELINE")
 
 
 @app.command("runs")

@@ -117,9 +117,14 @@ def submit_run(
     if name == "dry-run":
         from reflow.engine.driver import step
 
-        step(ctx)  # logs what the first step would submit
+        step(ctx)  # renders what the first step would submit
+        listing = dry_run_commands(directory)
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("".join(f"{c}\n" for c in getattr(adapter, "commands", ())),
+                           encoding="utf-8")
         # Nothing will ever run those jobs: close the run rather than leave it RUNNING.
-        close_active(st, run_id, None, "dry run: the commands were logged, nothing was submitted")
+        close_active(st, run_id, None,
+                     f"dry run: nothing was submitted; the commands are in {listing}")
         return run
     if host == FOREGROUND:
         first, longest = poll_bounds(ctx.executor, config)
@@ -127,6 +132,11 @@ def submit_run(
     else:
         start_host(ctx, host, config)
     return run
+
+
+def dry_run_commands(run_dir: Path) -> Path:
+    """Where a dry run leaves the commands its first step would have run, one per line."""
+    return run_dir / "logs" / "dry-run-commands.sh"
 
 
 def _host_of(run: Run) -> tuple[str, dict[str, Any]]:

@@ -73,6 +73,20 @@ def test_submit_by_path_plans_from_another_directory(project: Project, elsewhere
         "submit", str(project.script), "--run-dir", "r", "--dry-run", cwd=elsewhere
     )
     assert params.returncode == 1 and "--label" in error_line(params)
+    # options before PIPELINE, as `reflow submit -h` shows them
+    first = project.reflow("submit", "--run-dir", "r", "--dry-run", str(project.script),
+                           "--label", "x", "--tags", "a", cwd=elsewhere)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0] == plan.stdout.splitlines()[0]
+    none = project.reflow("submit", "--run-dir", "r", "--dry-run", cwd=elsewhere)
+    assert none.returncode == 2 and "no pipeline given" in none.stderr  # a usage error
+    dry = project.reflow("submit", str(project.script), "--run-dir", "d", "--executor",
+                         "dry-run", "--wait", "--label", "x", cwd=elsewhere)
+    assert dry.returncode == 0, dry.stderr  # ends CANCELLED by design: not a failure
+    lines = dry.stdout.splitlines()
+    assert lines[2:4] == ["status   = CANCELLED",
+                          f"commands = {elsewhere / 'd' / 'logs' / 'dry-run-commands.sh'}"]
+    assert lines[4].startswith("sbatch ") and "--job-name demo-prepare" in lines[4]
 
 
 def test_submit_wait_then_status_retry_and_logs_from_another_directory(

@@ -22,12 +22,15 @@ def test_dry_run_logs_the_commands_and_leaves_nothing_running(local_env: Path) -
     lines = log.read_text().splitlines()
     assert lines and all(line.startswith("sbatch ") for line in lines)
     assert any("produce" in line for line in lines)
+    # and kept with the run, whether or not a log file was configured
+    listing = local_env / "r" / "logs" / "dry-run-commands.sh"
+    assert listing.read_text().splitlines() == lines
     # Nothing will ever run those jobs, so neither the run nor an instance stays active.
     assert run.state == "CANCELLED"
     assert states(run, "produce") == ["CANCELLED"]
     (produce,) = run.store.latest_instances(run.run_id, "produce")
     assert produce.job_id and produce.job_id.startswith("dry-")
-    assert "dry run" in (produce.error_text or "")
+    assert f"the commands are in {listing}" in (produce.error_text or "")
     history = [(t["from_state"], t["to_state"]) for t in run.transitions()
                if t["task_name"] == "produce"]
     assert history[-2:] == [("PENDING", "SUBMITTED"), ("SUBMITTED", "CANCELLED")]
