@@ -418,17 +418,15 @@ class InlineExecution:
                                    for prob in p.problems] if p.problems else ())
         self.buffer.flush_if_due()
 
-    def _begin(self, p: _Pending) -> None:
-        """Record ``p`` RUNNING as its body starts (the caller holds the buffer's lock)."""
+    def _begin(self, p: _Pending, at: datetime) -> None:
+        """Record ``p`` RUNNING ``at`` as its body starts (the caller holds the buffer's lock)."""
         assert p.slot is not None
-        now = datetime.now(UTC)
-        self.buffer.change(p.slot, _WAITING, _RUNNING_STATE, p.running, {"started_at": now},
-                           now)
+        self.buffer.change(p.slot, _WAITING, _RUNNING_STATE, p.running, {"started_at": at}, at)
 
     def _begin_and_call(self, p: _Pending) -> _Outcome:
         """A pool thread's work: its own start recorded under the lock, then the body."""
         with self.buffer.lock:
-            self._begin(p)
+            self._begin(p, datetime.now(UTC))
         return self._call(p)
 
     def _record(self, p: _Pending, outcome: _Outcome) -> None:
@@ -443,8 +441,12 @@ class InlineExecution:
         try:
             if self.max_workers == 1:
                 lock = self.buffer.lock
+                # One after another, an instance starts as the one before it ends: its end
+                # time serves as the start (the same object, so written as text once), unless
+                # a write of the buffer came in between.
+                at: datetime | None = None
                 for i, p in enumerate(batch):
-                    self._begin(p)
+                    self._begin(p, at or datetime.now(UTC))
                     lock.release()  # as ``buffer.released()``, without its per-call cost
                     try:
                         outcome = self._call(p)
@@ -455,7 +457,7 @@ class InlineExecution:
                     if self.stopped_by:
                         self._cancel_unstarted(batch[i + 1:])
                         break
-                    self.buffer.flush_if_due()
+                    at = None if self.buffer.flush_if_due() else outcome.at
             else:
                 self._execute_parallel(batch)
         except KeyboardInterrupt:
