@@ -48,6 +48,7 @@ CSS = """
 #feed { height: 5; border-top: solid $primary; padding: 0 1; overflow: hidden;
         text-wrap: nowrap; text-overflow: ellipsis; }
 #failures { height: 1fr; }
+#failure-detail { height: auto; max-height: 6; padding: 0 1; border-top: solid $primary; }
 #detail-scroll { height: 1fr; padding: 0 1; }
 .dialog { width: 76; height: auto; max-height: 22; border: thick $primary;
           background: $surface; padding: 0 1; }
@@ -292,7 +293,7 @@ class ReflowApp(App[int]):
     def _reload_screen(self) -> None:
         screen = self.screen
         if isinstance(screen, ReflowScreen):
-            screen.run_worker(screen.reload(), exclusive=True, group="tick")
+            screen.reload_soon(exclusive=True)
 
 
 # Seconds a TUI read waits for a lost or locked store before the banner says so (the next

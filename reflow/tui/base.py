@@ -153,7 +153,16 @@ class ReflowScreen(Screen[None]):
         # A tick still waiting for the store is left to finish: replacing it would cancel it
         # before its deadline ran out, and the banner saying the store is gone never showed.
         if self.app.screen is self and not self._reloading:
-            self.run_worker(self.reload(), group="tick")
+            self.reload_soon()
+
+    def reload_soon(self, *, exclusive: bool = False) -> None:
+        """Reload in a worker of the "tick" group (``exclusive``: replacing the one running).
+
+        The worker is given ``reload`` itself, not a coroutine made now: one cancelled before
+        it started would leave a coroutine never awaited (a RuntimeWarning).
+        """
+        # textual's annotation makes mypy solve a coroutine function's result as Never.
+        self.run_worker(self.reload, group="tick", exclusive=exclusive)  # type: ignore[arg-type]
 
     async def on_screen_resume(self) -> None:
         if self.is_mounted:

@@ -22,6 +22,7 @@ KEYMAP: tuple[tuple[str, str], ...] = (
     ("v", "verify failures of the run"),
     ("l", "open the selected instance's full log in $PAGER"),
     ("n / p", "next / previous page of instances"),
+    ("N / P", "last / first page of instances"),
     ("tab", "move between the task and instance tables"),
     ("?", "this help"),
     ("q", "quit (the run goes on)"),

@@ -74,6 +74,9 @@ class RunScreen(ReflowScreen):
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "page(1)", "Next page"),
+        # A 20,000-element array is 400 pages: its end must be one key away.
+        Binding("N", "page_to(-1)", "Last page", show=False),
+        Binding("P", "page_to(0)", "First page", show=False),
         Binding("p", "page(-1)", "Prev page"),
     ]
 
@@ -190,7 +193,8 @@ class RunScreen(ReflowScreen):
         where = f"{self.page_offset + 1}-{end} of {self.page_count}" if instances else "none yet"
         self.query_one("#page", Static).update(
             Text.assemble((f"{self.task_name or '-'}", "bold"), f" instances {where}",
-                          ("  n/p: page" if self.page_count > PAGE_SIZE else "", "dim")))
+                          ("  n/p: page, N/P: last/first" if self.page_count > PAGE_SIZE
+                           else "", "dim")))
 
     # -- selection and keys ----------------------------------------------------------------
     def selection(self) -> Selection:
@@ -209,7 +213,7 @@ class RunScreen(ReflowScreen):
             self.task_name, self.page_offset = event.row_key.value, 0
             self._show_dag()
             self.query_one("#instances", Table).clear()
-            self.run_worker(self.reload(), exclusive=True, group="tick")
+            self.reload_soon(exclusive=True)
 
     def on_data_table_row_selected(self, event: Table.RowSelected) -> None:
         if event.data_table.id == "tasks":
@@ -222,8 +226,16 @@ class RunScreen(ReflowScreen):
         if target < 0 or target >= max(self.page_count, 1):
             self.say("no more pages")
             return
-        self.page_offset = target
-        self.run_worker(self.reload(), exclusive=True, group="tick")
+        self._go_to(target)
+
+    def action_page_to(self, page: int) -> None:
+        """The first page (0) or the last (-1)."""
+        last = (max(self.page_count, 1) - 1) // PAGE_SIZE * PAGE_SIZE
+        self._go_to(last if page < 0 else 0)
+
+    def _go_to(self, offset: int) -> None:
+        self.page_offset = offset
+        self.reload_soon(exclusive=True)
 
     def action_filter(self) -> None:
         self.query_one(FilterBox).open()

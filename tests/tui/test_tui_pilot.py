@@ -301,8 +301,17 @@ async def test_verify_key_lists_failed_checks(runs: Demo, tmp_path: Path,
         table = app.screen.query_one("#failures", Table)
         row = table.get_row_at(0)
         assert row[0] == "stamp" and row[1] == "-" and row[2] == "tui_pipeline:still_valid"
-        assert "returned False" in row[3]
+        assert "returned False" in row[4]
         assert app.last_message == "1 failed check(s)"
+        # the whole reason under the table, whatever the width
+        assert static_text(app, "#failure-detail") == f"{row[2]}: {row[4]}"
+        # w and l act on the failed instance; enter opens it
+        assert app.selection().task == "stamp" and app.selection().has_index
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, InstanceScreen)
+        (stamp,) = latest(runs.store, third.run_id, "stamp")
+        assert app.screen.instance_id == stamp.id
 
 
 async def test_help_lists_every_key_and_q_quits_with_zero(runs: Demo) -> None:
@@ -339,6 +348,12 @@ async def test_instances_are_paged(tmp_path: Path, sqlite_url: str) -> None:
         await pilot.press("p")
         await settle(app, pilot)
         assert "instances 51-100 of 120" in static_text(app, "#page")
+        await pilot.press("P")  # first page, then last, one key each
+        await settle(app, pilot)
+        assert "instances 1-50 of 120" in static_text(app, "#page")
+        await pilot.press("N")
+        await settle(app, pilot)
+        assert "instances 101-120 of 120" in static_text(app, "#page")
 
 
 async def test_live_refresh_shows_new_transitions(runs: Demo) -> None:
