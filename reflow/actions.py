@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reflow.core.codec import display
 from reflow.core.hashing import sha256_hex, short
 from reflow.engine import reasons
 from reflow.engine.reasons import diff_preimages
@@ -49,7 +50,7 @@ def _short_value(value: Any) -> str:
     if isinstance(value, list) and value and all(isinstance(v, str) and len(v) == 64
                                                   for v in value):
         return f"[{len(value)} hashes, digest {short(sha256_hex(json.dumps(value)))}]"
-    text = json.dumps(value, sort_keys=True)
+    text = display(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -135,6 +135,34 @@ def loads(text: str) -> Any:
     return decode(data)
 
 
+# Tagged values shown as the call that makes them (``display``).
+_SHOWN_AS = {"path": "Path", "datetime": "datetime", "date": "date", "uuid": "UUID"}
+
+
+def display(encoded: Any) -> str:
+    """An encoded value as Python would write it, for people: ``Color('red')``, not the tag.
+
+    ``why`` shows parameters and inputs that changed; the JSON form of an Enum member or a
+    dataclass is noise there. Classes are named, never imported (a reader needs no code).
+    """
+    if isinstance(encoded, list):
+        return "[" + ", ".join(map(display, encoded)) + "]"
+    if not isinstance(encoded, dict):
+        return repr(encoded)
+    tag, payload = encoded.get(TAG), encoded.get("v")
+    if tag == "enum":
+        return f"{str(encoded['cls']).rpartition(':')[2]}({display(payload)})"
+    if tag == "dataclass" and isinstance(payload, dict):
+        inner = ", ".join(f"{k}={display(v)}" for k, v in payload.items())
+        return f"{str(encoded['cls']).rpartition(':')[2]}({inner})"
+    if tag == "tuple" and isinstance(payload, list):
+        return "(" + ", ".join(map(display, payload)) + ("," if len(payload) == 1 else "") + ")"
+    if tag in _SHOWN_AS:
+        return f"{_SHOWN_AS[tag]}({payload!r})"
+    items = payload if tag == "dict" and isinstance(payload, dict) else encoded
+    return "{" + ", ".join(f"{k!r}: {display(v)}" for k, v in items.items()) + "}"
+
+
 def _canonical_encoder() -> Callable[[object], str]:
     """Build the canonical serializer once.
 

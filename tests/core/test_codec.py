@@ -15,7 +15,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reflow.core.codec import JSON, ManifestCodec, canonical_json, decode, dumps, encode, loads
+from reflow.core.codec import (
+    JSON,
+    ManifestCodec,
+    canonical_json,
+    decode,
+    display,
+    dumps,
+    encode,
+    loads,
+)
 from reflow.errors import EncodeError
 
 
@@ -339,3 +348,14 @@ def test_loads_skips_the_decoding_walk_only_when_no_tag_can_be_present() -> None
     assert loads(dumps(["$t", {"$t": 1}])) == ["$t", {"$t": 1}]  # user data spelling the tag
     # An escaped "$" still spells the tag key: decoded, not returned raw.
     assert loads('{"\\u0024t":"tuple","v":[1]}') == (1,)
+
+
+def test_display_writes_encoded_values_as_python_would_for_people() -> None:
+    tile = Tile(Path("/d/a.tif"), (1, 2))
+    assert display(encode(Color.RED)) == "Color('red')"
+    assert display(encode(Shape.SQUARE)) == "Shape((2, 2))"
+    assert display(encode(tile)) == "Tile(path=Path('/d/a.tif'), bounds=(1, 2), tags=[])"
+    assert display(encode((1,))) == "(1,)"
+    assert display(encode({"when": date(2020, 1, 2), "n": None, "ok": True})) == (
+        "{'when': date('2020-01-02'), 'n': None, 'ok': True}")
+    assert display(encode({"$t": "not a tag"})) == "{'$t': 'not a tag'}"  # escaped user key

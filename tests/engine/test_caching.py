@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,11 @@ import pytest
 
 from reflow import Param, Result, RunDir, Workflow
 from reflow.errors import ParameterError, RunFailedError
+
+
+class Resampling(enum.Enum):
+    NEAREST = "nearest"
+    BILINEAR = "bilinear"
 
 
 def reasons_of(run: Any, task: str) -> list[str]:
@@ -272,6 +278,19 @@ def test_why_explains_each_changed_component(tmp_path, sqlite_url) -> None:
         run.why("doubel")
 
 
+def test_why_shows_a_changed_enum_parameter_as_python_would(tmp_path, sqlite_url) -> None:
+    wf = Workflow("why_enum")
+
+    @wf.job()
+    def warp(method: Annotated[Resampling, Param()] = Resampling.NEAREST) -> str:
+        return method.value
+
+    wf.run_local(tmp_path / "a", store=sqlite_url)
+    run = wf.run_local(tmp_path / "b", store=sqlite_url, method=Resampling.BILINEAR)
+    assert ("param:method: Resampling('nearest') -> Resampling('bilinear')"
+            in run.why("warp"))  # not the codec's {"$t": "enum", ...}
+
+
 def test_plan_reports_cached_and_recomputed_without_recording(
     tmp_path, sqlite_url, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,7 +332,7 @@ def test_a_parameter_changed_to_an_equal_comparing_value_is_named(tmp_path, sqli
     run = wf.run_local(tmp_path / "b", store=sqlite_url, cfg=True)
     (row,) = run.store.latest_instances(run.run_id, "takes")
     assert row.reason == "param-changed:cfg"
-    assert "param:cfg: 1 -> true" in run.why("takes")
+    assert "param:cfg: 1 -> True" in run.why("takes")
 
 
 def test_why_tells_two_gathered_hash_lists_apart(tmp_path, sqlite_url) -> None:
