@@ -45,6 +45,8 @@ def ensure_schema(
     revision = db.run(current_revision)
     if revision == head:
         return revision
+    if revision is None:
+        _refuse_unversioned(db)
     if revision is None and not create:
         raise StoreError(
             f"no reflow store at {db.display_url}; check the location, or run a pipeline "
@@ -62,6 +64,26 @@ def ensure_schema(
         return head
 
     return db.run(upgrade, write=True)
+
+
+# Tables this schema creates: found without a version, they are not ours to build on.
+_OWN_TABLES = ("runs", "task_specs", "instances", "transitions", "verify_failures")
+
+
+def _refuse_unversioned(db: Database) -> None:
+    """Refuse a database that holds reflow's table names but no schema version.
+
+    Creating the schema there would fail half way ("table runs already exists"), and reading
+    it would claim there is no store at all; neither says what is wrong. Other tables (a
+    team's PostgreSQL database holds more than reflow's) are left alone.
+    """
+    found = db.run(lambda conn: [t for t in _OWN_TABLES if inspect(conn).has_table(t)])
+    if found:
+        raise StoreError(
+            f"store {db.display_url} has tables named like reflow's ({', '.join(found)}) but "
+            f"no schema version ({VERSION_TABLE}): it is not a reflow store, or its creation "
+            "was interrupted; use another location, or move this one away"
+        )
 
 
 def _refuse_unknown(revision: str | None, display_url: str, script_location: Path) -> None:

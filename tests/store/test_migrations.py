@@ -124,6 +124,20 @@ def test_a_store_stamped_with_an_unknown_revision_is_refused(store_url: str) -> 
         Store.open(store_url)
 
 
+def test_reflow_tables_without_a_schema_version_are_named_not_built_on(store_url: str) -> None:
+    db = Database(parse_url(store_url))
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE runs (id VARCHAR PRIMARY KEY)"))
+            conn.execute(text("CREATE TABLE other_app (id INTEGER)"))  # not ours: no matter
+    finally:
+        db.dispose()
+    message = r"has tables named like reflow's \(runs\) but no schema version"
+    for create in (True, False):  # submitting and reading say the same
+        with pytest.raises(StoreError, match=message):
+            Store.open(store_url, create=create)
+
+
 def test_create_false_refuses_a_missing_sqlite_store_without_creating_it(tmp_path: Path) -> None:
     target = tmp_path / "not" / "there" / "manifest.db"
     with pytest.raises(StoreError, match="no reflow store at"):
