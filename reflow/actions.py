@@ -162,7 +162,10 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     replan: list[int] = []
     replanned = 0
     if verify:
-        stale = _verify_upstream(run, graph, rows, {r.task_name for r in targets})
+        # What will run: the retried tasks and everything downstream of them (skipped, or
+        # never planned after a stop); all of it reads upstream outputs recorded before.
+        will_run = graph.descendants(sorted({r.task_name for r in targets}))
+        stale = _verify_upstream(run, graph, rows, will_run)
         stale_tasks = {r.task_name for r in rows if r.id in stale}
         downstream = graph.descendants(sorted(stale_tasks)) - stale_tasks
         replan = [r.id for r in rows if r.task_name in downstream]

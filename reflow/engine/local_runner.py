@@ -231,7 +231,8 @@ class InlineExecution:
     def execute(self) -> RunState:
         with self.buffer.watching():
             try:
-                for generation in self.graph.generations():
+                generations = list(self.graph.generations())
+                for g, generation in enumerate(generations):
                     pending: list[_Pending] = []
                     with gc_paused():
                         for name in generation:
@@ -242,6 +243,7 @@ class InlineExecution:
                         self._close_task(name)
                     self._stop_if_cancelled()
                     if self.stopped_by:
+                        self._mark_not_run([n for later in generations[g + 1:] for n in later])
                         break
             finally:
                 status = self._finalise()
@@ -276,7 +278,8 @@ class InlineExecution:
         if blocked:
             state.failed, state.ended = True, "was skipped"
             if not any(r.state != TaskState.CANCELLED for r in self.existing.get(name, ())):
-                self._insert_skip_marker(spec, blocked[0])
+                self._insert_skip_marker(
+                    spec, f"skipped: upstream task '{blocked[0]}' {self.tasks[blocked[0]].ended}")
             return []
         rows = self.existing.get(name)
         if rows:
@@ -359,9 +362,15 @@ class InlineExecution:
             for d in misses
         ]
 
-    def _insert_skip_marker(self, spec: TaskSpec, upstream: str) -> None:
+    def _mark_not_run(self, names: list[str]) -> None:
+        """Tasks the stop left unplanned get a marker (``status`` shows them, not "no
+        instances"), which a retry replaces as it does a skip."""
+        for name in names:
+            if name not in self.existing:
+                self._insert_skip_marker(self.graph.specs[name], self._stop_text)
+
+    def _insert_skip_marker(self, spec: TaskSpec, message: str) -> None:
         now = datetime.now(UTC)
-        message = f"skipped: upstream task '{upstream}' {self.tasks[upstream].ended}"
         self.buffer.add(RecordedInstance.of(NewInstance(
             run_id=self.run_id, workflow=self.workflow, task_name=spec.name, array_index=None,
             attempt=1, state=TaskState.CANCELLED, identity="", input_hash="", preimage="{}",

@@ -83,5 +83,8 @@ def test_cancel_stops_an_in_process_run_after_the_running_task(tmp_path: Path) -
     # only the element that was running when the run was cancelled ever started
     assert sorted(p.name for p in tmp_path.glob("started-*")) == ["started-0"]
     rows = store.latest_instances(run_id)
-    assert {(r.task_name, r.state) for r in rows} == {("items", "SUCCESS"), ("work", "CANCELLED")}
+    assert {(r.task_name, r.state) for r in rows} == {
+        ("items", "SUCCESS"), ("work", "CANCELLED"), ("total", "CANCELLED")}
+    (total,) = [r for r in rows if r.task_name == "total"]  # never planned: shown, not absent
+    assert total.reason == "skipped" and total.error_text == "cancelled by user"
     assert run.state == "CANCELLED" and run.cancel() == 0

@@ -52,6 +52,13 @@ def test_on_error_stop_raises_with_run_id_and_records_failure(tmp_path, sqlite_u
     assert states[:2] == ["SUCCESS", "FAILED"]
     assert states[2] in ("CANCELLED",)
     assert "boom: flag missing" in latest(run, "work")[1]["error_text"]
+    (total,) = latest(run, "total")  # never planned, yet shown: not "no instances"
+    assert (total["state"], total["reason"]) == ("CANCELLED", "skipped")
+    assert total["error_text"].startswith("not run: the run stopped at its first failure")
+    (tmp_path / "flag").write_text("fixed")
+    run = Run(run.run_id, store=run.store, workflow=wf)  # wf is built here, not importable
+    assert run.retry() == 2 and run.state == "SUCCESS"  # the marker is replaced, as a skip's
+    assert [i["state"] for i in latest(run, "total")] == ["SUCCESS"]
 
 
 def test_hints_name_no_store_when_the_cli_finds_it_by_default(tmp_path, monkeypatch) -> None:
@@ -383,3 +390,37 @@ def test_cancel_runs_takes_ids_or_one_id_and_leaves_finished_runs_alone(
     assert run.state == "SUCCESS"
     with pytest.raises(UnknownRunError, match="no run 'cancelruns-20000101-deadbeef'"):
         wf.cancel_runs(["cancelruns-20000101-deadbeef"], sqlite_url)
+
+
+def test_retry_verifies_what_skipped_dependants_will_read(tmp_path, sqlite_url) -> None:
+    """c reads a and b; b failed, so c was skipped: a's file is checked before c runs."""
+    data = tmp_path / "data"
+    data.mkdir()
+    wf = Workflow("retry_reads")
+
+    @wf.job()
+    def a() -> Path:
+        path = data / "a.txt"
+        path.write_text("a")
+        return path
+
+    @wf.job()
+    def b() -> int:
+        if (data / "fail").exists():
+            raise RuntimeError("b told to fail")
+        return 1
+
+    @wf.job()
+    def c(x: Annotated[Path, Result(step="a")], y: Annotated[int, Result(step="b")]) -> str:
+        return x.read_text()
+
+    (data / "fail").touch()
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, on_error="continue")
+    assert [i["reason"] for i in latest(run, "c")] == ["skipped"]
+    (data / "fail").unlink()
+    (data / "a.txt").write_text("rewritten behind reflow's back")
+    assert run.retry() == 2  # b, and a whose file no longer checks out
+    assert run.state == "SUCCESS"
+    (a_row,) = latest(run, "a")
+    assert a_row["attempt"] == 2 and a_row["reason"].startswith("verify-failed:")
+    assert [i["output"] for i in latest(run, "c")] == ["a"]  # the recomputed file, not the edit
