@@ -347,9 +347,17 @@ def log_paths(store: Store, run_id: str, task: str,
     """The stdout and stderr files of an instance's latest attempt (None where there are none).
 
     Runs made in-process (``run_local``) write no log files: their output went to the
-    terminal that ran them.
+    terminal that ran them. A cache hit ran in another run, whose logs the error names.
     """
     row = _instance(store, run_id, task, index)
+    if row.cached and row.cache_source is not None:
+        source = store.instance(row.cache_source)
+        where = "" if source.array_index is None else f" --index {source.array_index}"
+        label = task if index is None else f"{task}[{index}]"
+        raise ReflowError(
+            f"{label} did not run in run {run_id}: it reused the output of instance "
+            f"{source.id} of run {source.run_id}; `reflow logs {source.run_id} "
+            f"{source.task_name}{where}` shows that run's logs")
     return (Path(row.stdout_path) if row.stdout_path else None,
             Path(row.stderr_path) if row.stderr_path else None)
 

@@ -679,8 +679,8 @@ def write_example_config(
                 handle.write(text)
         except FileExistsError:
             raise ConfigError(
-                f"config {target}: already exists; edit it, or replace it with the example "
-                "using overwrite=True (`reflow config init --force`)"
+                f"config {target}: already exists; edit it, or replace it with the example: "
+                "`reflow config init --force` (overwrite=True in Python)"
             ) from None
     except OSError as exc:
         raise ConfigError(

@@ -70,19 +70,29 @@ def show(paths: list[Path], where: str) -> None:
             f"no log file yet for {where} ({names}); the instance has not started, or it ran "
             "in-process (run_local), which writes no log files"
         )
-    if not LogPrinter(existing).drain():  # silence would look like a broken command
-        names = ", ".join(str(p) for p in existing)
-        print(f"(the log files of {where} are empty: {names})", file=sys.stderr)
+    if not LogPrinter(existing).drain():
+        _say_empty(where, existing)
 
 
-def follow(paths: list[Path], ended: Callable[[], bool]) -> None:
+def _say_empty(where: str, paths: list[Path]) -> None:
+    """Silence would look like a broken command."""
+    names = ", ".join(str(p) for p in paths)
+    print(f"(the log files of {where} are empty: {names})", file=sys.stderr)
+
+
+def follow(paths: list[Path], ended: Callable[[], bool], where: str) -> None:
     """Print the files and keep printing what is appended until the instance has ended."""
     if not paths:
         raise ReflowError("this instance records no log files to follow")
     printer = LogPrinter(paths)
+    printed = False
     while True:
         finished = ended()  # checked before reading, so the last output is never lost
-        if not printer.drain() and finished:
+        wrote = printer.drain()
+        printed = printed or wrote
+        if not wrote and finished:
+            if not printed:
+                _say_empty(where, paths)
             return
         time.sleep(POLL_SECONDS)
 

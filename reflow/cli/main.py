@@ -176,7 +176,7 @@ def logs(
         attempts = st.history(run_id, task, index)
         return bool(attempts) and log_files.instance_ended(attempts[-1].state)
 
-    log_files.follow(paths, ended)
+    log_files.follow(paths, ended, where)
 
 
 @app.command("resume")
@@ -309,8 +309,7 @@ def config_init(
     store: StoreOption = None,
     store_path: StorePathOption = None,
 ) -> None:
-    """Write a commented example config.toml (every setting commented out; a --store or
-    --store-path given here is written as the \\[defaults] store)."""
+    """Write a commented example config.toml; --store or --store-path set its \\[defaults]."""
     from reflow.config import write_example_config
 
     target = write_example_config(path, overwrite=force, store=store, store_path=store_path)

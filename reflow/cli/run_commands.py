@@ -24,6 +24,7 @@ from reflow.cli.options import (
     store_url,
 )
 from reflow.cli.output import console, emit, emit_json, is_terminal, stdin_is_terminal
+from reflow.errors import suggestion
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -158,6 +159,10 @@ def list_runs(
         emit_json([run_dict(r) for r in runs])
     elif not runs:
         emit("No runs found.")
+        known = st.workflows() if workflow is not None else []
+        if workflow is not None and workflow not in known:  # a typo, not an empty filter
+            hint = suggestion(workflow, known)
+            print(f"(no workflow '{workflow}' has runs in this store.{hint})", file=sys.stderr)
     elif is_terminal():
         from reflow.cli.tables import runs_table
 

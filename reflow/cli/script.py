@@ -129,8 +129,7 @@ def build_script_app(
     @guarded
     def dag(fmt: FormatOption = "text", as_json: JsonOption = False,
             store: StoreOption = None, store_path: StorePathOption = None) -> None:
-        """The task graph as text, mermaid or dot (reads no store; the options are accepted
-        like everywhere)."""
+        """The task graph as text, mermaid or dot (reads no store)."""
         show_dag(wf, fmt, as_json)
 
     @app.command("describe")

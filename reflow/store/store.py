@@ -297,6 +297,11 @@ class Store:
             query = query.limit(limit)
         return self._db.run(lambda conn: [RunRecord(*row) for row in conn.execute(query)])
 
+    def workflows(self) -> list[str]:
+        """The names of the workflows with runs in this store (an index scan), sorted."""
+        query = select(RunRow.workflow).distinct().order_by(RunRow.workflow)
+        return self._db.run(lambda conn: [str(row[0]) for row in conn.execute(query)])
+
     def set_run_status(
         self, run_id: str, status: str, *, only_from: Collection[str] | None = None
     ) -> bool:

@@ -241,8 +241,9 @@ class ReflowApp(App[int]):
         paths = [p for p in (rec.stdout_path, rec.stderr_path) if p and os.path.exists(p)]
         where = label(rec.task_name, rec.array_index)
         if not paths:
-            self.say(f"log: no log file recorded for {where} (inline runs keep none)",
-                     error=True)
+            why = (f"a cache hit: it reused the output of instance {rec.cache_source}"
+                   if rec.cached else "inline runs keep none")
+            self.say(f"log: no log file recorded for {where} ({why})", error=True)
             return
         command = [*shlex.split(os.environ.get("PAGER") or "less"), *paths]
         try:

@@ -138,6 +138,15 @@ def test_submit_wait_then_status_retry_and_logs_from_another_directory(
     paths = json.loads(project.reflow("logs", run_id, "prepare", "--json", cwd=elsewhere).stdout)
     assert Path(paths["stdout"]).is_file() and paths["index"] is None
 
+    again = project.reflow("submit", str(project.script), "--run-dir", str(project.root / "w2"),
+                           "--executor", "local", "--wait", "--label", "x",
+                           "--square-fail-on", "1", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr  # fully cached
+    second = again.stdout.splitlines()[0].split("=", 1)[1].strip()
+    cached = project.reflow("logs", second, "square", "--index", "0", cwd=elsewhere)
+    assert cached.returncode == 1 and "reused the output of instance" in error_line(cached)
+    assert f"`reflow logs {run_id} square --index 0` shows that run's logs" in cached.stderr
+
 
 def test_submit_without_wait_returns_at_once(project: Project, elsewhere: Path) -> None:
     from reflow import Run
@@ -352,3 +361,11 @@ def test_runs_before_any_run_and_the_store_options_everywhere(project: Project) 
     assert {"from": "prepare", "to": "square", "kind": "data"} in document["edges"]
     assert project.reflow("dag", str(project.script), "--json").returncode == 0
     assert not project.store.exists()
+
+
+def test_runs_of_an_unknown_workflow_suggest_the_closest(project: Project, runs: Runs) -> None:
+    typo = project.reflow("runs", "--workflow", "dmeo")
+    assert typo.returncode == 0 and typo.stdout.strip() == "No runs found."  # the SPEC shape
+    assert "no workflow 'dmeo' has runs in this store. Did you mean 'demo'?" in typo.stderr
+    empty = project.reflow("runs", "--workflow", "demo", "--status", "CANCELLED")
+    assert empty.stdout.strip() == "No runs found." and empty.stderr == ""  # a real empty filter

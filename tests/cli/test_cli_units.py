@@ -279,3 +279,7 @@ def test_logs_of_an_instance_that_wrote_nothing_say_so(
     err.write_text("boom\n")
     logs.show([out, err], "t of r1")
     assert capsys.readouterr().err == ""
+    # following an instance that has ended and wrote nothing says so too
+    err.write_text("")
+    logs.follow([out, err], lambda: True, "t of r1")
+    assert capsys.readouterr().err.strip() == f"(the log files of t of r1 are empty: {out}, {err})"
