@@ -63,18 +63,38 @@ def decide(
     return out
 
 
-def explain_misses(decisions: Sequence[Decision], references: Mapping[int | None, str]) -> None:
+# How many indices missing from the reference run are looked up one by one (``nearest``).
+NEAREST_LOOKUPS = 100
+
+
+def explain_misses(
+    decisions: Sequence[Decision], references: Mapping[int | None, str],
+    nearest: Callable[[int | None], str | None] | None = None,
+) -> None:
     """Give every unexplained miss its reason by diffing with the nearest earlier instance.
 
-    ``references`` maps array index to a stored pre-image from the latest earlier run; an
-    index that did not exist then is compared with any instance of that run.
+    ``references`` maps array index to a stored pre-image from the latest earlier run, in id
+    order. An index that did not exist then is compared with ``nearest(index)`` (the same
+    index in any earlier run, else the latest instance: what ``why`` compares with, so the
+    two agree), for the first ``NEAREST_LOOKUPS`` such indices; beyond those (an array grown
+    a lot, new elements all), with the reference run's latest instance.
     """
-    fallback = next(iter(references), None)
+    fallback = list(references)[-1] if references else None
     parsed: dict[int | None, dict[str, Any]] = {}
+    looked_up: dict[int | None, dict[str, Any] | None] = {}
     for d in decisions:
         if d.reason:
             continue
         index = d.expanded.index
+        if index not in references and nearest is not None and (
+                index in looked_up or len(looked_up) < NEAREST_LOOKUPS):
+            if index not in looked_up:
+                text = nearest(index)
+                looked_up[index] = None if text is None else json.loads(text)
+            found = looked_up[index]
+            d.reason = (reasons.NEW if found is None
+                        else reasons.miss_reason(d.expanded.preimage, found))
+            continue
         key = index if index in references else fallback
         if key not in references:
             d.reason = reasons.NEW

@@ -18,6 +18,9 @@ from reflow.store import CachedCopy, CopyBatch, NewInstance, NewVerifyFailure, S
 from reflow.store.cache import TaskHistory
 from reflow.store.writes import RecordedInstance
 
+# Above every instance id: "earlier than anything" for lookups made before the run's rows.
+LAST_ID = 2**62
+
 
 def plan_task(
     store: Store, workflow: str, run_id: str | None, spec: TaskSpec,
@@ -41,9 +44,15 @@ def plan_task(
             references = store.earlier_attempt_preimages(run_id, spec.name)
         seen = (spec.name in history.seen if history is not None
                 else store.task_seen(workflow, spec.name, exclude_run=run_id))
+        nearest = None
         if seen and not references:
             references = store.reference_preimages(workflow, spec.name, exclude_run=run_id)
-        explain_misses(misses, references)
+
+            def nearest(index: int | None) -> str | None:
+                return store.nearest_preimage(workflow, spec.name, index,
+                                              before_instance_id=LAST_ID, exclude_run=run_id)
+
+        explain_misses(misses, references, nearest)
     return decisions
 
 

@@ -77,10 +77,10 @@ def reference_preimages(
     result = conn.exec_driver_sql(
         "SELECT array_index, preimage FROM instances "
         f"WHERE run_id = ({query} ORDER BY r.created_at DESC, r.id DESC LIMIT 1) "
-        f"AND task_name = {m} AND latest = {sql.true} AND identity <> ''",
+        f"AND task_name = {m} AND latest = {sql.true} AND identity <> '' ORDER BY id",
         (workflow, *extra, task_name, task_name),
     )
-    return {index: preimage for index, preimage in result}
+    return {index: preimage for index, preimage in result}  # in id order: the last is latest
 
 
 def earlier_attempt_preimages(

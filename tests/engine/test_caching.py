@@ -291,6 +291,29 @@ def test_why_shows_a_changed_enum_parameter_as_python_would(tmp_path, sqlite_url
             in run.why("warp"))  # not the codec's {"$t": "enum", ...}
 
 
+def test_an_element_missing_from_the_last_run_is_explained_by_its_own_index(
+    tmp_path, sqlite_url
+) -> None:
+    """Run 2 had only element 0; element 2 of run 3 is compared with element 2 of run 1
+    (what ``why`` shows), not with run 2's element 0, whose input is another item."""
+    wf = Workflow("nearest_index")
+
+    @wf.job()
+    def items(names: Annotated[list[str], Param()]) -> list[str]:
+        return names
+
+    @wf.array_job()
+    def work(x: Annotated[str, Result(step="items")],
+             k: Annotated[int, Param()] = 1) -> str:
+        return x * k
+
+    wf.run_local(tmp_path / "a", store=sqlite_url, names=["a", "b", "c"], k=1)
+    wf.run_local(tmp_path / "b", store=sqlite_url, names=["a"], k=2)
+    run = wf.run_local(tmp_path / "c", store=sqlite_url, names=["a", "b", "c"], k=2)
+    assert reasons_of(run, "work") == ["cached", "param-changed:k", "param-changed:k"]
+    assert "param:k: 1 -> 2" in run.why("work", 2) and "input:x" not in run.why("work", 2)
+
+
 def test_plan_reports_cached_and_recomputed_without_recording(
     tmp_path, sqlite_url, capsys: pytest.CaptureFixture[str]
 ) -> None:
