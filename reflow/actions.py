@@ -45,6 +45,8 @@ def _options(store: Store, run_id: str) -> dict[str, Any]:
 
 # -- why -----------------------------------------------------------------------------------
 def _short_value(value: Any) -> str:
+    if value is reasons.ABSENT:
+        return repr(value)
     if isinstance(value, str) and len(value) == 64:
         return short(value)
     if isinstance(value, list) and value and all(isinstance(v, str) and len(v) == 64
@@ -107,11 +109,10 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
         of_run = f" of run {source.run_id}" if source is not None else ""
         return (f"{head}\n  reused the output of instance {row.cache_source}{of_run} "
                 "with the same identity")
-    if row.reason == reasons.RETRY:
+    if row.reason == reasons.RETRY and len(attempts) > 1:
         return head + _previous_attempt(attempts)
-    if row.reason in (reasons.FORCED, reasons.CACHE_DISABLED, reasons.SKIPPED):
-        return head + ("\n  " + row.error_text if row.error_text and
-                       row.reason == reasons.SKIPPED else "")
+    if row.reason == reasons.SKIPPED:
+        return head + ("\n  " + row.error_text if row.error_text else "")
     if row.reason.startswith("verify-failed"):
         # A retry records the failed check against the attempt it rejected: show those too.
         fails = [f for f in store.verify_failures(run_id)
@@ -119,11 +120,15 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
         return "\n".join([head] + [f"  verify of {f.check} failed: {f.reason}" for f in fails])
     earlier = store.earlier_attempt_preimages(run_id, task).get(index) or store.nearest_preimage(
         row.workflow, task, index, before_instance_id=row.id, exclude_run=run_id)
+    bypassed = row.reason in (reasons.FORCED, reasons.CACHE_DISABLED)
     if earlier is None:
-        return f"{head}\n  no earlier run of workflow '{row.workflow}' ran task '{task}'"
+        return head if bypassed else (
+            f"{head}\n  no earlier run of workflow '{row.workflow}' ran task '{task}'")
     changes = diff_preimages(json.loads(earlier), json.loads(row.preimage))
     if not changes:
-        return f"{head}\n  same inputs as the nearest earlier instance, which did not succeed"
+        # Forced, or the cache is off for the task: a hit would have had these very inputs.
+        return head if bypassed else (
+            f"{head}\n  same inputs as the nearest earlier instance, which did not succeed")
     lines = [head] + [
         f"  {c.component}: {_short_value(c.old)} -> {_short_value(c.new)}" for c in changes
     ]

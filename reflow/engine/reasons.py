@@ -31,6 +31,16 @@ def verify_failed(kind: str) -> str:
     return f"verify-failed:{kind}"
 
 
+class _Absent:
+    """A component one of two pre-images does not have (a parameter added or removed)."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT: Any = _Absent()
+
+
 @dataclass(frozen=True)
 class Change:
     """One pre-image component that differs from the reference instance."""
@@ -62,7 +72,7 @@ def diff_preimages(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         o, n = old.get(group) or {}, new.get(group) or {}
         for key in sorted(set(o) | set(n)):
             if key not in o or key not in n or _differ(o[key], n[key]):
-                changes.append(Change(f"{prefix}:{key}", o.get(key), n.get(key)))
+                changes.append(Change(f"{prefix}:{key}", o.get(key, ABSENT), n.get(key, ABSENT)))
     return changes
 
 

@@ -314,6 +314,48 @@ def test_an_element_missing_from_the_last_run_is_explained_by_its_own_index(
     assert "param:k: 1 -> 2" in run.why("work", 2) and "input:x" not in run.why("work", 2)
 
 
+def test_why_lists_differences_for_forced_and_uncached_work_and_names_absent_parameters(
+    tmp_path, sqlite_url
+) -> None:
+    def build(version: str, cache: bool = True, extra: bool = False) -> Workflow:
+        wf = Workflow("why_bypass")
+        if extra:
+            @wf.job(version=version, cache=cache)
+            def a(k: Annotated[int, Param()] = 1, j: Annotated[int, Param()] = 0) -> int:
+                return k + j
+        else:
+            @wf.job(version=version, cache=cache)
+            def a(k: Annotated[int, Param()] = 1) -> int:  # type: ignore[misc]
+                return k
+        return wf
+
+    build("1").run_local(tmp_path / "a", store=sqlite_url)
+    text = build("2").run_local(tmp_path / "b", store=sqlite_url, force=True).why("a")
+    assert text.startswith("a: forced") and "version: '1' -> '2'" in text
+    text = build("2", cache=False).run_local(tmp_path / "c", store=sqlite_url, k=3).why("a")
+    assert text.startswith("a: cache-disabled") and "param:k: 1 -> 3" in text
+    text = build("2", extra=True).run_local(tmp_path / "d", store=sqlite_url, k=3).why("a")
+    assert "param:j: (absent) -> 0" in text  # added, not "None -> None"
+
+
+def test_why_explains_a_retry_in_a_new_run(tmp_path, sqlite_url) -> None:
+    flag = tmp_path / "fixed"
+    wf = Workflow("why_retry_new")
+
+    @wf.job()
+    def a() -> int:
+        if not flag.exists():
+            raise RuntimeError("not yet")
+        return 1
+
+    wf.run_local(tmp_path / "a", store=sqlite_url, on_error="continue")
+    flag.touch()
+    run = wf.run_local(tmp_path / "b", store=sqlite_url)  # the same work, asked for again
+    assert reasons_of(run, "a") == ["retry"]
+    assert run.why("a").endswith("same inputs as the nearest earlier instance, which did not "
+                                 "succeed")
+
+
 def test_plan_reports_cached_and_recomputed_without_recording(
     tmp_path, sqlite_url, capsys: pytest.CaptureFixture[str]
 ) -> None:
