@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from reflow.core.codec import SCALAR_TYPES, canonical_json, encode_collecting_paths
@@ -78,7 +79,10 @@ def value_hash(value: object, *, where: str = "value") -> ValueHash:
         return ValueHash(sha256_hex(text), {}, text)
     fingerprints: dict[str, list[int] | None] = {}
     for path in paths:
-        key = path.as_posix()
+        # A relative path is fingerprinted where it points now: verify may run in another
+        # directory (a driver, a later run), where the same text names another file or none.
+        key = path.as_posix() if not isinstance(path, Path) or path.is_absolute() else (
+            os.path.abspath(path))
         if key not in fingerprints:
             found = fingerprint(key)
             fingerprints[key] = None if found is None else list(found)

@@ -199,3 +199,15 @@ def test_element_hashes_equal_value_hash_for_every_kind(tmp_path: Path) -> None:
     assert digests[3] != digests[0] and digests[1] != digests[2]  # True is not 1
     with pytest.raises(EncodeError, match="input 'x' of task 't'"):
         element_hashes([1, {1, 2}], where="input 'x' of task 't'")
+
+
+def test_a_relative_path_is_fingerprinted_where_it_points_so_verify_works_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("out.txt").write_text("data")
+    result = value_hash(Path("out.txt"))
+    assert list(result.fingerprints) == [(tmp_path / "out.txt").as_posix()]
+    assert result.canonical == '{"$t":"path","v":"out.txt"}'  # the value itself is kept as given
+    monkeypatch.chdir(tmp_path.parent)  # a driver or a later run elsewhere
+    assert check_fingerprints(result.fingerprints) == []
