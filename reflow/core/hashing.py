@@ -66,8 +66,13 @@ def fingerprint(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def value_hash(value: object, *, where: str = "value") -> ValueHash:
-    """Hash the canonical encoding of ``value``, folding in the fingerprint of every Path in it."""
+def value_hash(value: object, *, where: str = "value",
+               known: Mapping[str, Sequence[int] | None] | None = None) -> ValueHash:
+    """Hash the canonical encoding of ``value``, folding in the fingerprint of every Path in it.
+
+    ``known``: fingerprints recorded with the output the value came from, used instead of
+    the files as they are now (a stored identity is trusted; ``verify`` is what looks again).
+    """
     kind = type(value)
     if kind in SCALAR_TYPES:  # most array elements and outputs: nothing to walk
         text = str(value) if kind is int else canonical_json(value)  # an int's JSON is its repr
@@ -84,7 +89,7 @@ def value_hash(value: object, *, where: str = "value") -> ValueHash:
         key = path.as_posix() if not isinstance(path, Path) or path.is_absolute() else (
             os.path.abspath(path))
         if key not in fingerprints:
-            found = fingerprint(key)
+            found = known[key] if known is not None and key in known else fingerprint(key)
             fingerprints[key] = None if found is None else list(found)
     h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
     h.update(_SEPARATOR)
@@ -93,7 +98,8 @@ def value_hash(value: object, *, where: str = "value") -> ValueHash:
 
 
 def element_hashes(
-    values: Sequence[object], *, where: str = "value"
+    values: Sequence[object], *, where: str = "value",
+    known: Mapping[str, Sequence[int] | None] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Digests and canonical texts of many values (the elements of a fan-out), in order.
 
@@ -110,7 +116,7 @@ def element_hashes(
         elif kind in SCALAR_TYPES:
             text = canonical_json(value)
         else:
-            h = value_hash(value, where=where)
+            h = value_hash(value, where=where, known=known)
             digests.append(h.digest)
             texts.append(h.canonical)
             continue

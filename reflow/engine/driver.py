@@ -367,7 +367,8 @@ def _outputs(ctx: DriverContext, task: str) -> TaskOutputs:
     rows.sort(key=lambda r: -1 if r.array_index is None else r.array_index)
     return TaskOutputs(ctx.graph.specs[task].is_array,
                        [loads(r.output or "null") for r in rows],
-                       [r.output_hash or "" for r in rows])
+                       [r.output_hash or "" for r in rows],
+                       [r.fingerprints for r in rows])
 
 
 def task_statuses(ctx: DriverContext,

@@ -21,11 +21,30 @@ from reflow.errors import WiringError
 
 
 class TaskOutputs(NamedTuple):
-    """The successful outputs of one upstream task in index order (one item for a singleton)."""
+    """The successful outputs of one upstream task in index order (one item for a singleton).
+
+    ``fingerprints``: the file fingerprints recorded with each output (JSON text or a
+    mapping; None or missing where it holds no ``Path``).
+    """
 
     is_array: bool
     values: Sequence[Any]
     hashes: Sequence[str]
+    fingerprints: Sequence[Mapping[str, Any] | str | None] = ()
+
+
+def _recorded(fingerprints: Sequence[Mapping[str, Any] | str | None]) -> dict[str, Any] | None:
+    """The fingerprints recorded with some outputs, by path; None when there are none.
+
+    An element taken out of a list of ``Path`` outputs is hashed with them, not by looking at
+    the files again: a normal run trusts what was recorded (SPEC §3), as it does for the
+    hashes of whole outputs passed on directly.
+    """
+    known: dict[str, Any] = {}
+    for fp in fingerprints:
+        if fp:
+            known.update(json.loads(fp) if isinstance(fp, str) else fp)
+    return known or None
 
 
 class Expanded:
@@ -140,6 +159,7 @@ def _wire_elements(
             continue
         items: list[Any] = []
         if wire.mode is WireMode.FAN_OUT:
+            known = _recorded(o.fingerprints[:1])
             value = o.values[0]
             if not isinstance(value, list | tuple):
                 raise WiringError(
@@ -148,10 +168,11 @@ def _wire_elements(
                 )
             items.extend(value)
         else:  # chain-flatten
+            known = _recorded(o.fingerprints)
             for v in o.values:
                 items.extend(v)
         elements.extend(items)
-        digests, item_texts = element_hashes(items, where=_where(task, wire.param))
+        digests, item_texts = element_hashes(items, where=_where(task, wire.param), known=known)
         hashes.extend(digests)
         texts.extend(item_texts)
     return elements, hashes, texts

@@ -166,6 +166,8 @@ class _TaskState:
 
     outputs: dict[int | None, tuple[Any, str]] = field(default_factory=dict)
     stored: dict[int | None, tuple[str | None, str]] = field(default_factory=dict)
+    # Recorded file fingerprints of the outputs that hold a Path (a mapping, or JSON text).
+    fingerprints: dict[int | None, Mapping[str, Any] | str] = field(default_factory=dict)
     failed: bool = False
     # What a dependant's skip note says happened to it: "failed" unless nothing of it raised.
     ended: str = "failed"
@@ -301,9 +303,10 @@ class InlineExecution:
     def _outputs_of(self, name: str) -> TaskOutputs:
         state = self.tasks[name]
         live, stored = state.outputs, state.stored
+        fps = state.fingerprints
         if None in live:  # a singleton computed here: most upstreams of a chain
             value, digest = live[None]
-            return TaskOutputs(False, [value], [digest])
+            return TaskOutputs(False, [value], [digest], [fps.get(None)] if fps else ())
         keys = sorted(live.keys() | stored.keys(), key=_index_order)
         texts = [stored[k][0] for k in keys] if not live else []
         if texts and None not in texts:
@@ -312,7 +315,8 @@ class InlineExecution:
         else:
             values = [live[k][0] if k in live else _parsed(stored[k][0]) for k in keys]
         hashes = [live[k][1] if k in live else stored[k][1] for k in keys]
-        return TaskOutputs(self.graph.specs[name].is_array, values, hashes)
+        return TaskOutputs(self.graph.specs[name].is_array, values, hashes,
+                           [fps.get(k) for k in keys] if fps else ())
 
     def _resume_task(
         self, spec: TaskSpec, state: _TaskState, rows: Sequence[InstanceRecord]
@@ -321,6 +325,8 @@ class InlineExecution:
         for row in rows:
             if row.state == TaskState.SUCCESS:
                 state.stored[row.array_index] = (row.output, row.output_hash or "")
+                if row.fingerprints:
+                    state.fingerprints[row.array_index] = row.fingerprints
             elif row.state == TaskState.RETRYING:
                 kwargs = loads(row.input)
                 slot = self.buffer.existing(row.id, TaskState.RETRYING.value)
@@ -355,6 +361,8 @@ class InlineExecution:
             stored = state.stored
             for copy in hits.copies:
                 stored[copy.array_index] = (copy.source.output, copy.source.output_hash)
+                if copy.source.fingerprints:
+                    state.fingerprints[copy.array_index] = copy.source.fingerprints
             self.buffer.add_copies(hits)
         return [
             _Pending(spec, d.expanded.index, d.expanded.kwargs, expanded=d.expanded,
@@ -536,7 +544,10 @@ class InlineExecution:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             return self._failed(p, "".join(traceback.format_exception(exc)))
-        self.tasks[spec.name].outputs[p.index] = (value, out.digest)
+        state = self.tasks[spec.name]
+        state.outputs[p.index] = (value, out.digest)
+        if out.fingerprints:
+            state.fingerprints[p.index] = out.fingerprints
         now = datetime.now(UTC)
         return _Outcome(TaskState.SUCCESS, "", {
             "output": out.canonical, "output_hash": out.digest,

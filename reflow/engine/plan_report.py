@@ -97,5 +97,6 @@ def plan_run(
         if not misses:
             hits = [d.hit for d in decisions if d.hit is not None]
             outputs[name] = TaskOutputs(spec.is_array, [loads(h.output) for h in hits],
-                                        [h.output_hash for h in hits])
+                                        [h.output_hash for h in hits],
+                                        [h.fingerprints for h in hits])
     return PlanReport(wf.name, Path(run_dir).expanduser().resolve(), plans)

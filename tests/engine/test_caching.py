@@ -225,6 +225,33 @@ def test_rewritten_or_missing_path_output_is_caught_by_verify(tmp_path, store_ur
     assert len(produced) == 3
 
 
+def test_fan_out_over_path_outputs_trusts_the_recorded_files_like_other_wires(
+    tmp_path, store_url
+) -> None:
+    wf = Workflow("fan_paths")
+
+    @wf.job()
+    def write() -> list[Path]:
+        paths = [tmp_path / f"f{i}.txt" for i in range(2)]
+        for path in paths:
+            path.write_text(path.name)
+        return paths
+
+    @wf.array_job()
+    def each(p: Annotated[Path, Result(step="write")]) -> str:
+        return p.read_text()
+
+    wf.run_local(tmp_path / "a", store=store_url)
+    (tmp_path / "f1.txt").write_text("rewritten")
+    os.utime(tmp_path / "f1.txt", ns=(1, 1_000_000_000))
+    # a normal run trusts the stored identities: the elements are hashed with the recorded
+    # fingerprints, not by looking at the files again
+    assert reasons_of(wf.run_local(tmp_path / "b", store=store_url), "each") == ["cached"] * 2
+    run = wf.run_local(tmp_path / "c", store=store_url, verify=True)
+    assert reasons_of(run, "write") == ["verify-failed:changed"]
+    assert reasons_of(run, "each") == ["upstream-changed:p"] * 2  # all files written again
+
+
 def test_custom_verify_callable(tmp_path, sqlite_url) -> None:
     wf = Workflow("cv")
     ok = {"v": True}
