@@ -347,7 +347,11 @@ def _dataclass_info(cls: type) -> _DataclassInfo | None:
 
 
 def _type_name(t: type) -> str:
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    """A class as the user knows it: a pipeline script's by its file stem (``pipeline.Weird``),
+    however this process loaded the script (``script_modules``)."""
+    if t.__module__ == "builtins":
+        return t.__qualname__
+    return f"{script_modules.stored_name(t.__module__)}.{t.__qualname__}"
 
 
 def _refusal_for(x: object) -> _Refusal:

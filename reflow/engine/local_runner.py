@@ -534,7 +534,8 @@ class InlineExecution:
             kwargs = dict(kwargs)
             for name in spec.rundir_params:
                 kwargs[name] = self.run_dir
-        where = f"output of task '{spec.name}'" + (f"[{p.index}]" if p.index is not None else "")
+        # As the worker says it: "output of task 'name[3]'".
+        where = f"output of task '{spec.name}" + (f"[{p.index}]'" if p.index is not None else "'")
         try:
             value = spec.func(**kwargs)
             out = value_hash(value, where=where)

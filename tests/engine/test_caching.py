@@ -290,6 +290,20 @@ def test_unencodable_output_fails_with_clear_message(tmp_path, sqlite_url) -> No
     assert "output of task 'bad'" in inst["error_text"] and "set" in inst["error_text"]
     assert doc["run"]["status"] == "FAILED"
 
+    arr = Workflow("unencodable_element")
+
+    @arr.job()
+    def items() -> list[int]:
+        return [0, 1]
+
+    @arr.array_job()
+    def bad_each(x: Annotated[int, Result(step="items")]) -> Any:
+        return {x} if x else x
+
+    run = arr.run_local(tmp_path / "b", store=sqlite_url, on_error="continue")
+    (failed,) = [i for i in run.status(as_dict=True)["instances"] if i["state"] == "FAILED"]
+    assert "output of task 'bad_each[1]'" in failed["error_text"]  # as the workers say it
+
 
 def test_why_explains_each_changed_component(tmp_path, sqlite_url) -> None:
     wf = make_pipeline()
