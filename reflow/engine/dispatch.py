@@ -9,6 +9,7 @@ for cluster schedulers (the first step runs right here, so the first jobs are qu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -29,10 +30,11 @@ from reflow.engine.driver_host import (
     start_host,
 )
 from reflow.engine.local_runner import check_forced_tasks
+from reflow.engine.recording import marker_row
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.executors.base import Executor
 from reflow.states import RunState, TaskState
-from reflow.store import InstanceRecord, StateChange, Store
+from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.config import Config
@@ -193,6 +195,18 @@ def close_active(
     return rows, moved
 
 
+def _mark_unplanned(run: Run, text: str) -> None:
+    """Give the tasks a cancelled run never planned a marker, as ``run_local`` does: ``status``
+    shows them CANCELLED with why, not "no instances"; a retry replaces it as a skip's."""
+    planned = run.store.status_counts(run.run_id)
+    workflow, now = run.record().workflow, datetime.now(UTC)
+    for spec in run.store.task_specs(run.run_id):
+        if spec.name not in planned:
+            with contextlib.suppress(InstanceConflict):  # a driver planned it meanwhile
+                run.store.insert_instances([marker_row(run.run_id, workflow, spec.name, text,
+                                                       now)])
+
+
 def cancel_run(run: Run, task: str | None = None) -> int:
     """Cancel a run's active instances (or one task's); returns how many were cancelled.
 
@@ -203,6 +217,8 @@ def cancel_run(run: Run, task: str | None = None) -> int:
 
     text = "cancelled by user" + (f" (task '{task}')" if task else "")
     rows, moved = close_active(run.store, run.run_id, task, text)
+    if task is None:
+        _mark_unplanned(run, text)
     jobs = [r.job_id for r in rows if r.id in moved and r.job_id]
     _, options = _host_of(run)
     config = load_config()

@@ -27,10 +27,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reflow.core.codec import loads
-from reflow.engine import reasons, results
+from reflow.engine import results
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.payloads import Element, Meta, write_payload
-from reflow.engine.recording import copy_batch, fresh_row, plan_task, verify_failure_rows
+from reflow.engine.recording import (
+    copy_batch,
+    fresh_row,
+    marker_row,
+    plan_task,
+    verify_failure_rows,
+)
 from reflow.errors import ExecutorError, ReflowError
 from reflow.executors.base import Executor, JobResources, JobSpec, JobState, JobStatus
 from reflow.executors.local import STREAMABLE_ENV
@@ -437,18 +443,10 @@ def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
 
 
 def _skip_marker(ctx: DriverContext, spec: TaskSpec, text: str, *, skipped: bool = True) -> int:
-    """The one row of a task that will not run: CANCELLED with reason ``skipped`` when an
-    upstream task did not succeed, else (a problem found while expanding it) FAILED."""
-    from reflow.store import NewInstance
-
+    """Record ``marker_row`` for ``spec`` (once: a marker already there is kept)."""
     try:
-        ctx.store.insert_instances([NewInstance(
-            run_id=ctx.run_id, workflow=ctx.workflow, task_name=spec.name, array_index=None,
-            attempt=1, state=TaskState.CANCELLED if skipped else TaskState.FAILED,
-            identity="", input_hash="", preimage="{}", input="{}",
-            reason=reasons.SKIPPED if skipped else reasons.NEW, error_text=text,
-            finished_at=datetime.now(UTC), detail=text[:500],
-        )])
+        ctx.store.insert_instances([marker_row(ctx.run_id, ctx.workflow, spec.name, text,
+                                               datetime.now(UTC), skipped=skipped)])
     except InstanceConflict:
         return 0
     return 1

@@ -27,16 +27,15 @@ from reflow.core.graph import TaskGraph
 from reflow.core.hashing import value_hash
 from reflow.core.parameters import resolve_parameters
 from reflow.core.spec import TaskSpec
-from reflow.engine import reasons
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
-from reflow.engine.recording import copy_batch, plan_task, planned_instance
+from reflow.engine.recording import copy_batch, marker_row, plan_task, planned_instance
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
 from reflow.errors import EncodeError, OptionError, RunFailedError, UnknownTaskError, suggestion
 from reflow.states import RunState, TaskState
-from reflow.store import InstanceRecord, NewInstance, Store
+from reflow.store import InstanceRecord, Store
 from reflow.store.cache import TaskHistory
 from reflow.store.writes import RecordedInstance
 
@@ -379,11 +378,9 @@ class InlineExecution:
 
     def _insert_skip_marker(self, spec: TaskSpec, message: str) -> None:
         now = datetime.now(UTC)
-        self.buffer.add(RecordedInstance.of(NewInstance(
-            run_id=self.run_id, workflow=self.workflow, task_name=spec.name, array_index=None,
-            attempt=1, state=TaskState.CANCELLED, identity="", input_hash="", preimage="{}",
-            input="{}", reason=reasons.SKIPPED, error_text=message, finished_at=now,
-        ), [(None, TaskState.CANCELLED.value, now, message)]))
+        self.buffer.add(RecordedInstance.of(
+            marker_row(self.run_id, self.workflow, spec.name, message, now),
+            [(None, TaskState.CANCELLED.value, now, message)]))
 
     # -- executing -------------------------------------------------------------------------
     def _run_pending(self, pending: list[_Pending]) -> None:

@@ -14,6 +14,7 @@ from reflow.core.spec import TaskSpec
 from reflow.engine import reasons
 from reflow.engine.expand import Expanded
 from reflow.engine.planner import Decision, bypass_reason, decide, explain_misses
+from reflow.states import TaskState
 from reflow.store import CachedCopy, CopyBatch, NewInstance, NewVerifyFailure, Store
 from reflow.store.cache import TaskHistory
 from reflow.store.writes import RecordedInstance
@@ -75,6 +76,20 @@ def fresh_row(run_id: str, workflow: str, task: str, e: Expanded, reason: str, s
         run_id=run_id, workflow=workflow, task_name=task, array_index=e.index, attempt=1,
         state=state, identity=e.identity, input_hash=e.input_hash, preimage=e.preimage_json,
         input=e.input_json, reason=reason, started_at=started_at, detail=detail,
+    )
+
+
+def marker_row(run_id: str, workflow: str, task: str, text: str, at: datetime, *,
+               skipped: bool = True) -> NewInstance:
+    """The one row of a task that will not run: CANCELLED with reason ``skipped`` when an
+    upstream task did not succeed or the run stopped first, else (a problem found while
+    expanding it) FAILED. ``status`` shows the task with its reason instead of nothing."""
+    return NewInstance(
+        run_id=run_id, workflow=workflow, task_name=task, array_index=None, attempt=1,
+        state=TaskState.CANCELLED if skipped else TaskState.FAILED, identity="",
+        input_hash="", preimage="{}", input="{}",
+        reason=reasons.SKIPPED if skipped else reasons.NEW, error_text=text, finished_at=at,
+        detail=text[:500],
     )
 
 

@@ -90,6 +90,9 @@ def test_cancel_stops_running_workers_and_records_cancelled(local_env: Path) -> 
     assert run.cancel() == 3
     assert run.state == "CANCELLED"
     assert states(run, "work") == ["CANCELLED"] * 3
+    (total,) = run.store.latest_instances(run.run_id, "total")  # never planned, yet shown
+    assert (total.state, total.reason, total.error_text) == (
+        "CANCELLED", "skipped", "cancelled by user")
     wait_for(lambda: not pid_alive(pid), what="the worker to be terminated")
     assert not (run_dir / "ctl" / "pid-1").exists()  # the queued elements never started
     assert run.retry() == 3  # a cancelled run can be retried: hangs removed first
