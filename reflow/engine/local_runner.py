@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 BATCH_FIRST, BATCH_MIN, BATCH_MAX = 256, 16, 8192
 BATCH_SECONDS = 0.5
+START_REUSE_SECONDS = 0.001  # see InlineExecution._start_time
 _RUNNING_STATE = TaskState.RUNNING.value
 _PENDING_STATE = TaskState.PENDING.value
 _RUNNING = frozenset({_RUNNING_STATE})
@@ -227,6 +228,7 @@ class InlineExecution:
         self.buffer = WriteBehind(store, max_age=BATCH_SECONDS)
         self._history: TaskHistory | None = None
         self._history_at = 0.0
+        self._last_end: tuple[datetime, float] | None = None  # (end, monotonic) of the last body
 
     # -- top level -------------------------------------------------------------------------
     def execute(self) -> RunState:
@@ -415,7 +417,7 @@ class InlineExecution:
         The history reads as on the driver path (PENDING first, SPEC §4), and an element
         still waiting for a worker is not shown RUNNING with a start time it never had.
         """
-        now = datetime.now(UTC)
+        now = self._start_time()  # never later than the first one's start
         add = self.buffer.add
         details: dict[str, tuple[str, str]] = {}  # texts per reason, shared by the rows
         for p in batch:
@@ -437,6 +439,15 @@ class InlineExecution:
         assert p.slot is not None
         self.buffer.change(p.slot, _WAITING, _RUNNING_STATE, p.running, {"started_at": at}, at)
 
+    def _start_time(self) -> datetime:
+        """When the next body starts, one after another: the previous one's end if that was
+        under a millisecond ago (the same time object, so written as text once; a chain's
+        tasks and an array's elements follow each other that closely), else now."""
+        last = self._last_end
+        if last is not None and time.monotonic() - last[1] < START_REUSE_SECONDS:
+            return last[0]
+        return datetime.now(UTC)
+
     def _begin_and_call(self, p: _Pending) -> _Outcome:
         """A pool thread's work: its own start recorded under the lock, then the body."""
         with self.buffer.lock:
@@ -455,12 +466,8 @@ class InlineExecution:
         try:
             if self.max_workers == 1:
                 lock = self.buffer.lock
-                # One after another, an instance starts as the one before it ends: its end
-                # time serves as the start (the same object, so written as text once), unless
-                # a write of the buffer came in between.
-                at: datetime | None = None
                 for i, p in enumerate(batch):
-                    self._begin(p, at or datetime.now(UTC))
+                    self._begin(p, self._start_time())
                     lock.release()  # as ``buffer.released()``, without its per-call cost
                     try:
                         outcome = self._call(p)
@@ -468,10 +475,11 @@ class InlineExecution:
                         lock.acquire()
                     self._record(p, outcome)
                     self._stop_if_cancelled()
+                    self._last_end = (outcome.at, time.monotonic())
                     if self.stopped_by:
                         self._cancel_unstarted(batch[i + 1:])
                         break
-                    at = None if self.buffer.flush_if_due() else outcome.at
+                    self.buffer.flush_if_due()
             else:
                 self._execute_parallel(batch)
         except KeyboardInterrupt:

@@ -111,12 +111,9 @@ class WriteBehind:
             or len(self._new) + len(self._changes) + len(self._copies) >= self.max_rows
         )
 
-    def flush_if_due(self) -> bool:
-        """Write the buffer if it is due; whether it was written."""
+    def flush_if_due(self) -> None:
         if self._since is not None and self.due():
             self.flush()
-            return True
-        return False
 
     def flush(self) -> None:
         """Write everything buffered in one transaction (the caller holds ``lock``)."""
