@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -495,8 +495,11 @@ class InlineExecution:
             }
             todo = set(futures)
             while todo:
+                # Woken by each finished body (its result is recorded, and written within
+                # BATCH_SECONDS), or after BATCH_SECONDS to notice a cancel: waiting for the
+                # whole batch held finished work back, and lost it with a killed process.
                 with self.buffer.released():
-                    done, todo = wait(todo, return_when=FIRST_EXCEPTION)
+                    done, todo = wait(todo, timeout=BATCH_SECONDS, return_when=FIRST_COMPLETED)
                 for f in done:
                     self._record(futures[f], f.result())
                 self._stop_if_cancelled()

@@ -110,3 +110,32 @@ def test_slow_task_shows_running_and_earlier_work_is_written_while_it_runs(
         slow_history = [(t.from_state, t.to_state) for t in store.transitions(run.run_id)
                         if t.task_name == "slow"]
     assert slow_history == [(None, "PENDING"), ("PENDING", "RUNNING"), ("RUNNING", "SUCCESS")]
+
+
+def test_with_several_workers_a_finished_element_is_written_while_a_slow_one_runs(
+    tmp_path, sqlite_url
+) -> None:
+    wf = Workflow("wb_parallel")
+
+    @wf.job()
+    def items() -> list[int]:
+        return [0, 1]
+
+    @wf.array_job()
+    def work(x: Annotated[int, Result(step="items")]) -> str:
+        if x == 0:
+            return "fast"
+        deadline = time.monotonic() + 20  # element 1 waits to see element 0 in the store
+        while time.monotonic() < deadline:
+            with Store.open(sqlite_url) as store:
+                runs = store.list_runs(workflow="wb_parallel")
+                rows = store.latest_instances(runs[0].run_id, "work") if runs else []
+            if [r.state for r in rows if r.array_index == 0] == ["SUCCESS"]:
+                return "saw element 0 recorded"
+            time.sleep(0.05)
+        return "element 0 was held back"
+
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, max_workers=2)
+    with Store.open(sqlite_url) as store:
+        outputs = [loads(r.output or "null") for r in store.latest_instances(run.run_id, "work")]
+    assert outputs == ["fast", "saw element 0 recorded"]
