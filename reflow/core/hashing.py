@@ -91,10 +91,20 @@ def value_hash(value: object, *, where: str = "value",
         if key not in fingerprints:
             found = known[key] if known is not None and key in known else fingerprint(key)
             fingerprints[key] = None if found is None else list(found)
-    h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
-    h.update(_SEPARATOR)
-    h.update(canonical_json(fingerprints).encode("utf-8", "surrogatepass"))
-    return ValueHash(h.hexdigest(), fingerprints, text)
+    return ValueHash(output_digest(text, fingerprints), fingerprints, text)
+
+
+def output_digest(canonical: str, fingerprints: Mapping[str, Sequence[int] | None]) -> str:
+    """The hash of an output given its canonical text and its files' fingerprints.
+
+    ``value_hash`` computes it; the driver computes it again from a worker's result file, so
+    a file changed after it was written is not recorded with a hash of other contents.
+    """
+    h = hashlib.sha256(canonical.encode("utf-8", "surrogatepass"))
+    if fingerprints:
+        h.update(_SEPARATOR)
+        h.update(canonical_json(fingerprints).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def element_hashes(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reflow.core.codec import loads
+from reflow.core.hashing import output_digest
 from reflow.engine import results
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.payloads import Element, Meta, write_payload
@@ -148,6 +149,9 @@ def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     started: list[results.Started] = []
     finished: list[results.Finished] = []
     for item in results.scan(ctx.state_dir):
+        if isinstance(item, results.Finished) and not _hash_matches(item):
+            item = results.BadFile(item.path, "its output does not match its output_hash "
+                                   "(the file changed after the worker wrote it)")
         if isinstance(item, results.BadFile):
             message = f"ignored malformed worker file {item.path}: {item.problem}"
             log.warning("run %s: %s", ctx.run_id, message)
@@ -158,6 +162,14 @@ def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
         elif not _awaits_scheduler(item, by_id):
             finished.append(item)
     return _record_reports(ctx, by_id, started, finished, failed)
+
+
+def _hash_matches(f: results.Finished) -> bool:
+    """Whether a SUCCESS file's output hashes to the hash it carries (a FAILED one has none)."""
+    if f.state != "SUCCESS" or f.output is None or f.output_hash is None:
+        return True
+    recorded = json.loads(f.fingerprints) if f.fingerprints else {}
+    return output_digest(f.output, recorded) == f.output_hash
 
 
 def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, InstanceRecord]) -> bool:
@@ -298,7 +310,8 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     late = [x for x in (results.read_one(ctx.state_dir, r.id) for r in lost)
             if isinstance(x, results.Finished)]
     changed = _record_reports(ctx, by_id, [], late, failed, statuses) if late else 0
-    changes = [_lost_change(r, statuses.get(r.job_id or "")) for r in lost if r.id in by_id]
+    changes = [_lost_change(ctx, r, statuses.get(r.job_id or "")) for r in lost
+               if r.id in by_id]
     moved = set(ctx.store.apply(changes))
     failed.extend(r for r in lost if r.id in moved)
     return changed + len(moved)
@@ -310,13 +323,16 @@ def _scheduler_state(st: JobStatus | None) -> str | None:
     return st.raw_state.split()[0] if st and st.raw_state else None
 
 
-def _lost_change(r: InstanceRecord, st: JobStatus | None) -> StateChange:
+def _lost_change(ctx: DriverContext, r: InstanceRecord, st: JobStatus | None) -> StateChange:
     raw = _scheduler_state(st) or "UNKNOWN"
     code = st.exit_code if st else None
     log_hint = (f"; see {r.stderr_path}" if r.stderr_path and Path(r.stderr_path).exists()
                 else "")
+    unreadable = results.set_aside_path(ctx.state_dir, r.id)
+    what = (f"and its result file could not be read (kept as {unreadable})"
+            if unreadable.exists() else "without writing a result")
     text = (f"job {r.job_id} ended {raw}" + (f" (exit {code})" if code is not None else "")
-            + f" without writing a result{log_hint}")
+            + f" {what}{log_hint}")
     if st and st.reason:
         text += f" ({st.reason})"
     return StateChange(r.id, _IN_FLIGHT, "FAILED", text, {

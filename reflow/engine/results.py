@@ -189,6 +189,11 @@ def read_one(state_dir: Path, instance_id: int) -> Report | None:
     return _parse(path) if path.exists() else None
 
 
+def set_aside_path(state_dir: Path, instance_id: int) -> Path:
+    """Where an unreadable result file of ``instance_id`` is kept (``set_aside``)."""
+    return results_dir(state_dir) / f"{instance_id}{RESULT}{BAD}"
+
+
 def set_aside(bad: BadFile) -> None:
     """Rename a malformed file so that later scans do not report it again."""
     with contextlib.suppress(OSError):

@@ -13,6 +13,7 @@ from driver_helpers import states, write_pipeline
 from fake_executor import FakeExecutor
 
 from reflow import Run, Store, Workflow
+from reflow.core.hashing import output_digest
 from reflow.engine.driver import DriverContext, step
 from reflow.engine.driver_host import load_context
 from reflow.engine.results import results_dir
@@ -71,9 +72,23 @@ def test_corrupted_result_file_is_reported_and_the_instance_fails_cleanly(
     assert bad.with_name(bad.name + ".bad").exists() and not bad.exists()
     assert states(run, "work") == ["SUCCESS", "FAILED", "SUCCESS"]
     failed = run.store.instance(row.id)
-    assert failed.scheduler_state == "COMPLETED" and "without writing a result" in (
-        failed.error_text or "")
+    assert failed.scheduler_state == "COMPLETED" and (  # said so, not "wrote no result"
+        f"its result file could not be read (kept as {bad}.bad)" in (failed.error_text or ""))
     assert steps_until_done(ctx) == "FAILED"
+
+
+def test_a_result_file_changed_after_it_was_written_is_not_recorded(tmp_path: Path) -> None:
+    """A well-formed file whose output no longer hashes to its output_hash (SPEC §3: the
+    output hash is the hash of the encoded output) is set aside, not stored as it says."""
+    run, ctx, row = element_left_to_its_file(tmp_path, "COMPLETED")
+    path = results_dir(ctx.state_dir) / f"{row.id}.result"
+    digest = output_digest("10", {})
+    path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "output": "12345",
+                                "output_hash": digest}))
+    report = step(ctx)
+    assert any("does not match its output_hash" in p and str(path) in p for p in report.problems)
+    assert states(run, "work") == ["SUCCESS", "FAILED", "SUCCESS"]
+    assert not run.store.find_cached({row.identity})
 
 
 def element_left_to_its_file(
