@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Self
@@ -363,7 +363,8 @@ class _Supervisor:
                         open(self.path("stderr", index), "ab") as err:
                     running[index] = subprocess.Popen(
                         self.job["command"], stdin=subprocess.DEVNULL, stdout=out,
-                        stderr=err, env=self.env_for(index), cwd=self.job["workdir"])
+                        stderr=err, env=self.env_for(index), cwd=self.job["workdir"],
+                        preexec_fn=die_with_parent())
                 held[index] = slot
                 self.log(f"S {index}")
             for index, proc in list(running.items()):
@@ -435,6 +436,31 @@ class _Supervisor:
                     self.stop(stream.proc)
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has a worker killed when its supervisor dies (Linux only).
+
+    A supervisor killed with -9 (the OOM killer, a user) left its workers running: the
+    element was recorded lost, and a retry ran a second copy beside the first. A scheduler
+    kills the whole job; ``PR_SET_PDEATHSIG`` does that here. Elsewhere (macOS) None.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:  # runs in the child, between fork and exec
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 @dataclass
 class _Stream:
     proc: subprocess.Popen[bytes]
@@ -451,7 +477,7 @@ class _Stream:
         with open(sup.dir / f"worker-{number}.log", "ab") as log:
             proc = subprocess.Popen(sup.job["command"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=log, env=env,
-                                    cwd=sup.job["workdir"])
+                                    cwd=sup.job["workdir"], preexec_fn=die_with_parent())
         assert proc.stdout is not None
         return cls(proc, proc.stdout, sup, slot)
 

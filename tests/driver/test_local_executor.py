@@ -132,6 +132,23 @@ def test_two_runs_sharing_a_run_dir_never_take_each_others_results(local_env: Pa
     assert [r.output for r in second.store.latest_instances(second.run_id, "total")] == ["30"]
 
 
+def test_a_worker_dies_with_its_killed_supervisor(local_env: Path) -> None:
+    """Linux: a supervisor killed with -9 takes its workers with it, as a scheduler ends a
+    whole job; an orphan would run on beside the attempt a retry starts."""
+    wf = write_pipeline(local_env)
+    run_dir = local_env / "r"
+    ctl(run_dir, "hang-0")
+    run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local", n=1)
+    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-0").exists()
+                       and (run_dir / "ctl" / "pid-0").read_text(), what="element 0"))
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    supervisor = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
+    os.kill(supervisor, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the worker to die with it")
+    assert run.wait(60) == "FAILED"
+    assert states(run, "work") == ["FAILED"]
+
+
 def test_a_worker_interrupted_by_sigterm_fails_its_element_only(local_env: Path) -> None:
     """A stream worker exits after an interrupted element; the next one needs a new worker,
     not the pipe of the one that is gone (it was recorded lost without ever running)."""
