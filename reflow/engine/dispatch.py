@@ -200,11 +200,16 @@ def _mark_unplanned(run: Run, text: str) -> None:
     shows them CANCELLED with why, not "no instances"; a retry replaces it as a skip's."""
     planned = run.store.status_counts(run.run_id)
     workflow, now = run.record().workflow, datetime.now(UTC)
-    for spec in run.store.task_specs(run.run_id):
-        if spec.name not in planned:
-            with contextlib.suppress(InstanceConflict):  # a driver planned it meanwhile
-                run.store.insert_instances([marker_row(run.run_id, workflow, spec.name, text,
-                                                       now)])
+    markers = [marker_row(run.run_id, workflow, spec.name, text, now)
+               for spec in run.store.task_specs(run.run_id) if spec.name not in planned]
+    if not markers:
+        return
+    try:
+        run.store.insert_instances(markers)  # one transaction for all
+    except InstanceConflict:  # a driver planned one meanwhile: keep what it planned
+        for marker in markers:
+            with contextlib.suppress(InstanceConflict):
+                run.store.insert_instances([marker])
 
 
 def cancel_run(run: Run, task: str | None = None) -> int:

@@ -70,6 +70,12 @@ def ctl(run_dir: Path, name: str, text: str = "") -> Path:
     return path
 
 
+def worker_pid(run_dir: Path, index: int, what: str) -> int:
+    """The pid element ``index`` wrote once it started (its ``ctl/pid-<index>`` file)."""
+    path = run_dir / "ctl" / f"pid-{index}"
+    return int(wait_for(lambda: path.exists() and path.read_text(), what=what))
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``check`` until it returns something truthy (never a bare sleep as sync)."""
     deadline = time.monotonic() + timeout

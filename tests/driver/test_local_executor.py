@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from driver_helpers import ctl, pid_alive, states, wait_for, write_pipeline
+from driver_helpers import ctl, pid_alive, states, wait_for, worker_pid, write_pipeline
 
 from reflow import Run, RunStalledError
 from reflow.engine.dispatch import resume_run
@@ -64,8 +64,7 @@ def test_worker_killed_ends_failed_with_its_state_and_retry_completes(local_env:
     run_dir = local_env / "r"
     ctl(run_dir, "hang-1")
     run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local", n=3)
-    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-1").exists()
-                       and (run_dir / "ctl" / "pid-1").read_text(), what="element 1 to start"))
+    pid = worker_pid(run_dir, 1, "element 1 to start")
     os.kill(pid, signal.SIGKILL)
     assert run.wait(60) == "FAILED"
     (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
@@ -85,8 +84,7 @@ def test_cancel_stops_running_workers_and_records_cancelled(local_env: Path) -> 
         ctl(run_dir, f"hang-{i}")
     run = wf.submit(run_dir, store=str(local_env / "m.db"),
                     executor=LocalExecutor(max_workers=1), n=3)
-    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-0").exists()
-                       and (run_dir / "ctl" / "pid-0").read_text(), what="element 0"))
+    pid = worker_pid(run_dir, 0, "element 0")
     assert run.cancel() == 3
     assert run.state == "CANCELLED"
     assert states(run, "work") == ["CANCELLED"] * 3
@@ -139,8 +137,7 @@ def test_a_worker_dies_with_its_killed_supervisor(local_env: Path) -> None:
     run_dir = local_env / "r"
     ctl(run_dir, "hang-0")
     run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local", n=1)
-    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-0").exists()
-                       and (run_dir / "ctl" / "pid-0").read_text(), what="element 0"))
+    pid = worker_pid(run_dir, 0, "element 0")
     stat = Path(f"/proc/{pid}/stat").read_text()
     supervisor = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
     os.kill(supervisor, signal.SIGKILL)
@@ -157,8 +154,7 @@ def test_a_worker_interrupted_by_sigterm_fails_its_element_only(local_env: Path)
     ctl(run_dir, "hang-0")
     run = wf.submit(run_dir, store=str(local_env / "m.db"),
                     executor=LocalExecutor(max_workers=1), n=3)
-    pid = int(wait_for(lambda: (run_dir / "ctl" / "pid-0").exists()
-                       and (run_dir / "ctl" / "pid-0").read_text(), what="element 0"))
+    pid = worker_pid(run_dir, 0, "element 0")
     os.kill(pid, signal.SIGTERM)
     assert run.wait(60) == "FAILED"
     assert states(run, "work") == ["FAILED", "SUCCESS", "SUCCESS"]
