@@ -18,6 +18,7 @@ from reflow.core.codec import display
 from reflow.core.hashing import sha256_hex, short
 from reflow.engine import reasons
 from reflow.engine.reasons import diff_preimages
+from reflow.engine.run_records import RETRY_VERIFY, verifies_cache_hits
 from reflow.errors import ReflowError, UnknownTaskError, suggestion
 from reflow.processes import process_alive
 from reflow.states import RunState, TaskState
@@ -179,6 +180,7 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
             RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
         raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
+    store.set_run_options(run.run_id, {**_options(store, run.run_id), RETRY_VERIFY: verify})
     new_ids = store.new_attempts(sorted(r.id for r in targets), detail="retry requested")
     for kind in sorted(set(stale.values())):
         new_ids += store.new_attempts(sorted(i for i, k in stale.items() if k == kind),
@@ -279,7 +281,7 @@ def continue_run(run: Run, *, background: bool = False) -> None:
         existing.setdefault(r.task_name, []).append(r)
     InlineExecution(
         wf.name, graph, run.store, run.run_id, Path(rec.run_dir), per_task,
-        verify=bool(options.get("verify")), on_error=options.get("on_error", "stop"),
+        verify=verifies_cache_hits(options), on_error=options.get("on_error", "stop"),
         max_workers=int(options.get("max_workers", 1)), existing=existing,
         # The run's own force options hold for what is planned from here, as on the driver
         # path: a forced run resumed or retried must not take cache hits it asked to skip.

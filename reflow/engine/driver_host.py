@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from reflow.engine import results
 from reflow.engine.driver import DriverContext, StepReport, step
+from reflow.engine.run_records import verifies_cache_hits
 from reflow.errors import ExecutorError, ReflowError
 from reflow.executors.base import Executor, JobResources, JobSpec, JobState
 from reflow.processes import process_alive
@@ -112,7 +113,7 @@ def load_context(store: Store, run_id: str, executor: Executor | None = None,
         executor=executor,
         python=config.executor.python, force=bool(options.get("force")),
         force_tasks=frozenset(options.get("force_tasks") or ()),
-        verify=bool(options.get("verify")), max_submit_jobs=config.executor.max_submit_jobs,
+        verify=verifies_cache_hits(options), max_submit_jobs=config.executor.max_submit_jobs,
         submit_options=tuple(config.executor.submit_options),
         caps=dict(config.executor.caps),
     )

@@ -157,3 +157,13 @@ def record_run(
             continue
         return run_id
     raise RuntimeError("could not find a free run id after 20 attempts")  # pragma: no cover
+
+
+# Run option set by ``retry``: SPEC §3 verifies cache hits "by default on retry", so the hits
+# taken by the work a retry sets going are checked as if the run had been started with verify.
+RETRY_VERIFY = "retry_verify"
+
+
+def verifies_cache_hits(options: Mapping[str, Any]) -> bool:
+    """Whether planning under these run options checks a cache hit before reusing it."""
+    return bool(options.get("verify") or options.get(RETRY_VERIFY))

@@ -270,6 +270,53 @@ def test_driver_retry_after_a_failed_upstream_check_uses_the_recomputed_output(
     assert make.output_hash in consume.preimage
 
 
+REPORT_PIPELINE = '''
+from pathlib import Path
+from typing import Annotated
+from reflow import Result, Workflow
+
+wf = Workflow("report_driver")
+HERE = Path(__file__).parent
+
+
+@wf.job()
+def b() -> int:
+    if (HERE / "fail").exists():
+        raise RuntimeError("b told to fail")
+    return 1
+
+
+@wf.job()
+def c(x: Annotated[int, Result(step="b")]) -> Path:
+    path = HERE / "report.json"
+    path.write_text(str(x))
+    return path
+'''
+
+
+def test_driver_retry_verifies_the_cache_hits_it_takes(local_env: Path) -> None:
+    """The hit a retried run's driver finds for c is checked (SPEC §3, verify by default on
+    retry): the first run's report was deleted, so c is recomputed, not reused."""
+    from reflow.engine.entrypoints import load_workflow
+
+    pipeline = local_env / "report_pipeline.py"
+    pipeline.write_text(REPORT_PIPELINE)
+    wf = load_workflow(str(pipeline), "report_driver")
+    store = str(local_env / "m.db")
+    wf.submit(local_env / "r1", store=store, executor="local", wait=True)
+    (local_env / "fail").touch()
+    run = wf.submit(local_env / "r2", store=store, executor="local", wait=True,
+                    force_tasks="b")
+    assert states(run, "c") == ["CANCELLED"]
+    (local_env / "fail").unlink()
+    (local_env / "report.json").unlink()
+    assert run.retry() == 1
+    assert run.wait(60) == "SUCCESS"
+    (c,) = run.store.latest_instances(run.run_id, "c")
+    assert (c.cached, c.reason) == (False, "verify-failed:missing")
+    assert (local_env / "report.json").read_text() == "1"
+
+
 ELEMENT = """
 import os, sys, time
 from pathlib import Path

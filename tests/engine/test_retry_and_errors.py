@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import pytest
 
 from reflow import Result, Run, Workflow
+from reflow.core.codec import decode
 from reflow.errors import RunFailedError, UnknownRunError
 
 
@@ -392,6 +393,16 @@ def test_cancel_runs_takes_ids_or_one_id_and_leaves_finished_runs_alone(
         wf.cancel_runs(["cancelruns-20000101-deadbeef"], sqlite_url)
 
 
+def add_failing_b(wf: Workflow, data: Path) -> None:
+    """Task b of the retry pipelines: fails while ``data/fail`` exists, else returns 1."""
+
+    @wf.job()
+    def b() -> int:
+        if (data / "fail").exists():
+            raise RuntimeError("b told to fail")
+        return 1
+
+
 def test_retry_verifies_what_skipped_dependants_will_read(tmp_path, sqlite_url) -> None:
     """c reads a and b; b failed, so c was skipped: a's file is checked before c runs."""
     data = tmp_path / "data"
@@ -404,11 +415,7 @@ def test_retry_verifies_what_skipped_dependants_will_read(tmp_path, sqlite_url) 
         path.write_text("a")
         return path
 
-    @wf.job()
-    def b() -> int:
-        if (data / "fail").exists():
-            raise RuntimeError("b told to fail")
-        return 1
+    add_failing_b(wf, data)
 
     @wf.job()
     def c(x: Annotated[Path, Result(step="a")], y: Annotated[int, Result(step="b")]) -> str:
@@ -424,3 +431,40 @@ def test_retry_verifies_what_skipped_dependants_will_read(tmp_path, sqlite_url) 
     (a_row,) = latest(run, "a")
     assert a_row["attempt"] == 2 and a_row["reason"].startswith("verify-failed:")
     assert [i["output"] for i in latest(run, "c")] == ["a"]  # the recomputed file, not the edit
+
+
+def report_pipeline(name: str, data: Path) -> Workflow:
+    """b fails while ``data/fail`` exists; c writes a report from b's output."""
+    wf = Workflow(name)
+    add_failing_b(wf, data)
+
+    @wf.job()
+    def c(x: Annotated[int, Result(step="b")]) -> Path:
+        path = data / f"report-{len(list(data.glob('report-*')))}.json"
+        path.write_text(str(x))
+        return path
+
+    return wf
+
+
+@pytest.mark.parametrize("retry_verify", [True, False])
+def test_retry_verifies_the_cache_hits_it_takes(tmp_path, sqlite_url, retry_verify) -> None:
+    """SPEC §3: verification is on by default on retry, for cache hits too. c of the first run
+    is the hit the retried run finds; its report was deleted, so c is recomputed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    wf = report_pipeline("retry_hits", data)
+    wf.run_local(tmp_path / "r1", store=sqlite_url)
+    (data / "fail").touch()
+    run = wf.run_local(tmp_path / "r2", store=sqlite_url, force_tasks="b", on_error="continue")
+    assert [i["reason"] for i in latest(run, "c")] == ["skipped"]
+    (data / "fail").unlink()
+    (data / "report-0.json").unlink()
+    assert run.retry(verify=retry_verify) == 1
+    (c_row,) = latest(run, "c")
+    if retry_verify:
+        assert (c_row["cached"], c_row["reason"]) == (False, "verify-failed:missing")
+        assert decode(c_row["output"]).read_text() == "1"  # written again
+        assert [f.check for f in run.store.verify_failures(run.run_id)] != []
+    else:  # --no-verify trusts the store, as a normal run does
+        assert (c_row["cached"], c_row["reason"]) == (True, "cached")
