@@ -112,7 +112,7 @@ def why(store: Store, run_id: str, task: str, index: int | None = None) -> str:
                 "with the same identity")
     if row.reason == reasons.RETRY and len(attempts) > 1:
         return head + _previous_attempt(attempts)
-    if row.reason == reasons.SKIPPED:
+    if row.is_marker:  # skipped, or its inputs could not be wired: the note says which
         return head + ("\n  " + row.error_text if row.error_text else "")
     if row.reason.startswith("verify-failed"):
         # A retry records the failed check against the attempt it rejected: show those too.
@@ -156,11 +156,13 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
                if task is None or name == task):
         return 0  # asked of the aggregate: a big run's rows are not read for nothing
     rows = store.latest_instances(run.run_id)
-    targets = [r for r in rows if r.state in _RETRYABLE and r.reason != reasons.SKIPPED
-               and (task is None or r.task_name == task)]
-    if not targets:
+    mine = [r for r in rows if r.state in _RETRYABLE and (task is None or r.task_name == task)]
+    targets = [r for r in mine if not r.is_marker]
+    # A task whose inputs could not be wired has one FAILED marker: it is planned afresh.
+    unwired = [r for r in mine if r.is_marker and r.state == TaskState.FAILED]
+    if not targets and not unwired:
         return 0
-    markers = [r.id for r in rows if r.reason == reasons.SKIPPED]
+    markers = [r.id for r in rows if r.is_marker]
     # Import the workflow before changing anything: a pipeline file that moved must leave the
     # run as it was, not with attempts marked that no driver can run.
     graph = run.workflow().validate()
@@ -170,7 +172,7 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     if verify:
         # What will run: the retried tasks and everything downstream of them (skipped, or
         # never planned after a stop); all of it reads upstream outputs recorded before.
-        will_run = graph.descendants(sorted({r.task_name for r in targets}))
+        will_run = graph.descendants(sorted({r.task_name for r in [*targets, *unwired]}))
         stale = _verify_upstream(run, graph, rows, will_run)
         stale_tasks = {r.task_name for r in rows if r.id in stale}
         downstream = graph.descendants(sorted(stale_tasks)) - stale_tasks
@@ -189,7 +191,7 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     if markers or replan:
         store.supersede([*markers, *replan])
     continue_run(run, background=background)
-    return len(new_ids) + replanned
+    return len(new_ids) + replanned + len(unwired)
 
 
 def force_rerun(run: Run, task: str, *, background: bool = False) -> int:
@@ -203,10 +205,10 @@ def force_rerun(run: Run, task: str, *, background: bool = False) -> int:
     check_run_task(store, run.run_id, task)
     graph = run.workflow().validate()
     rows = store.latest_instances(run.run_id)
-    targets = [r.id for r in rows if r.task_name == task and r.reason != reasons.SKIPPED]
+    targets = [r.id for r in rows if r.task_name == task and not r.is_marker]
     downstream = graph.descendants([task]) - {task}
     dependants = [r.id for r in rows if r.task_name in downstream
-                  or (r.task_name == task and r.reason == reasons.SKIPPED)]
+                  or (r.task_name == task and r.is_marker)]
     if not targets and not dependants:
         return 0
     if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={

@@ -33,7 +33,14 @@ from reflow.engine.recording import copy_batch, marker_row, plan_task, planned_i
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
-from reflow.errors import EncodeError, OptionError, RunFailedError, UnknownTaskError, suggestion
+from reflow.errors import (
+    EncodeError,
+    OptionError,
+    ReflowError,
+    RunFailedError,
+    UnknownTaskError,
+    suggestion,
+)
 from reflow.states import RunState, TaskState
 from reflow.store import InstanceRecord, Store
 from reflow.store.cache import TaskHistory
@@ -285,16 +292,31 @@ class InlineExecution:
                     spec, f"skipped: upstream task '{blocked[0]}' {self.tasks[blocked[0]].ended}")
             return []
         rows = self.existing.get(name)
-        if rows:
-            pending = self._resume_task(spec, state, rows)
-            if spec.is_array:
-                # Elements are recorded batch by batch as they start: a process killed
-                # mid-array never recorded the later batches, which are planned now.
-                recorded = {row.array_index for row in rows}
-                missing = [e for e in self._expand(spec) if e.index not in recorded]
-                pending += self._plan(spec, state, missing) if missing else []
-            return pending
-        return self._plan(spec, state, self._expand(spec))
+        try:
+            if rows:
+                pending = self._resume_task(spec, state, rows)
+                if spec.is_array:
+                    # Elements are recorded batch by batch as they start: a process killed
+                    # mid-array never recorded the later batches, which are planned now.
+                    recorded = {row.array_index for row in rows}
+                    missing = [e for e in self._expand(spec) if e.index not in recorded]
+                    pending += self._plan(spec, state, missing) if missing else []
+                return pending
+            return self._plan(spec, state, self._expand(spec))
+        except ReflowError as exc:  # a wiring or encoding problem found only at run time
+            self._fail_unexpanded(spec, state, str(exc))
+            return []
+
+    def _fail_unexpanded(self, spec: TaskSpec, state: _TaskState, message: str) -> None:
+        """The task could not be expanded from its upstream outputs: recorded FAILED with the
+        message, as the driver does, so that ``on_error`` applies as to any failure."""
+        state.failed, state.ended = True, "failed"
+        now = datetime.now(UTC)
+        self.buffer.add(RecordedInstance.of(
+            marker_row(self.run_id, self.workflow, spec.name, message, now, skipped=False),
+            [(None, TaskState.FAILED.value, now, message[:500])]))
+        if self.on_error == "stop":
+            self.stopped_by = self.stopped_by or spec.name
 
     def _expand(self, spec: TaskSpec) -> list[Expanded]:
         upstream = {u: self._outputs_of(u) for u in spec.upstream()}

@@ -138,6 +138,13 @@ class InstanceRecord:
     finished_at: datetime | None
     updated_at: datetime
 
+    @property
+    def is_marker(self) -> bool:
+        """The one row of a task that was never expanded into instances (skipped, not run
+        after a stop, or its inputs could not be wired): it has no identity, and a retry
+        replaces it by planning the task afresh instead of re-running it."""
+        return self.identity == ""
+
 
 @dataclass(slots=True)
 class StateChange:

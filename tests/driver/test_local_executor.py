@@ -317,6 +317,40 @@ def test_driver_retry_verifies_the_cache_hits_it_takes(local_env: Path) -> None:
     assert (local_env / "report.json").read_text() == "1"
 
 
+UNWIRED_PIPELINE = '''
+from typing import Annotated
+from reflow import Result, Workflow
+
+wf = Workflow("unwired_driver")
+
+
+@wf.job()
+def a() -> list[int]:
+    return 5
+
+
+@wf.array_job()
+def m(x: Annotated[int, Result(step="a")]) -> int:
+    return x
+'''
+
+
+def test_driver_retry_of_a_task_whose_inputs_could_not_be_wired(local_env: Path) -> None:
+    """The task's FAILED marker is planned afresh: before, the retry marked the marker itself
+    for a new attempt and the driver died submitting an array job without indices."""
+    from reflow.engine.entrypoints import load_workflow
+
+    pipeline = local_env / "unwired_pipeline.py"
+    pipeline.write_text(UNWIRED_PIPELINE)
+    wf = load_workflow(str(pipeline), "unwired_driver")
+    run = wf.submit(local_env / "r", store=str(local_env / "m.db"), executor="local", wait=True)
+    assert states(run, "m") == ["FAILED"]
+    assert run.retry() == 1
+    assert run.wait(60) == "FAILED"  # not stalled: the driver ended the run
+    (m,) = run.store.latest_instances(run.run_id, "m")
+    assert m.attempt == 2 and "fans out over it" in (m.error_text or "")
+
+
 ELEMENT = """
 import os, sys, time
 from pathlib import Path

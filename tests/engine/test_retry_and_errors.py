@@ -468,3 +468,41 @@ def test_retry_verifies_the_cache_hits_it_takes(tmp_path, sqlite_url, retry_veri
         assert [f.check for f in run.store.verify_failures(run.run_id)] != []
     else:  # --no-verify trusts the store, as a normal run does
         assert (c_row["cached"], c_row["reason"]) == (True, "cached")
+
+
+def unwired_pipeline(name: str) -> Workflow:
+    """a's output cannot be fanned out (not a list): found only once a has run."""
+    wf = Workflow(name)
+
+    @wf.job()
+    def a() -> list[int]:
+        return 5  # type: ignore[return-value]
+
+    @wf.array_job()
+    def m(x: Annotated[int, Result(step="a")]) -> int:
+        return x
+
+    return wf
+
+
+@pytest.mark.parametrize("on_error", ["continue", "stop"])
+def test_inputs_that_cannot_be_wired_fail_the_task_as_on_the_driver_path(
+    tmp_path, sqlite_url, on_error
+) -> None:
+    wf = unwired_pipeline(f"unwired_{on_error}")
+    if on_error == "stop":
+        with pytest.raises(RunFailedError) as err:  # not a bare WiringError without a run
+            wf.run_local(tmp_path / "r", store=sqlite_url, on_error="stop")
+        assert err.value.task == "m"
+        run = Run(err.value.run_id, store=sqlite_url, workflow=wf)
+    else:
+        run = wf.run_local(tmp_path / "r", store=sqlite_url, on_error="continue")
+    assert run.state == "FAILED"
+    (m,) = latest(run, "m")
+    assert m["state"] == "FAILED"
+    assert "task 'a' returned int, but array task 'm' fans out over it" in m["error_text"]
+    # Retried, the task is planned afresh; a's recorded output still cannot be fanned out.
+    assert run.retry() == 1
+    (m,) = latest(run, "m")
+    assert (m["state"], m["attempt"], run.state) == ("FAILED", 2, "FAILED")
+    assert "fans out over it as 'x'; return a list" in run.why("m")
