@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from reflow.core import script_modules
-from reflow.core.spec import JobConfig, TaskSpec, inspect_inputs
+from reflow.core.spec import JobConfig, TaskSpec, checked_job_config, inspect_inputs
 from reflow.errors import GraphError
 
 if TYPE_CHECKING:
@@ -89,29 +89,33 @@ class Flow:
         """Register a task; returns the function unchanged so it stays unit-testable."""
         if callable(name):  # bare @wf.job
             return self.job()(name)
-        retries = int(scheduler_options.pop("retries", 0))
-        retry_on = tuple(scheduler_options.pop("retry_on", ()) or ())
+        retries = scheduler_options.pop("retries", 0)
+        retry_on = scheduler_options.pop("retry_on", ()) or ()
         escalate = dict(scheduler_options.pop("escalate", {}) or {})
         if "queue" in scheduler_options and "partition" not in scheduler_options:
             scheduler_options["partition"] = scheduler_options.pop("queue")
-        config = JobConfig(
-            cpus=int(cpus),
-            time=str(time),
-            mem=str(mem),
-            array_parallelism=array_parallelism,
-            # A string is one command line ("--qos=high --exclusive"), not its characters.
-            submit_options=tuple(shlex.split(submit_options) if isinstance(submit_options, str)
-                                 else submit_options or ()),
-            extra=dict(extra or {}),
-            backend=backend,
-            scheduler_options=dict(scheduler_options),
-            retries=retries,
-            retry_on=retry_on,
-            escalate=escalate,
-        )
 
         def register(func: F) -> F:
             task = name or func.__name__
+            config = checked_job_config(
+                task,
+                cpus=cpus,
+                time=str(time),
+                mem=str(mem),
+                array_parallelism=array_parallelism,
+                # A string is one command line ("--qos=high --exclusive"), not its characters.
+                submit_options=tuple(shlex.split(submit_options)
+                                     if isinstance(submit_options, str)
+                                     else submit_options or ()),
+                extra=dict(extra or {}),
+                backend=backend,
+                scheduler_options=dict(scheduler_options),
+                retries=retries,
+                # One state or exit code may be given alone: "TIMEOUT" is not 7 letters.
+                retry_on=(tuple([retry_on]) if isinstance(retry_on, str | int)
+                          else tuple(retry_on)),
+                escalate=escalate,
+            )
             self._add(self._make_spec(task, func, array, config, version, cache, verify, after))
             return func
 

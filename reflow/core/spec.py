@@ -52,6 +52,40 @@ class JobConfig:
         }
 
 
+def checked_job_config(task: str, **options: Any) -> JobConfig:
+    """``JobConfig(**options)``, every resource and retry option checked at decoration.
+
+    A bad one would otherwise surface only when a driver submits or first retries the task,
+    far from its definition (a driver that died on ``escalate={"memory": 2}`` left its run
+    RUNNING), and on ``run_local`` never.
+    """
+    from reflow.executors.base import FAILURE_STATES, JobResources
+
+    def bad(text: str) -> GraphError:
+        return GraphError(f"task '{task}': {text}")
+
+    for key, least in (("cpus", 1), ("retries", 0), ("array_parallelism", 1)):
+        value = options.get(key)
+        if value is None and key == "array_parallelism":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise bad(f"{key}={value!r} must be a whole number of at least {least}")
+    for item in options.get("retry_on", ()):
+        if isinstance(item, bool) or not isinstance(item, int | str) or (
+                isinstance(item, str) and item.upper() not in FAILURE_STATES):
+            raise bad(f"retry_on={item!r} is neither an exit code (int) nor a scheduler "
+                      f"state; states: {', '.join(sorted(FAILURE_STATES))}")
+    config = JobConfig(**options)
+    try:
+        resources = JobResources.from_options(
+            cpus=config.cpus, mem=config.mem, time=config.time,
+            submit_options=config.submit_options, **config.scheduler_options)
+        resources.scaled(config.escalate)
+    except (TypeError, ValueError) as exc:
+        raise bad(str(exc)) from None
+    return config
+
+
 _NO_DEFAULT = inspect.Parameter.empty
 
 

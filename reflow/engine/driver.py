@@ -39,7 +39,14 @@ from reflow.engine.recording import (
     verify_failure_rows,
 )
 from reflow.errors import ExecutorError, ReflowError
-from reflow.executors.base import Executor, JobResources, JobSpec, JobState, JobStatus
+from reflow.executors.base import (
+    FAILURE_STATES,
+    Executor,
+    JobResources,
+    JobSpec,
+    JobState,
+    JobStatus,
+)
 from reflow.executors.local import STREAMABLE_ENV
 from reflow.states import RunState, TaskState
 from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
@@ -173,15 +180,16 @@ def _hash_matches(f: results.Finished) -> bool:
 
 
 def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, InstanceRecord]) -> bool:
-    """A worker stopped by SIGTERM: its file waits until the scheduler says why.
+    """A failure reported by its worker waits until the scheduler says how the job ended.
 
-    A time limit, a preemption and a ``scancel`` all reach the task as SIGTERM; only the
-    scheduler's final state (TIMEOUT, CANCELLED, ...) tells them apart, and ``retry_on``
+    A time limit, a preemption and a ``scancel`` all reach the task as SIGTERM, and a memory
+    limit often kills a program the task runs rather than the worker; only the scheduler's
+    final state (TIMEOUT, CANCELLED, OUT_OF_MEMORY, ...) tells them apart, and ``retry_on``
     matches on it. Reconciliation records the file once the job has ended.
     """
     row = by_id.get(f.instance_id)
-    return (f.state == "FAILED" and f.exit_code == results.INTERRUPTED_EXIT and row is not None
-            and row.job_id is not None and row.attempt == f.attempt)
+    return (f.state == "FAILED" and row is not None and row.job_id is not None
+            and row.attempt == f.attempt)
 
 
 def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
@@ -225,6 +233,22 @@ def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     return len(moved)
 
 
+_LIMIT_HINTS = {
+    "TIMEOUT": ("ran out of its time limit", "time"),
+    "OUT_OF_MEMORY": ("ran out of its memory limit", "mem"),
+}
+
+
+def _limit_hint(scheduler_state: str | None) -> str:
+    """The traceback only says SIGTERM, or that a program died: say which limit, and the fix."""
+    hint = _LIMIT_HINTS.get(scheduler_state or "")
+    if hint is None:
+        return ""
+    what, key = hint
+    return (f"\nthe job {what} ({scheduler_state}); raise the task's {key}= or let retries "
+            f"escalate it (escalate={{'{key}': 2.0}})")
+
+
 def _result_change(f: results.Finished, scheduler_state: str | None = None) -> StateChange:
     if f.state == "SUCCESS":
         return StateChange(f.instance_id, _IN_FLIGHT, "SUCCESS", "", {
@@ -232,9 +256,7 @@ def _result_change(f: results.Finished, scheduler_state: str | None = None) -> S
             "finished_at": f.finished_at, "exit_code": 0,
         })
     text = (f.error_text or "").strip() or "failed"
-    if scheduler_state == "TIMEOUT":  # the traceback only says SIGTERM: say why, and the fix
-        text += ("\nthe job ran out of its time limit (TIMEOUT); raise the task's time= or "
-                 "let retries escalate it (escalate={'time': 2.0})")
+    text += _limit_hint(scheduler_state)
     fields: dict[str, object] = {"error_text": text, "finished_at": f.finished_at,
                                  "exit_code": f.exit_code}
     if scheduler_state is not None:
@@ -318,9 +340,13 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
 
 
 def _scheduler_state(st: JobStatus | None) -> str | None:
-    """The scheduler's own word for how a job ended ("TIMEOUT"; "CANCELLED by 0" gives
-    "CANCELLED")."""
-    return st.raw_state.split()[0] if st and st.raw_state else None
+    """How a job ended, as ``retry_on`` names it: Slurm's own word where it is one of
+    ``FAILURE_STATES`` ("CANCELLED by 0" gives "CANCELLED", "PREEMPTED" stays), else the
+    normalised state (LSF's "EXIT" is FAILED, PBS's exit -29 TIMEOUT)."""
+    if st is None:
+        return None
+    word = st.raw_state.split()[0].upper() if st.raw_state.strip() else ""
+    return word if word in FAILURE_STATES else str(st.state)
 
 
 def _lost_change(ctx: DriverContext, r: InstanceRecord, st: JobStatus | None) -> StateChange:
@@ -487,15 +513,21 @@ def resources_for(spec: TaskSpec, attempt: int, caps: Mapping[str, str],
 
 
 def _submit(ctx: DriverContext, report: StepReport) -> int:
+    """Submit ready instances, one job per (task, attempt); at most ``max_submit_jobs``
+    elements per step, counted over the groups actually submitted: a task held back by its
+    ``array_parallelism`` must not use up the step's budget of the tasks behind it."""
     ready = ctx.store.latest_instances(ctx.run_id, states=_READY)
-    if ctx.max_submit_jobs is not None:
-        ready = ready[:ctx.max_submit_jobs]
     groups: dict[tuple[str, int], list[InstanceRecord]] = {}
     for r in ready:
         groups.setdefault((r.task_name, r.attempt), []).append(r)
     moved = 0
+    budget = ctx.max_submit_jobs
     in_flight: dict[str, int] | None = None
     for (task, attempt), rows in groups.items():
+        if budget is not None:
+            if budget <= 0:
+                break
+            rows = rows[:budget]
         spec = ctx.graph.specs[task]
         limit = spec.config.array_parallelism if spec.is_array else None
         if limit is not None:
@@ -508,6 +540,8 @@ def _submit(ctx: DriverContext, report: StepReport) -> int:
             if limit <= 0:
                 continue  # submitted once some of those have ended
             in_flight[task] = in_flight.get(task, 0) + len(rows)
+        if budget is not None:
+            budget -= len(rows)
         moved += _submit_group(ctx, spec, attempt, rows, report, limit)
     return moved
 

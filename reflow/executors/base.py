@@ -62,6 +62,17 @@ class JobState(StrEnum):
         return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
 
 
+# How a failed job ended, in the words recorded as an instance's ``scheduler_state`` and
+# matched by ``retry_on``: the normalised states, Slurm's more specific words, the local
+# executor's KILLED (ended by a signal), REFUSED (the scheduler would not take the job) and
+# UNKNOWN (the scheduler lost it). Other schedulers' own words ("EXIT", "F") are recorded as
+# the normalised state, so one ``retry_on`` works everywhere.
+FAILURE_STATES = frozenset({
+    "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+    "DEADLINE", "KILLED", "REFUSED", "UNKNOWN",
+})
+
+
 # ---------------------------------------------------------------------------------------
 # Resource strings. Users write Slurm-style values everywhere; each adapter renders them in
 # its scheduler's own units, so they are parsed once into MiB and seconds.
@@ -222,8 +233,9 @@ class JobResources:
                     f"cannot scale resource {key!r}; scalable resources are cpus, mem and time"
                 )
         for key, factor in factors.items():
-            if factor <= 0:
-                raise ValueError(f"scale factor for {key} must be positive, not {factor!r}")
+            if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
+                raise ValueError(
+                    f"scale factor for {key} must be a positive number, not {factor!r}")
         mem, time, cpus = self.mem_mib, self.time_seconds, self.cpus
         new_mem = math.ceil(mem * factors.get("mem", 1.0))
         new_time = math.ceil(time * factors.get("time", 1.0))

@@ -469,3 +469,38 @@ def test_submit_options_given_as_one_string_are_split_like_a_command_line() -> N
 
     assert wf.tasks["a"].config.submit_options == ("--comment=a b", "--exclusive")
     assert wf.tasks["b"].config.submit_options == ("--qos=high",)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"mem": "lots"}, "task 'job': memory 'lots' is not understood"),
+    ({"time": "forever"}, "task 'job': time 'forever' is not understood"),
+    ({"cpus": 0}, "task 'job': cpus=0 must be a whole number of at least 1"),
+    ({"array_parallelism": 0}, "array_parallelism=0 must be a whole number of at least 1"),
+    ({"retries": -1}, "retries=-1 must be a whole number of at least 0"),
+    ({"retry_on": ("OOM",)}, "retry_on='OOM' is neither an exit code (int) nor a scheduler"),
+    ({"escalate": {"memory": 2.0}}, "cannot scale resource 'memory'"),
+    ({"escalate": {"mem": 0}}, "scale factor for mem must be a positive number, not 0"),
+    ({"escalate": {"mem": "2"}}, "scale factor for mem must be a positive number, not '2'"),
+    ({"partition": "a", "queue": "b"}, "partition='a' and queue='b' disagree"),
+], ids=repr)
+def test_decorator_rejects_resources_and_retry_policies_a_driver_could_not_use(
+        options: dict[str, Any], message: str) -> None:
+    """Found at definition, naming the task: not when a driver submits or first retries it
+    (a bad escalate key killed the driver and left the run RUNNING)."""
+    wf = Workflow("resources")
+    with pytest.raises(ValueError) as err:
+        wf.job(**options)(job)
+    assert message in str(err.value)
+    assert wf.tasks == {}
+
+
+def test_one_retry_on_state_may_be_given_alone() -> None:
+    wf = Workflow("retry_one")
+    wf.job(retries=2, retry_on="TIMEOUT")(job)
+    wf.job(name="by_code", retry_on=137)(job)
+    assert wf.tasks["job"].config.retry_on == ("TIMEOUT",)  # not seven letters
+    assert wf.tasks["by_code"].config.retry_on == (137,)
+
+
+def job() -> int:
+    return 1

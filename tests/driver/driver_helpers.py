@@ -18,6 +18,8 @@ from reflow.engine.entrypoints import load_workflow
 
 PIPELINE = '''
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +45,9 @@ def work(x: Annotated[int, Result(step="produce")], run_dir: RunDir = RunDir()) 
     if (ctl / f"hog-{{x}}").exists():
         hog = b"x" * (int((ctl / f"hog-{{x}}").read_text()) << 20)
         del hog
+    if (ctl / f"childhog-{{x}}").exists():  # a program the task runs takes the memory
+        size = int((ctl / f"childhog-{{x}}").read_text())
+        subprocess.run([sys.executable, "-c", f"b = b'x' * ({{size}} << 20)"], check=True)
     while (ctl / f"hang-{{x}}").exists():
         time.sleep(0.05)
     return x * 10

@@ -78,9 +78,10 @@ class FakeExecutor(Executor):
                 if self.states[element].state != JobState.PENDING:
                     continue
                 if self.no_result.get(index):
-                    state = self.no_result[index].pop(0)
+                    # "STATE" or "STATE:RAW", the scheduler's own word for it
+                    state, _, raw = self.no_result[index].pop(0).partition(":")
                     self.states[element] = JobStatus(element, state, 137 if state != "COMPLETED"
-                                                     else 0, state)
+                                                     else 0, raw or state)
                     continue
                 worker = worker or Worker(Path(job.command[-1]))
                 code = worker.run(index)

@@ -149,6 +149,30 @@ def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
     assert (second.attempt, second.state) == (2, "SUCCESS")
 
 
+@pytest.mark.parametrize(("ending", "retry_on", "exit_code"), [
+    ("OUT_OF_MEMORY", ("OUT_OF_MEMORY",), 1),  # a program the task ran was killed
+    ("FAILED", ("FAILED",), 1),  # the task raised
+    ("FAILED:EXIT", ("FAILED",), 1),  # LSF's word for it: recorded as the normalised state
+])
+def test_a_failure_its_worker_reported_waits_for_the_schedulers_state(
+        tmp_path: Path, ending: str, retry_on: tuple[str], exit_code: int) -> None:
+    """Any FAILED result file waits for how the scheduler says the job ended, so retry_on
+    matches a memory kill of a child process (the worker itself wrote FAILED, exit 1)."""
+    run, ctx, row = element_left_to_its_file(tmp_path, ending, retries=1, retry_on=retry_on)
+    path = results_dir(ctx.state_dir) / f"{row.id}.result"
+    path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "state": "FAILED",
+                                "output": None, "output_hash": None, "exit_code": exit_code,
+                                "error_text": "CalledProcessError: died with SIGKILL"}))
+    assert steps_until_done(ctx) == "SUCCESS"  # retried once, then it ran
+    first, second = run.store.history(run.run_id, "work", 1)
+    state = ending.partition(":")[0]
+    assert (first.state, first.scheduler_state, first.exit_code) == ("FAILED", state, 1)
+    assert (second.attempt, second.state) == (2, "SUCCESS")
+    if ending == "OUT_OF_MEMORY":
+        assert (first.error_text or "").splitlines()[-1].startswith(
+            "the job ran out of its memory limit (OUT_OF_MEMORY); raise the task's mem=")
+
+
 def test_a_started_file_without_a_time_zone_is_set_aside(tmp_path: Path) -> None:
     _, ctx, row = element_left_to_its_file(tmp_path, "COMPLETED")
     path = results_dir(ctx.state_dir) / f"{row.id}.started"
@@ -314,6 +338,48 @@ def test_array_parallelism_bounds_the_task_across_submissions(
     work = [j for j in fake.task_jobs().values() if j.array_indices is not None]
     assert all(j.array_parallelism is not None and j.array_parallelism <= 2 for j in work)
     assert sorted(i for j in work for i in j.array_indices or ()) == list(range(10))
+
+
+TWO_ARRAYS = '''
+from typing import Annotated
+from reflow import Result, Workflow
+
+wf = Workflow("two_arrays")
+
+
+@wf.job()
+def produce() -> list[int]:
+    return list(range(6))
+
+
+@wf.array_job(array_parallelism=1)
+def slow(x: Annotated[int, Result(step="produce")]) -> int:
+    return x
+
+
+@wf.array_job()
+def fast(x: Annotated[int, Result(step="produce")]) -> int:
+    return x
+'''
+
+
+def test_a_throttled_task_does_not_use_up_the_steps_submissions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_submit_jobs counts what a step submits: slow's elements, held back by its
+    array_parallelism, must not keep the independent fast task waiting until slow is done."""
+    from reflow.engine.entrypoints import load_workflow
+
+    monkeypatch.setenv("REFLOW_MAX_SUBMIT_JOBS", "2")
+    (tmp_path / "two_arrays.py").write_text(TWO_ARRAYS)
+    fake = FakeExecutor()
+    _, ctx = start(load_workflow(str(tmp_path / "two_arrays.py"), "two_arrays"), tmp_path, fake)
+    step(ctx)  # produce runs; slow's first 2 elements are submitted
+    fake.run_jobs = False  # they stay queued or running
+    step(ctx)
+    submitted = {j.name: j.array_indices for j in fake.task_jobs().values()}
+    assert submitted["two_arrays-fast"] == (0, 1)
+    fake.run_jobs = True
+    assert steps_until_done(ctx, limit=40) == "SUCCESS"
 
 
 def test_split_arrays_share_their_throttle() -> None:

@@ -75,14 +75,17 @@ def test_killed_worker_ends_failed_with_slurm_state_and_retry_completes(
     assert run.wait(120) == "SUCCESS"
 
 
+@pytest.mark.parametrize("hog", ["hog", "childhog"])
 def test_out_of_memory_succeeds_on_automatic_retry_with_escalated_memory(
-        slurm_cluster: SlurmCluster, slurm_env: Path) -> None:
+        slurm_cluster: SlurmCluster, slurm_env: Path, hog: str) -> None:
+    """The memory kill hits the worker itself, or (childhog) a program the task runs: then
+    the worker writes FAILED itself and only Slurm's OUT_OF_MEMORY says why."""
     if not slurm_cluster.memory_enforced:
         pytest.skip("cluster does not enforce --mem (start it with SLURM_CI_MEMORY=cgroup)")
     wf = write_pipeline(slurm_env, mem="150M", retries=2, retry_on=("OUT_OF_MEMORY",),
                         escalate={"mem": 4.0})
     run_dir = slurm_env / "r"
-    ctl(run_dir, "hog-0", "300")
+    ctl(run_dir, f"{hog}-0", "300")
     run = wf.submit(run_dir, store=str(slurm_env / "m.db"), executor="slurm", n=1)
     assert run.wait(180) == "SUCCESS"
     rows = run.store.history(run.run_id, "work", 0)
