@@ -64,9 +64,13 @@ def coerce(annotation: Any, value: Any, name: str) -> Any:
         return None
     item = sequence_item(annotation)
     if item is not None:
-        if not isinstance(value, list | tuple):
-            return value
         item_type, container = item
+        if not isinstance(value, list | tuple):  # a str would be taken letter by letter
+            raise ParameterError(
+                f"parameter '{name}' expects a {container.__name__} of "
+                f"{_type_text(item_type)}, got {type(value).__name__} "
+                f"{value!r}; pass a {container.__name__}, e.g. {container([value])!r}"
+            )
         return container(coerce(item_type, v, name) for v in value)
     base = strip_optional(annotation)
     if not isinstance(base, type) or not _has_rule(base):
@@ -92,6 +96,13 @@ def coerce(annotation: Any, value: Any, name: str) -> Any:
         f"parameter '{name}' expects {base.__name__}, got {type(value).__name__} {value!r}; "
         f"pass {article} {base.__name__}"
     )
+
+
+def _type_text(annotation: Any) -> str:
+    """``int``, ``Literal['x', 'y']``: a type as the annotation wrote it."""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "")
 
 
 def _exact(base: type, value: Any) -> Any:

@@ -129,6 +129,9 @@ class Flow:
 
     def include(self, flow: Flow, prefix: str | None = None) -> None:
         """Copy ``flow``'s tasks in as ``<prefix>_<name>``, rewriting its internal references."""
+        if prefix and not (isinstance(prefix, str) and prefix.isidentifier()):
+            raise GraphError(f"include(prefix={prefix!r}) is not valid; the prefix starts task "
+                             "names, so use a Python identifier, e.g. prefix='raw'")
         mapping = {n: (f"{prefix}_{n}" if prefix else n) for n in flow.tasks}
         for name in mapping.values():  # all checked first: a clash leaves this flow as it was
             self._check_new(name)
@@ -198,11 +201,15 @@ class Workflow(Flow):
 
     # -- structure -------------------------------------------------------------------------
     def validate(self) -> TaskGraph:
-        """Check the whole graph (names, cycles, wire types); raises before anything runs."""
+        """Check the whole graph (names, cycles, wire types, parameters that would share a
+        flag); raises before anything runs."""
         if self._graph is None:
             from reflow.core.graph import TaskGraph
+            from reflow.core.parameters import check_parameters
 
-            self._graph = TaskGraph(self.tasks)
+            graph = TaskGraph(self.tasks)
+            check_parameters(graph.specs[n] for n in graph.order)
+            self._graph = graph
         return self._graph
 
     @property

@@ -8,15 +8,16 @@ parameter is called or whether it is required.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reflow.core.annotations import coerce, literal_choices
+from reflow.core.annotations import coerce, literal_choices, sequence_item
 from reflow.core.codec import dumps
-from reflow.core.spec import TaskSpec
+from reflow.core.params import Param
+from reflow.core.spec import InputSpec, TaskSpec
 from reflow.core.wiring import type_name
-from reflow.errors import MissingParameterError, ParameterError, suggestion
+from reflow.errors import GraphError, MissingParameterError, ParameterError, suggestion
 
 _MISSING: Any = object()
 
@@ -50,8 +51,10 @@ class CliParam:
 
     @property
     def choices(self) -> list[Any] | None:
-        """A ``Literal``'s values or an Enum's member values: what the flag accepts."""
-        choices = literal_choices(self.annotation)
+        """A ``Literal``'s values or an Enum's member values: what the flag accepts (for
+        ``list[Literal[...]]``, what each of its values may be)."""
+        item = sequence_item(self.annotation)
+        choices = literal_choices(item[0] if item is not None else self.annotation)
         return None if choices is None else [as_cli_value(c) for c in choices]
 
     def describe(self) -> dict[str, Any]:
@@ -68,43 +71,97 @@ class CliParam:
         }
 
 
-def collect_parameters(specs: Iterable[TaskSpec]) -> list[CliParam]:
-    """Every run parameter of the workflow, global ones merged by name, in task order."""
-    out: dict[str, CliParam] = {}
+def _keyed(specs: Iterable[TaskSpec]) -> Iterator[tuple[TaskSpec, InputSpec, Param, str]]:
+    """Each parameter input with its Param and its key: its name, or ``<task>_<name>`` when
+    local (the Python keyword; the flag is the key with dashes)."""
     for spec in specs:
         for inp in spec.params:
             assert inp.param is not None
             local = inp.param.namespace == "local"
-            key = f"{spec.name}_{inp.name}" if local else inp.name
-            default = _MISSING if inp.required else inp.default
-            seen = out.get(key)
-            if seen is None:
-                out[key] = CliParam(
-                    name=inp.name,
-                    key=key,
-                    flag="--" + key.replace("_", "-"),
-                    tasks=(spec.name,),
-                    annotation=inp.annotation,
-                    required=inp.required,
-                    default=default,
-                    namespace=inp.param.namespace,
-                    help=inp.param.help,
-                    short=inp.param.short,
-                )
-            else:
-                out[key] = CliParam(
-                    name=seen.name,
-                    key=key,
-                    flag=seen.flag,
-                    tasks=(*seen.tasks, spec.name),
-                    annotation=seen.annotation,
-                    required=seen.required or inp.required,
-                    default=seen.default if seen.default is not _MISSING else default,
-                    namespace=seen.namespace,
-                    help=seen.help or inp.param.help,
-                    short=seen.short or inp.param.short,
-                )
+            yield spec, inp, inp.param, f"{spec.name}_{inp.name}" if local else inp.name
+
+
+def collect_parameters(specs: Iterable[TaskSpec]) -> list[CliParam]:
+    """Every run parameter of the workflow, global ones merged by name, in task order."""
+    out: dict[str, CliParam] = {}
+    for spec, inp, param, key in _keyed(specs):
+        default = _MISSING if inp.required else inp.default
+        seen = out.get(key)
+        if seen is None:
+            out[key] = CliParam(
+                name=inp.name,
+                key=key,
+                flag="--" + key.replace("_", "-"),
+                tasks=(spec.name,),
+                annotation=inp.annotation,
+                required=inp.required,
+                default=default,
+                namespace=param.namespace,
+                help=param.help,
+                short=param.short,
+            )
+        else:
+            out[key] = CliParam(
+                name=seen.name,
+                key=key,
+                flag=seen.flag,
+                tasks=(*seen.tasks, spec.name),
+                annotation=seen.annotation,
+                required=seen.required or inp.required,
+                default=seen.default if seen.default is not _MISSING else default,
+                namespace=seen.namespace,
+                help=seen.help or param.help,
+                short=seen.short or param.short,
+            )
     return list(out.values())
+
+
+def check_parameters(specs: Iterable[TaskSpec]) -> None:
+    """Raise for parameters that cannot share the flag they would get (``validate()``).
+
+    Two parameters meet on one flag when both are global with one name (they must then
+    agree on type and default, or one task would silently get the other's) or when names
+    run together (task ``a_b``'s local ``c`` and task ``a``'s local ``b_c`` are both
+    ``--a-b-c``). ``collect_parameters`` merges regardless, so ``--help`` still works on
+    such a workflow and can show the flags.
+    """
+    first: dict[str, tuple[str, InputSpec]] = {}
+    shorts: dict[str, str] = {}
+    for spec, inp, param, key in _keyed(specs):
+        local = param.namespace == "local"
+        flag = "--" + key.replace("_", "-")
+        where = f"parameter '{inp.name}' of task '{spec.name}'"
+        if key in first:
+            task, other = first[key]
+            assert other.param is not None
+            there = f"parameter '{other.name}' of task '{task}'"
+            if local or other.param.namespace == "local":
+                raise GraphError(f"{where} and {there} both become the flag {flag}; "
+                                 "rename one of them")
+            fix = "or make one Param(namespace='local')"
+            if other.annotation != inp.annotation:
+                raise GraphError(
+                    f"global {where} is {type_name(inp.annotation)} but {there} is "
+                    f"{type_name(other.annotation)}; they share {flag}, so give them one "
+                    f"type, {fix}")
+            if not (inp.required or other.required) and not _same(inp.default,
+                                                                 other.default):
+                raise GraphError(
+                    f"global {where} defaults to {inp.default!r} but {there} to "
+                    f"{other.default!r}; they share {flag}, so give them one default, {fix}")
+        else:
+            first[key] = (spec.name, inp)
+        short = (param.short or "").lstrip("-")
+        if short and shorts.setdefault(short, flag) != flag:
+            raise GraphError(f"{where} asks for the short flag -{short}, which "
+                             f"{shorts[short]} already has; give it another letter")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # a default whose == cannot answer: only the same object is the same
+        return a is b
 
 
 def resolve_parameters(
@@ -165,9 +222,13 @@ def _typed_default(annotation: Any, default: Any) -> Any:
 
 def _check_choice(p: CliParam, value: Any) -> None:
     choices = p.choices  # as the command line writes them: an Enum member by its value
-    if choices is not None and as_cli_value(value) not in choices:
-        allowed = ", ".join(repr(c) for c in choices)
-        raise ParameterError(f"parameter {p.flag} got {value!r}; choose one of: {allowed}")
+    if choices is None or value is None:
+        return
+    values = value if sequence_item(p.annotation) is not None else [value]
+    for one in values:
+        if as_cli_value(one) not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            raise ParameterError(f"parameter {p.flag} got {one!r}; choose one of: {allowed}")
 
 
 def as_cli_value(value: Any) -> Any:

@@ -40,6 +40,14 @@ class Param:
             raise GraphError(
                 f"Param(namespace={namespace!r}) is not valid; use 'global' or 'local'"
             )
+        if short is not None:
+            letter = short[1:] if isinstance(short, str) and short.startswith("-") else short
+            if not isinstance(letter, str) or len(letter) != 1 or not letter.isalnum() or (
+                    letter == "h"):
+                raise GraphError(
+                    f"Param(short={short!r}) is not valid; use one letter or digit other "
+                    "than 'h' (-h is help), e.g. short='n'"
+                )
         object.__setattr__(self, "help", help)
         object.__setattr__(self, "short", short)
         object.__setattr__(self, "namespace", namespace)

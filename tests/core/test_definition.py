@@ -504,3 +504,110 @@ def test_one_retry_on_state_may_be_given_alone() -> None:
 
 def job() -> int:
     return 1
+
+
+def a_int(n: Annotated[int, Param()] = 1) -> int:
+    return n
+
+
+def b_str(n: Annotated[str, Param()] = "1") -> int:
+    return 1
+
+
+def b_other_default(n: Annotated[int, Param()] = 2) -> int:
+    return n
+
+
+def choice_pq(m: Annotated[Literal["p", "q"], Param()]) -> int:
+    return 1
+
+
+def choice_rs(m: Annotated[Literal["r", "s"], Param()]) -> int:
+    return 1
+
+
+def tasks_a_b(first: Any, second: Any) -> Workflow:
+    wf = Workflow("sharing")
+    wf.job(name="a")(first)
+    wf.job(name="b")(second)
+    return wf
+
+
+@pytest.mark.parametrize(("first", "second", "message"), [
+    (a_int, b_str, "global parameter 'n' of task 'b' is str but parameter 'n' of task 'a' is int"),
+    (a_int, b_other_default,
+     "global parameter 'n' of task 'b' defaults to 2 but parameter 'n' of task 'a' to 1"),
+    (choice_pq, choice_rs, "they share --m, so give them one type"),
+], ids=["types", "defaults", "choices"])
+def test_global_parameters_sharing_a_flag_must_agree(first: Any, second: Any,
+                                                      message: str) -> None:
+    """Otherwise one task silently got a value the other's type or choices allow."""
+    with pytest.raises(ValueError, match="make one Param\\(namespace='local'\\)") as err:
+        tasks_a_b(first, second).validate()
+    assert message in str(err.value)
+
+
+def test_global_parameters_that_agree_share_one_flag() -> None:
+    wf = tasks_a_b(a_int, a_int)
+    wf.validate()
+    (flag,) = wf.describe()["cli_params"]
+    assert (flag["flag"], flag["default"]) == ("--n", 1)
+
+
+def test_parameters_whose_names_run_together_are_refused() -> None:
+    """task a_b's local c and task a's local b_c would both be --a-b-c."""
+    wf = Workflow("collide")
+
+    @wf.job()
+    def a_b(c: Annotated[int, Param(namespace="local")] = 1) -> int:
+        return c
+
+    @wf.job()
+    def a(b_c: Annotated[int, Param(namespace="local")] = 2) -> int:
+        return b_c
+
+    with pytest.raises(ValueError, match="both become the flag --a-b-c; rename one"):
+        wf.validate()
+
+
+def test_short_flags_are_one_free_letter() -> None:
+    for bad in ("h", "-h", "nn", ""):
+        with pytest.raises(ValueError, match="use one letter or digit other than 'h'"):
+            Param(short=bad)
+    wf = Workflow("shorts")
+
+    @wf.job()
+    def a(x: Annotated[int, Param(short="x")] = 1, y: Annotated[int, Param(short="-x")] = 2,
+          ) -> int:
+        return x + y
+
+    with pytest.raises(ValueError, match="asks for the short flag -x, which --x already has"):
+        wf.validate()
+
+
+@pytest.mark.parametrize("prefix", ["raw-x", "1a", "a b"])
+def test_include_prefix_must_start_a_task_name(prefix: str) -> None:
+    flow = Flow("f")
+    flow.job()(job)
+    wf = Workflow("w")
+    with pytest.raises(ValueError, match=r"use a Python identifier, e\.g\. prefix='raw'"):
+        wf.include(flow, prefix=prefix)
+    assert wf.tasks == {}
+
+
+def test_list_parameters_from_python_are_lists_of_allowed_values(tmp_path: Path) -> None:
+    """The command line cannot give a list parameter a plain string, nor Python."""
+    wf = Workflow("lists")
+
+    @wf.job()
+    def a(files: Annotated[list[str], Param()],
+          modes: Annotated[list[Literal["x", "y"]], Param()] = ["x"]) -> int:  # noqa: B006
+        return len(files) + len(modes)
+
+    with pytest.raises(ParameterError, match=r"expects a list of str, got str 'abc'; pass a "
+                                             r"list, e.g. \['abc'\]"):
+        wf.run_local(tmp_path / "r", store=f"sqlite:///{tmp_path}/m.db", files="abc")
+    with pytest.raises(ParameterError, match="parameter --modes got 'z'; choose one of"):
+        wf.run_local(tmp_path / "r", store=f"sqlite:///{tmp_path}/m.db", files=[],
+                     modes=["x", "z"])
+    assert wf.describe()["cli_params"][1]["choices"] == ["x", "y"]
