@@ -292,24 +292,25 @@ class InlineExecution:
                     spec, f"skipped: upstream task '{blocked[0]}' {self.tasks[blocked[0]].ended}")
             return []
         rows = self.existing.get(name)
-        try:
-            if rows:
-                pending = self._resume_task(spec, state, rows)
-                if spec.is_array:
-                    # Elements are recorded batch by batch as they start: a process killed
-                    # mid-array never recorded the later batches, which are planned now.
-                    recorded = {row.array_index for row in rows}
-                    missing = [e for e in self._expand(spec) if e.index not in recorded]
-                    pending += self._plan(spec, state, missing) if missing else []
-                return pending
-            return self._plan(spec, state, self._expand(spec))
-        except ReflowError as exc:  # a wiring or encoding problem found only at run time
-            self._fail_unexpanded(spec, state, str(exc))
-            return []
+        if rows:
+            pending = self._resume_task(spec, state, rows)
+            if spec.is_array:
+                # Elements are recorded batch by batch as they start: a process killed
+                # mid-array never recorded the later batches, which are planned now.
+                recorded = {row.array_index for row in rows}
+                missing = [e for e in self._expanded(spec, state) if e.index not in recorded]
+                pending += self._plan(spec, state, missing) if missing else []
+            return pending
+        return self._plan(spec, state, self._expanded(spec, state))
 
-    def _fail_unexpanded(self, spec: TaskSpec, state: _TaskState, message: str) -> None:
-        """The task could not be expanded from its upstream outputs: recorded FAILED with the
-        message, as the driver does, so that ``on_error`` applies as to any failure."""
+    def _expanded(self, spec: TaskSpec, state: _TaskState) -> list[Expanded]:
+        """The task's instances; none when its inputs cannot be wired (an upstream value
+        that is not a list, fan-outs of unequal length): the task is then recorded FAILED
+        with the message, as the driver does, and ``on_error`` applies as to any failure."""
+        try:
+            return self._expand(spec)
+        except ReflowError as exc:
+            message = str(exc)
         state.failed, state.ended = True, "failed"
         now = datetime.now(UTC)
         self.buffer.add(RecordedInstance.of(
@@ -317,6 +318,7 @@ class InlineExecution:
             [(None, TaskState.FAILED.value, now, message[:500])]))
         if self.on_error == "stop":
             self.stopped_by = self.stopped_by or spec.name
+        return []
 
     def _expand(self, spec: TaskSpec) -> list[Expanded]:
         upstream = {u: self._outputs_of(u) for u in spec.upstream()}
