@@ -138,7 +138,7 @@ def step(ctx: DriverContext) -> StepReport:
             report.finished = status
             return report
         failed: list[InstanceRecord] = []
-        active = ctx.store.latest_instances(ctx.run_id, states=ACTIVE)
+        active = ctx.store.latest_instances(ctx.run_id, states=ACTIVE, values=False)
         by_id = {r.id: r for r in active}
         report.changed += _ingest(ctx, by_id, failed, report)
         report.changed += _reconcile(ctx, by_id, failed, report)
@@ -209,12 +209,12 @@ def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
             changes.append(StateChange(s.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": s.started_at}))
             at.append(s.started_at)
+    started_ids = {s.instance_id for s in started}
     for f in finished:
         row = by_id.get(f.instance_id)
         if row is None or row.attempt != f.attempt:
             continue
-        if row.state == "SUBMITTED" and not any(s.instance_id == f.instance_id
-                                                 for s in started):
+        if row.state == "SUBMITTED" and f.instance_id not in started_ids:
             changes.append(StateChange(f.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": f.finished_at}))
             at.append(f.finished_at)

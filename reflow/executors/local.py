@@ -73,6 +73,9 @@ class LocalExecutor(Executor):
     def __init__(self, max_workers: int | None = None, state_dir: Path | None = None) -> None:
         self.max_workers = max(1, max_workers or os.cpu_count() or 1)
         self.state_dir = state_dir or default_state_dir()
+        # What each job's events file said so far: a driver polling a 20,000-element array
+        # reads only the lines added since its last poll, not the whole file each time.
+        self._views: dict[str, _JobView] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None = None) -> Self:
@@ -129,7 +132,11 @@ class LocalExecutor(Executor):
         out: dict[str, JobStatus] = {}
         for job_id in job_ids:
             base, _, index = job_id.partition("_")
-            view = _JobView.read(self.state_dir / base)
+            view = self._views.get(base)
+            if view is None or not view.known:
+                view = self._views[base] = _JobView.read(self.state_dir / base)
+            else:
+                view.refresh()
             if index:
                 out[job_id] = view.status(job_id, int(index))
             elif view.indices is None:
@@ -186,6 +193,10 @@ class _JobView:
     alive: bool = False
     known: bool = True
     directory: Path | None = None
+    offset: int = 0  # bytes of ``events`` taken in so far (whole lines only)
+    # Each element's status as last computed, until an event about it (or the supervisor's
+    # end) changes it: most elements of a big array stay queued or ended across many polls.
+    known_status: dict[int, JobStatus] = field(default_factory=dict)
 
     @classmethod
     def read(cls, directory: Path) -> _JobView:
@@ -193,22 +204,48 @@ class _JobView:
             job = json.loads((directory / "job.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return cls(None, known=False)
-        view = cls(job["indices"], alive=_alive(directory), directory=directory)
-        try:
-            text = (directory / "events").read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = ""
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] == "S":
-                view.started.add(int(parts[1]))
-            elif len(parts) == 3 and parts[0] == "E":
-                view.ended[int(parts[1])] = int(parts[2])
-            elif len(parts) == 2 and parts[0] == "C":
-                view.cancelled.add(int(parts[1]))
+        view = cls(job["indices"], directory=directory)
+        view.refresh()
         return view
 
+    def refresh(self) -> None:
+        """Take in the events appended since the last look.
+
+        Liveness is asked first: a supervisor that ends meanwhile has written all its events
+        by then, so an element is never taken for lost while its end is still unread.
+        """
+        assert self.directory is not None
+        alive = _alive(self.directory)
+        if alive != self.alive:
+            self.known_status.clear()
+        self.alive = alive
+        try:
+            with open(self.directory / "events", "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            data = b""
+        whole = data.rfind(b"\n") + 1  # a line being written is read next time
+        self.offset += whole
+        for line in data[:whole].decode("utf-8", "replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                with contextlib.suppress(ValueError):
+                    self.known_status.pop(int(parts[1]), None)
+            if len(parts) >= 2 and parts[0] == "S":
+                self.started.add(int(parts[1]))
+            elif len(parts) == 3 and parts[0] == "E":
+                self.ended[int(parts[1])] = int(parts[2])
+            elif len(parts) == 2 and parts[0] == "C":
+                self.cancelled.add(int(parts[1]))
+
     def status(self, job_id: str, index: int) -> JobStatus:
+        known = self.known_status.get(index)
+        if known is None or known.job_id != job_id:
+            known = self.known_status[index] = self._status(job_id, index)
+        return known
+
+    def _status(self, job_id: str, index: int) -> JobStatus:
         if not self.known:
             return JobStatus(job_id, JobState.UNKNOWN, None, "UNKNOWN")
         if index in self.cancelled:

@@ -95,12 +95,13 @@ _ATTEMPT_COLUMNS = [null().label(c.name) if c.name in ("input", "output") else c
 _IDS_PER_QUERY = 10_000
 
 
-def _rows_by_id(conn: Connection, instance_ids: Sequence[int]) -> list[InstanceRecord]:
+def _rows_by_id(conn: Connection, instance_ids: Sequence[int],
+                columns: Sequence[Any] = _INSTANCE_COLUMNS) -> list[InstanceRecord]:
     """Instances in the order of ``instance_ids``, read a bounded IN list at a time."""
     rows: dict[int, InstanceRecord] = {}
     for start in range(0, len(instance_ids), _IDS_PER_QUERY):
         chunk = list(instance_ids[start:start + _IDS_PER_QUERY])
-        query = select(*_INSTANCE_COLUMNS).where(InstanceRow.id.in_(chunk))
+        query = select(*columns).where(InstanceRow.id.in_(chunk))
         rows.update((row[0], InstanceRecord(*row)) for row in conn.execute(query))
     return [rows[i] for i in instance_ids if i in rows]
 
@@ -483,24 +484,28 @@ class Store:
         states: Collection[str] | None = None,
         offset: int = 0,
         limit: int | None = None,
+        values: bool = True,
     ) -> list[InstanceRecord]:
         """Current attempts, by task position then array index (singletons first).
 
+        Without ``values`` their ``input`` and ``output`` are left out (None), as in
+        ``history``: a driver step reads every instance in flight, whose inputs may be large.
         ``offset``/``limit`` page through a large array without loading it. Pages, and the
         whole run (whose order needs a sort), are chosen by their ids (``latest_instance_ids``)
         and then read by id in the same transaction; a row that a writer moved in between
         (PostgreSQL reads each statement afresh) is left out, as if read a moment earlier.
         One task's rows come in its index's order.
         """
+        columns = _INSTANCE_COLUMNS if values else _ATTEMPT_COLUMNS
         if task_name is not None and not offset and limit is None:
-            query = self._latest_in_order(select(*_INSTANCE_COLUMNS), run_id, task_name, states)
+            query = self._latest_in_order(select(*columns), run_id, task_name, states)
             return self._db.run(
                 lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
         page = self._id_page(run_id, task_name, states, offset, limit)
         wanted = None if states is None else {str(s) for s in states}
 
         def work(conn: Connection) -> list[InstanceRecord]:
-            rows = _rows_by_id(conn, [int(i) for i in conn.execute(page).scalars()])
+            rows = _rows_by_id(conn, [int(i) for i in conn.execute(page).scalars()], columns)
             return [r for r in rows if r.latest and (wanted is None or r.state in wanted)]
 
         return self._db.run(work)
