@@ -283,9 +283,18 @@ class Store:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
+        words: Sequence[str] = (),
     ) -> list[RunRecord]:
-        """Runs matching every given filter, newest first."""
+        """Runs matching every given filter, newest first.
+
+        ``words``: each must occur, in any case, in the run's workflow, id, user or status
+        (the TUI's ``/`` filter, which must find any run in the store, not only those shown).
+        """
         query = select(*_RUN_COLUMNS).order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        hay = func.lower(RunRow.workflow + " " + RunRow.id + " " + RunRow.user + " "
+                         + RunRow.status)
+        for word in words:
+            query = query.where(hay.contains(word.lower(), autoescape=True))
         if workflow is not None:
             query = query.where(RunRow.workflow == workflow)
         if statuses is not None:

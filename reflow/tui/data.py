@@ -10,7 +10,7 @@ on the next tick instead of crashing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -188,20 +188,21 @@ class Reader:
         with _guard():  # from the store and heartbeat files only: the TUI never asks sacct
             return stalled_reason(self.store, run.run_id, ask_scheduler=False)
 
-    def runs(self, limit: int = 100) -> list[RunSummary]:
+    def runs(self, limit: int = 100, words: Sequence[str] = ()) -> list[RunSummary]:
         """Recent runs with their progress: one query for the list, then aggregates only for
         runs that are active or changed since the last call.
 
-        A finished run's counts change only through retry, cancel or a forced rerun, and each
-        of those also moves the run row (its status and ``updated_at``); an idle tick thus
-        costs one query, not two aggregates per listed run. A run is remembered only once it
-        has been finished for ``SETTLED_S``: a cancelled in-process run writes its last
-        changes just after its status.
+        ``words`` (the screen's filter) are matched in the store, so that any run can be
+        found, not only the newest ``limit``. A finished run's counts change only through
+        retry, cancel or a forced rerun, and each of those also moves the run row (its status
+        and ``updated_at``); an idle tick thus costs one query, not two aggregates per listed
+        run. A run is remembered only once it has been finished for ``SETTLED_S``: a
+        cancelled in-process run writes its last changes just after its status.
         """
         now = datetime.now(UTC)
         with _guard():
             out = []
-            for rec in self.store.list_runs(limit=limit):
+            for rec in self.store.list_runs(limit=limit, words=words):
                 known = self._summaries.get(rec.run_id)
                 if known is not None and known.run == rec:
                     out.append(known)

@@ -19,6 +19,9 @@ from reflow.tui.fmt import age
 COLUMNS = ("workflow", "run id", "user", "status", "progress", "age", "cached", "recomp")
 # Longest workflow name shown whole; a run id repeats it, so a longer one is cut in both.
 NAME_WIDTH = 16
+# Newest runs listed; the filter searches the whole store and lists as many of its matches.
+RUNS_SHOWN = 100
+TITLE = "reflow · runs"
 
 
 def short_names(workflow: str, run_id: str) -> tuple[str, str]:
@@ -56,7 +59,7 @@ class RunsScreen(ReflowScreen):
 
     def compose(self) -> ComposeResult:
         yield self.banner()
-        yield Static("reflow · runs", id="title")
+        yield Static(TITLE, id="title")
         yield FilterBox("runs", "runs")
         yield Table(id="runs")
         yield self.message_line()
@@ -69,10 +72,17 @@ class RunsScreen(ReflowScreen):
         table.focus()
 
     def load(self) -> list[RunSummary]:
-        return self.rapp.reader.runs()
+        # One more than shown: whether the store holds runs the list leaves out.
+        return self.rapp.reader.runs(limit=RUNS_SHOWN + 1, words=self.needle.split())
 
     def show(self, data: list[RunSummary]) -> None:
-        self.summaries = data
+        self.summaries = data[:RUNS_SHOWN]
+        more = len(data) > RUNS_SHOWN
+        which = "matching runs" if self.needle.strip() else "runs"
+        self.query_one("#title", Static).update(
+            f"{TITLE} · newest {RUNS_SHOWN} {which} shown" + ("" if self.needle.strip()
+                                                           else ", / searches all")
+            if more else TITLE)
         self._fill()
 
     def _fill(self) -> None:
@@ -115,7 +125,8 @@ class RunsScreen(ReflowScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.needle = event.value
-        self._fill()
+        self._fill()  # at once from the runs listed; then from the whole store
+        self.reload_soon(exclusive=True)
 
     def action_back(self) -> None:
         self.query_one(FilterBox).close()

@@ -83,6 +83,11 @@ def test_list_runs_is_newest_first_and_filters(store: Store) -> None:
     # A bound given in another zone means the same instant.
     berlin = since.astimezone(timezone(timedelta(hours=1)))
     assert [r.run_id for r in store.list_runs(since=berlin)] == ["d", "c", "b"]
+    # Words of the TUI's filter, each somewhere in workflow, id, user or status, in any case;
+    # LIKE's own wildcards are plain text.
+    assert [r.run_id for r in store.list_runs(words=["OTHER"])] == ["c"]
+    assert [r.run_id for r in store.list_runs(words=["wf", "success"])] == ["d", "a"]
+    assert store.list_runs(words=["%"]) == [] and store.list_runs(words=["_"]) == []
 
 
 def test_set_run_status_is_compare_and_set(store: Store) -> None:

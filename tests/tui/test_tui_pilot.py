@@ -279,6 +279,25 @@ async def test_filter_narrows_runs_and_swallows_letter_keys(runs: Demo) -> None:
         assert table.row_count == 2
 
 
+async def test_filter_finds_runs_older_than_the_list_shows(
+        runs: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list holds the newest RUNS_SHOWN runs (here 1 of 2) and says so; `/` searches
+    the store, so the older run is found although it was not listed."""
+    import reflow.tui.runs_screen
+
+    monkeypatch.setattr(reflow.tui.runs_screen, "RUNS_SHOWN", 1)
+    app = runs.app()
+    async with app.run_test() as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one("#runs", Table)
+        assert [table.get_row_at(0)[1]] == [runs.second] and table.row_count == 1
+        title = str(app.screen.query_one("#title", Static).render())
+        assert "newest 1 runs shown, / searches all" in title
+        await pilot.press("slash", *runs.first[-6:])
+        await settle(app, pilot)
+        assert [table.get_row_at(0)[1]] == [runs.first] and table.row_count == 1
+
+
 async def test_task_filter_on_run_screen(runs: Demo) -> None:
     app = runs.app(runs.second)
     async with app.run_test() as pilot:
