@@ -18,11 +18,12 @@ from reflow.core.codec import display
 from reflow.core.hashing import sha256_hex, short
 from reflow.engine import reasons
 from reflow.engine.reasons import diff_preimages
+from reflow.engine.results import NOTHING_WAITING, Waiting, run_state_dir, waiting
 from reflow.engine.run_records import RETRY_VERIFY, verifies_cache_hits
 from reflow.errors import ReflowError, UnknownTaskError, suggestion
 from reflow.processes import process_alive
 from reflow.states import RunState, TaskState
-from reflow.store import InstanceRecord, NewVerifyFailure, StateChange, Store
+from reflow.store import InstanceRecord, NewVerifyFailure, RunRecord, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -349,6 +350,18 @@ def stalled_reason(store: Store, run_id: str, *, ask_scheduler: bool = True) -> 
     if options.get("host") == socket.gethostname() and not process_alive(options.get("pid")):
         return f"the process {options.get('pid')} that ran it in-process is gone"
     return None
+
+
+def waiting_reports(rec: RunRecord) -> Waiting:
+    """What the workers of a RUNNING run have reported that its driver has not recorded yet.
+
+    Read from the run dir, never the scheduler; none for an in-process run, which records as
+    it goes.
+    """
+    options = json.loads(rec.options or "{}")
+    if RunState(rec.status).terminal or options.get("executor", "inline") == "inline":
+        return NOTHING_WAITING
+    return waiting(run_state_dir(Path(rec.run_dir), rec.run_id))
 
 
 def log_paths(store: Store, run_id: str, task: str,

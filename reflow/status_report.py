@@ -174,15 +174,17 @@ _PAGE = 5_000  # instances or transitions read and converted at a time
 
 def _status_sections(store: Store, run_id: str, task: str | None) -> dict[str, Any]:
     """The document's members in order; the long lists as iterators reading page by page."""
-    from reflow.actions import stalled_reason
+    from reflow.actions import stalled_reason, waiting_reports
 
     run = store.get_run(run_id)
     summary = ordered_summary(store, run_id)
     failed = failed_instances(store, run_id, summary, task)
     if task is not None:
         summary = {task: summary.get(task, {})}
+    reports = waiting_reports(run)
     return {
-        "run": {**run_dict(run), "stalled": stalled_reason(store, run_id)},
+        "run": {**run_dict(run), "stalled": stalled_reason(store, run_id),
+                "unrecorded": {"started": reports.started, "finished": reports.finished}},
         "summary": summary,
         "cache": {t: {"cached": c, "recomputed": r}
                   for t, (c, r) in store.cache_counts(run_id).items()
@@ -221,11 +223,14 @@ def status_text(store: Store, run_id: str, task: str | None = None,
         f"Status {run.status}",
         f"Created {_iso(run.created_at)}",
     ]
-    from reflow.actions import stalled_reason
+    from reflow.actions import stalled_reason, waiting_reports
 
     stalled = stalled_reason(store, run_id)
     if stalled:
         lines.append(f"Stalled {stalled}; `reflow resume {run_id}` restarts it")
+    reports = waiting_reports(run)
+    if reports:
+        lines.append(f"Workers {reports.text()}")
     for name, states in summary.items():
         if task is not None and name != task:
             continue

@@ -183,6 +183,40 @@ def scan(state_dir: Path) -> Iterator[Report]:
         yield _parse(directory / name)
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """Worker reports not yet recorded in the store: between two steps of a chained driver
+    (which runs again only once the work it submitted has ended) the store still says
+    SUBMITTED for work that is running or done; these files say how far it got."""
+
+    started: int
+    finished: int
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.finished)
+
+    def text(self) -> str:
+        return (f"{self.finished} finished and {self.started} started, not yet recorded "
+                "(the next driver step records them)")
+
+
+NOTHING_WAITING = Waiting(0, 0)
+
+
+def waiting(state_dir: Path) -> Waiting:
+    """Count the reports waiting in ``state_dir`` (a directory listing; nothing is parsed).
+
+    An instance that started and finished leaves both files; it counts once, as finished.
+    """
+    try:
+        names = os.listdir(results_dir(state_dir))
+    except OSError:
+        return NOTHING_WAITING
+    finished = {n[:-len(RESULT)] for n in names if n.endswith(RESULT) and n[0] != "."}
+    started = {n[:-len(STARTED)] for n in names if n.endswith(STARTED) and n[0] != "."}
+    return Waiting(len(started - finished), len(finished))
+
+
 def read_one(state_dir: Path, instance_id: int) -> Report | None:
     """The result file of one instance, if it has appeared since the last scan."""
     path = results_dir(state_dir) / f"{instance_id}{RESULT}"

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from reflow.engine.results import Waiting
 from reflow.states import RunState, TaskState
 from reflow.status_report import skip_notes
 from reflow.store import (
@@ -187,6 +188,12 @@ class Reader:
 
         with _guard():  # from the store and heartbeat files only: the TUI never asks sacct
             return stalled_reason(self.store, run.run_id, ask_scheduler=False)
+
+    def waiting(self, run: RunRecord) -> Waiting:
+        """Worker reports not yet recorded (see ``actions.waiting_reports``): files only."""
+        from reflow.actions import waiting_reports
+
+        return waiting_reports(run)
 
     def runs(self, limit: int = 100, words: Sequence[str] = ()) -> list[RunSummary]:
         """Recent runs with their progress: one query for the list, then aggregates only for

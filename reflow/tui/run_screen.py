@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Static
 
+from reflow.engine.results import NOTHING_WAITING, Waiting
 from reflow.states import STATE_STYLES, TaskState
 from reflow.store import InstanceRecord, RunRecord, TransitionRecord
 from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table, sync_rows
@@ -46,6 +47,7 @@ class RunView:
     count: int
     transitions: list[TransitionRecord]
     stalled: str | None = None
+    waiting: Waiting = NOTHING_WAITING
 
 
 def job_tail(job_id: str | None, width: int = dict(INSTANCE_COLUMNS)["job"]) -> str:
@@ -128,13 +130,14 @@ class RunScreen(ReflowScreen):
             offset = max(0, min(offset, (max(count, 1) - 1) // PAGE_SIZE * PAGE_SIZE))
             rows = reader.instances(self.run_id, task, offset)
         return RunView(run, tasks, task, offset, rows, count,
-                       reader.new_transitions(self.run_id), reader.stalled(run))
+                       reader.new_transitions(self.run_id), reader.stalled(run),
+                       reader.waiting(run))
 
     def show(self, data: RunView) -> None:
         self.tasks = data.tasks
         if self.task_name is None or self.task_name == data.task:
             self.task_name, self.page_offset, self.page_count = data.task, data.offset, data.count
-        self._show_title(data.run)
+        self._show_title(data.run, data.waiting)
         if data.stalled:
             self._set_banner(f"stalled: {data.stalled}; `reflow resume {data.run.run_id}` "
                              "restarts it")
@@ -147,7 +150,7 @@ class RunScreen(ReflowScreen):
         lines = [feed_line(t, tz) for t in reversed(self.feed)]
         self.query_one("#feed", Static).update(Text("\n").join(lines))
 
-    def _show_title(self, run: RunRecord) -> None:
+    def _show_title(self, run: RunRecord, waiting: Waiting) -> None:
         title = Text(no_wrap=True, overflow="ellipsis")
         # A run id starts with its workflow's name: shown once, a long name leaves room at 80
         # columns for the status.
@@ -155,6 +158,9 @@ class RunScreen(ReflowScreen):
             title.append(f"{run.workflow} ", style="bold")
         title.append(run.run_id + " ", style="bold")
         title.append(run.status, style=STATE_STYLES.get(run.status, ""))
+        if waiting:  # the store lags a chained driver's work: say how far the workers got
+            title.append(f" · workers: {waiting.finished} done, {waiting.started} running "
+                         "(not yet recorded)", style="yellow")
         title.append(f" · {run.user}@{run.host}", style="dim")
         refusal = self.rapp.refusal(run)
         if refusal:

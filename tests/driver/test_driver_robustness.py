@@ -173,6 +173,30 @@ def test_a_failure_its_worker_reported_waits_for_the_schedulers_state(
             "the job ran out of its memory limit (OUT_OF_MEMORY); raise the task's mem=")
 
 
+def test_status_counts_worker_reports_the_driver_has_not_recorded_yet(
+        tmp_path: Path) -> None:
+    """A chained driver runs again only when its work has ended: meanwhile the store says
+    SUBMITTED, and status says how far the workers got from their files in the run dir."""
+    from reflow.status_report import status_document, status_text
+
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    step(ctx)  # produce runs; work's elements are submitted
+    fake.run_jobs = False
+    step(ctx)
+    rows = run.store.latest_instances(run.run_id, "work")
+    assert [r.state for r in rows] == ["SUBMITTED"] * 3
+    directory = results_dir(ctx.state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    for r in rows[:2]:  # 0 finished, 1 still running, 2 not started
+        (directory / f"{r.id}.started").write_text("{}")
+    (directory / f"{rows[0].id}.result").write_text("{}")
+    text = status_text(run.store, run.run_id)
+    assert "Workers 1 finished and 1 started, not yet recorded" in text
+    doc = status_document(run.store, run.run_id)
+    assert doc["run"]["unrecorded"] == {"started": 1, "finished": 1}
+
+
 def test_a_started_file_without_a_time_zone_is_set_aside(tmp_path: Path) -> None:
     _, ctx, row = element_left_to_its_file(tmp_path, "COMPLETED")
     path = results_dir(ctx.state_dir) / f"{row.id}.started"
