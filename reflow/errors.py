@@ -91,7 +91,14 @@ class ConfigError(ReflowError, ValueError):
 
 
 class StoreError(ReflowError, RuntimeError):
-    """The manifest store is unreachable, locked past the deadline, or too new for this version."""
+    """The manifest store is unreachable, locked past the deadline, or too new for this version.
+
+    ``run_id`` names the run it stopped, when it stopped one (``run_local``).
+    """
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class ExecutorError(ReflowError, RuntimeError):

@@ -38,6 +38,7 @@ from reflow.errors import (
     OptionError,
     ReflowError,
     RunFailedError,
+    StoreError,
     UnknownTaskError,
     suggestion,
 )
@@ -120,14 +121,20 @@ def run_local(
         max_workers=max_workers,
     )
     show = sys.stdout.isatty() if progress is None else progress
-    if show:
-        from reflow.progress import LiveProgress
+    try:
+        if show:
+            from reflow.progress import LiveProgress
 
-        with LiveProgress(st) as display:
-            display.follow(run_id)
+            with LiveProgress(st) as display:
+                display.follow(run_id)
+                execution.execute()
+        else:
             execution.execute()
-    else:
-        execution.execute()
+    except StoreError as exc:
+        args = f"{run_id}{st.cli_option()}"
+        raise StoreError(f"run {run_id} stopped: {exc}; once the store answers, `reflow retry "
+                         f"{args}` carries on (`reflow resume {args}` if it still shows "
+                         "RUNNING)", run_id=run_id) from exc
     run = Run(run_id, store=st, workflow=wf)
     execution.raise_if_stopped()
     return run
@@ -506,10 +513,13 @@ class InlineExecution:
                     self.buffer.flush_if_due()
             else:
                 self._execute_parallel(batch)
-        except KeyboardInterrupt:
-            # Keep what finished and close the rest, so no row is left RUNNING forever.
+        except BaseException as exc:  # Ctrl-C, or the store gone past its deadline
+            # Keep what finished and close the rest, so no row is left open forever and a
+            # retry can carry on (a row left PENDING was neither retried nor resumed).
+            why = (_INTERRUPTED if isinstance(exc, KeyboardInterrupt)
+                   else f"interrupted: the in-process run stopped on {type(exc).__name__}")
             self.stopped_by = self.stopped_by or "(interrupted)"
-            self._cancel_unstarted([p for p in batch if not p.done], _INTERRUPTED)
+            self._cancel_unstarted([p for p in batch if not p.done], why)
             raise
 
     def _execute_parallel(self, batch: list[_Pending]) -> None:

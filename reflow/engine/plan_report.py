@@ -16,7 +16,7 @@ from reflow.core.parameters import resolve_parameters
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.local_runner import check_forced_tasks
 from reflow.engine.recording import plan_task
-from reflow.store import Store
+from reflow.store import NoStoreError, Store
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -77,7 +77,10 @@ def plan_run(
     graph = wf.validate()
     forced = set(check_forced_tasks(graph, force_tasks))
     per_task, _ = resolve_parameters(graph.specs, params)
-    st = Store.open(store)
+    try:
+        st = Store.open(store, create=False)
+    except NoStoreError:  # nothing recorded there yet: plan against an empty store, and
+        st = Store.open("sqlite://")  # create nothing (a dry run records nothing anywhere)
     outputs: dict[str, TaskOutputs] = {}
     plans: list[TaskPlan] = []
     for name in graph.order:

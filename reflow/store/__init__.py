@@ -4,7 +4,7 @@ Workers never import this package; the driver, CLI and TUI open a ``Store`` and 
 plain records defined in ``records``.
 """
 
-from reflow.store.errors import InstanceConflict, RunIdTaken, UnknownInstanceError
+from reflow.store.errors import InstanceConflict, NoStoreError, RunIdTaken, UnknownInstanceError
 from reflow.store.records import (
     CachedCopy,
     CacheHit,
@@ -35,6 +35,7 @@ __all__ = [
     "NewRun",
     "NewTaskSpec",
     "NewVerifyFailure",
+    "NoStoreError",
     "RunIdTaken",
     "RunRecord",
     "StateChange",

@@ -113,6 +113,14 @@ class Database:
         if "lock_timeout" not in options:
             ms = max(1, round(self.deadline_s * 1000))
             connect_args["options"] = f"{options} -c lock_timeout={ms}".strip()
+        # A server that stops answering mid-query (a partition drops packets; nothing refuses
+        # them) must not hang us either: keepalive probes and tcp_user_timeout end such a
+        # connection within about the deadline, and ``run`` retries on a new one.
+        for key, value in (("keepalives", 1), ("keepalives_idle", 10),
+                           ("keepalives_interval", 5), ("keepalives_count", 3),
+                           ("tcp_user_timeout", max(1000, round(self.deadline_s * 1000)))):
+            if key not in self.url.query:
+                connect_args[key] = value
         # pre_ping replaces pooled connections that a server restart has cut.
         return create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from reflow.errors import ReflowError, StoreError
 
 
+class NoStoreError(StoreError):
+    """Nothing has been recorded at this location yet (and the caller asked not to create)."""
+
+
 class RunIdTaken(StoreError):
     """The run id is already recorded; the caller picks another id and tries again."""
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from reflow.errors import StoreError
 from reflow.store.database import Database
+from reflow.store.errors import NoStoreError
 
 HEAD_REVISION = "0001"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -48,7 +49,7 @@ def ensure_schema(
     if revision is None:
         _refuse_unversioned(db)
     if revision is None and not create:
-        raise StoreError(
+        raise NoStoreError(
             f"no reflow store at {db.display_url}; check the location, or run a pipeline "
             "once to create it"
         )

@@ -41,7 +41,12 @@ from reflow.store import cache, counts, writes
 from reflow.store.bulk import BulkSql, Row
 from reflow.store.cache import TaskHistory
 from reflow.store.database import DEFAULT_DEADLINE_S, Database, parse_url
-from reflow.store.errors import InstanceConflict, RunIdTaken, UnknownInstanceError
+from reflow.store.errors import (
+    InstanceConflict,
+    NoStoreError,
+    RunIdTaken,
+    UnknownInstanceError,
+)
 from reflow.store.migrate import HEAD_REVISION, current_revision, ensure_schema
 from reflow.store.models import (
     INDEX_KEY,
@@ -160,7 +165,7 @@ class Store:
                 )
             if not path.exists():
                 if not create:
-                    raise StoreError(
+                    raise NoStoreError(
                         f"no reflow store at {path}; check --store-path / REFLOW_STORE_PATH, "
                         "or run a pipeline once to create it"
                     )
@@ -247,8 +252,17 @@ class Store:
 
         def work(conn: Connection) -> None:
             try:
-                conn.execute(insert(_RUNS), row)
+                with conn.begin_nested():  # a savepoint: the row can be read after a clash
+                    conn.execute(insert(_RUNS), row)
             except IntegrityError as exc:
+                # ``run`` repeats a transaction whose connection broke, also one whose commit
+                # reached the server but whose answer was lost: then the row is our own.
+                mine = ("workflow", "run_dir", "username", "host", "parameters", "options",
+                        "created_at")
+                found = conn.execute(select(*(_RUNS.c[c] for c in mine))
+                                     .where(RunRow.id == run.run_id)).first()
+                if found is not None and tuple(found) == tuple(row[c] for c in mine):
+                    return
                 raise RunIdTaken(
                     f"run id {run.run_id!r} is already recorded in store {self.url}; "
                     "choose another run id"

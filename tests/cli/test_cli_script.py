@@ -88,7 +88,12 @@ def test_dry_run_reports_the_plan_in_text_and_json_and_records_nothing(project: 
     assert plan["workflow"] == "demo"
     assert [t["task"] for t in plan["tasks"]] == ["prepare", "square", "total"]
     assert plan["tasks"][0]["recompute"] == {"new": 1}
-    assert project.cli("runs").stdout.strip() == "No runs found."
+    assert not project.store.exists()  # planned against an empty store, none created
+    first = project.run_local("first", label="x")
+    again = project.cli("submit", "--run-dir", "r", "--dry-run", "--label", "x")
+    assert "  prepare  cached=1 recompute=0" in again.stdout
+    assert [line.split()[0] for line in project.cli("runs").stdout.splitlines()] == [
+        first.run_id]
 
 
 def test_flag_values_reach_the_tasks_exactly_as_python_arguments_do(project: Project) -> None:

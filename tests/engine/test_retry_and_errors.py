@@ -506,3 +506,48 @@ def test_inputs_that_cannot_be_wired_fail_the_task_as_on_the_driver_path(
     (m,) = latest(run, "m")
     assert (m["state"], m["attempt"], run.state) == ("FAILED", 2, "FAILED")
     assert "fans out over it as 'x'; return a list" in run.why("m")
+
+
+def test_a_store_outage_mid_run_leaves_a_run_retry_can_finish(
+        tmp_path, sqlite_url, monkeypatch) -> None:
+    """The store stops answering once (past its deadline) after element 1 ran. The error names
+    the run; nothing is left PENDING or RUNNING (a row left PENDING could be neither retried
+    nor resumed), and a retry finishes the run."""
+    import threading
+
+    from reflow.errors import StoreError
+    from reflow.store import Store
+
+    outage = threading.Event()
+    real_record = Store.record
+
+    def record(self: Store, *args: Any, **kwargs: Any) -> Any:
+        if outage.is_set():
+            outage.clear()  # once: the store is back for the run's last write
+            raise StoreError("store sqlite:///m.db stayed locked for 30 s")
+        return real_record(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "record", record)
+    wf = Workflow("outage")
+
+    @wf.job()
+    def items() -> list[int]:
+        return list(range(4))
+
+    @wf.array_job()
+    def work(x: Annotated[int, Result(step="items")]) -> int:
+        if x == 1:
+            outage.set()
+        return x
+
+    store = Store.open(sqlite_url)
+    with monkeypatch.context() as m:
+        m.setattr("reflow.engine.write_behind.WriteBehind.due", lambda self: True)
+        with pytest.raises(StoreError) as err:
+            wf.run_local(tmp_path / "r", store=store)
+    assert err.value.run_id is not None and "`reflow retry" in str(err.value)
+    run = Run(err.value.run_id, store=store, workflow=wf)
+    states = {i["state"] for i in run.status(as_dict=True)["instances"]}
+    assert states <= {"SUCCESS", "CANCELLED"} and run.state == "CANCELLED"
+    assert run.retry() >= 1 and run.state == "SUCCESS"
+    assert [i["output"] for i in latest(run, "work")] == [0, 1, 2, 3]

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import make_url
@@ -127,6 +128,27 @@ def test_a_postgres_store_locked_past_the_deadline_raises_a_clear_error(pg_url: 
             assert url.host in message and "\n" not in message
             holder.rollback()
         assert store.apply([StateChange(a, PENDING, "RUNNING")]) == [a]
+
+
+def connection_parameters(url: str, **options: float) -> dict[str, str]:
+    """What libpq says a store's connection was opened with."""
+    with Store.open(url, **options) as store, store._db.engine.connect() as conn:
+        raw: Any = conn.connection.dbapi_connection
+        return dict(raw.info.get_parameters())
+
+
+def test_postgres_connections_detect_a_silent_server_within_the_deadline(pg_url: str) -> None:
+    """A partition drops packets instead of refusing them; without keepalives and
+    tcp_user_timeout a query waited for ever on a connection nobody would ever answer.
+    (Dropping packets needs a firewall rule this machine cannot set, so the test checks what
+    the connection was opened with, and that options given in the URL win.)"""
+    used = connection_parameters(pg_url, deadline=7)
+    assert {k: used.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval",
+                                     "keepalives_count", "tcp_user_timeout")} == {
+        "keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5",
+        "keepalives_count": "3", "tcp_user_timeout": "7000"}
+    given = pg_url + ("&" if "?" in pg_url else "?") + "keepalives_idle=60"
+    assert connection_parameters(given)["keepalives_idle"] == "60"
 
 
 def test_a_sqlite_lock_released_before_the_deadline_is_waited_out(tmp_path: Path) -> None:

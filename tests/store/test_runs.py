@@ -56,6 +56,16 @@ def test_taken_run_id_raises_run_id_taken_and_keeps_the_first_run(store: Store) 
     assert len(store.task_specs("r1")) == 3
 
 
+def test_recording_the_same_run_again_is_no_error_and_records_it_once(store: Store) -> None:
+    """What a retried transaction does when its commit reached the server but the answer was
+    lost: the row found is this very run, not a collision (which chose a second run id and
+    left the first RUNNING with nothing in it)."""
+    add_run(store, "r1")
+    add_run(store, "r1")
+    assert [r.run_id for r in store.list_runs()] == ["r1"]
+    assert len(store.task_specs("r1")) == 3
+
+
 def test_unknown_run_names_it_the_store_and_the_closest_id(store: Store) -> None:
     add_run(store, "climate-20250301-3fa8b2c1")
     add_run(store, "genomics-20250301-00000000")
