@@ -159,9 +159,10 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     rows = store.latest_instances(run.run_id)
     mine = [r for r in rows if r.state in _RETRYABLE and (task is None or r.task_name == task)]
     targets = [r for r in mine if not r.is_marker]
-    # A task whose inputs could not be wired has one FAILED marker: it is planned afresh.
-    unwired = [r for r in mine if r.is_marker and r.state == TaskState.FAILED]
-    if not targets and not unwired:
+    # A task that was skipped, not run after a stop or an interruption, or whose inputs could
+    # not be wired has one marker row instead of instances: it is planned afresh.
+    unplanned = [r for r in mine if r.is_marker]
+    if not targets and not unplanned:
         return 0
     markers = [r.id for r in rows if r.is_marker]
     # Import the workflow before changing anything: a pipeline file that moved must leave the
@@ -173,7 +174,7 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     if verify:
         # What will run: the retried tasks and everything downstream of them (skipped, or
         # never planned after a stop); all of it reads upstream outputs recorded before.
-        will_run = graph.descendants(sorted({r.task_name for r in [*targets, *unwired]}))
+        will_run = graph.descendants(sorted({r.task_name for r in [*targets, *unplanned]}))
         stale = _verify_upstream(run, graph, rows, will_run)
         stale_tasks = {r.task_name for r in rows if r.id in stale}
         downstream = graph.descendants(sorted(stale_tasks)) - stale_tasks
@@ -192,7 +193,10 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     if markers or replan:
         store.supersede([*markers, *replan])
     continue_run(run, background=background)
-    return len(new_ids) + replanned + len(unwired)
+    # Skips re-planned beside retried failures are not counted as retried (SPEC §2 counts
+    # what was marked for retry); a marker is when nothing else was.
+    failed_markers = sum(r.state == TaskState.FAILED for r in unplanned)
+    return (len(new_ids) + replanned + failed_markers) or len(unplanned)
 
 
 def force_rerun(run: Run, task: str, *, background: bool = False) -> int:
@@ -215,6 +219,8 @@ def force_rerun(run: Run, task: str, *, background: bool = False) -> int:
     if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
             RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
         raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
+    # What a forced rerun plans trusts the store again, as a normal run does.
+    store.set_run_options(run.run_id, {**_options(store, run.run_id), RETRY_VERIFY: False})
     new_ids = store.new_attempts(targets, detail="force-rerun requested", force=True,
                                  reason=reasons.FORCED)
     if dependants:

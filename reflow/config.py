@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from reflow.core.resources import parse_duration, parse_memory
 from reflow.errors import ConfigError, suggestion
-from reflow.executors.base import SCHEDULER_TOOLS, parse_duration, parse_memory
+from reflow.executors.base import SCHEDULER_TOOLS
 
 __all__ = [
     "EXECUTOR_TO_MODE",

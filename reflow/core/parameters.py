@@ -8,6 +8,8 @@ parameter is called or whether it is required.
 from __future__ import annotations
 
 import enum
+import types
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +83,10 @@ def _keyed(specs: Iterable[TaskSpec]) -> Iterator[tuple[TaskSpec, InputSpec, Par
             yield spec, inp, inp.param, f"{spec.name}_{inp.name}" if local else inp.name
 
 
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
 def collect_parameters(specs: Iterable[TaskSpec]) -> list[CliParam]:
     """Every run parameter of the workflow, global ones merged by name, in task order."""
     out: dict[str, CliParam] = {}
@@ -91,7 +97,7 @@ def collect_parameters(specs: Iterable[TaskSpec]) -> list[CliParam]:
             out[key] = CliParam(
                 name=inp.name,
                 key=key,
-                flag="--" + key.replace("_", "-"),
+                flag=_flag(key),
                 tasks=(spec.name,),
                 annotation=inp.annotation,
                 required=inp.required,
@@ -126,10 +132,11 @@ def check_parameters(specs: Iterable[TaskSpec]) -> None:
     such a workflow and can show the flags.
     """
     first: dict[str, tuple[str, InputSpec]] = {}
-    shorts: dict[str, str] = {}
+    owners: dict[str, str] = {}  # short letter -> its flag
+    shorts: dict[str, str] = {}  # flag -> its short letter
     for spec, inp, param, key in _keyed(specs):
         local = param.namespace == "local"
-        flag = "--" + key.replace("_", "-")
+        flag = _flag(key)
         where = f"parameter '{inp.name}' of task '{spec.name}'"
         if key in first:
             task, other = first[key]
@@ -139,7 +146,7 @@ def check_parameters(specs: Iterable[TaskSpec]) -> None:
                 raise GraphError(f"{where} and {there} both become the flag {flag}; "
                                  "rename one of them")
             fix = "or make one Param(namespace='local')"
-            if other.annotation != inp.annotation:
+            if not _same_type(other.annotation, inp.annotation):
                 raise GraphError(
                     f"global {where} is {type_name(inp.annotation)} but {there} is "
                     f"{type_name(other.annotation)}; they share {flag}, so give them one "
@@ -152,9 +159,27 @@ def check_parameters(specs: Iterable[TaskSpec]) -> None:
         else:
             first[key] = (spec.name, inp)
         short = (param.short or "").lstrip("-")
-        if short and shorts.setdefault(short, flag) != flag:
+        if short and owners.setdefault(short, flag) != flag:
             raise GraphError(f"{where} asks for the short flag -{short}, which "
-                             f"{shorts[short]} already has; give it another letter")
+                             f"{owners[short]} already has; give it another letter")
+        if short and shorts.setdefault(flag, short) != short:  # one flag, one short form
+            raise GraphError(f"{where} asks for the short flag -{short}, but {flag} already "
+                             f"has -{shorts[flag]}; give both the same letter")
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    """Whether two annotations name one type: ``List[str]`` is ``list[str]``, and
+    ``Optional[int]`` is ``int | None``."""
+    return bool(a == b) or _type_key(a) == _type_key(b)
+
+
+def _type_key(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return annotation
+    if origin is types.UnionType:
+        origin = typing.Union
+    return origin, tuple(_type_key(arg) for arg in typing.get_args(annotation))
 
 
 def _same(a: Any, b: Any) -> bool:

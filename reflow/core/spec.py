@@ -7,6 +7,7 @@ CLI generation, describe) works on plain data and never re-inspects functions.
 from __future__ import annotations
 
 import inspect
+import operator
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,14 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from reflow.core.params import Param, Result, RunDir
+from reflow.core.resources import (
+    FAILURE_STATES,
+    check_factors,
+    check_option,
+    chosen_partition,
+    parse_duration,
+    parse_memory,
+)
 from reflow.errors import GraphError
 
 InputKind = Literal["param", "result", "rundir"]
@@ -57,15 +66,15 @@ def checked_job_config(task: str, **options: Any) -> JobConfig:
 
     A bad one would otherwise surface only when a driver submits or first retries the task,
     far from its definition (a driver that died on ``escalate={"memory": 2}`` left its run
-    RUNNING), and on ``run_local`` never.
+    RUNNING), and on ``run_local`` never. Whole numbers written as ``"4"`` or ``4.0`` are
+    taken as the numbers they are, as before these checks.
     """
-    from reflow.executors.base import FAILURE_STATES, JobResources
 
     def bad(text: str) -> GraphError:
         return GraphError(f"task '{task}': {text}")
 
     for key, least in (("cpus", 1), ("retries", 0), ("array_parallelism", 1)):
-        value = options.get(key)
+        value = options[key] = _whole(options.get(key))
         if value is None and key == "array_parallelism":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -77,13 +86,32 @@ def checked_job_config(task: str, **options: Any) -> JobConfig:
                       f"state; states: {', '.join(sorted(FAILURE_STATES))}")
     config = JobConfig(**options)
     try:
-        resources = JobResources.from_options(
-            cpus=config.cpus, mem=config.mem, time=config.time,
-            submit_options=config.submit_options, **config.scheduler_options)
-        resources.scaled(config.escalate)
-    except (TypeError, ValueError) as exc:
+        parse_memory(config.mem)
+        parse_duration(config.time)
+        rest = dict(config.scheduler_options)
+        chosen_partition(rest.pop("partition", None), rest.pop("queue", None))
+        rest.pop("account", None)
+        for key, value in rest.items():
+            if value is not None:
+                check_option(key, value)
+        check_factors(config.escalate)
+    except ValueError as exc:
         raise bad(str(exc)) from None
     return config
+
+
+def _whole(value: Any) -> Any:
+    """``4``, ``"4"`` and ``4.0`` as the int 4; anything else as it is (refused later)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    try:
+        return operator.index(value)  # numpy integers and other int-like types
+    except TypeError:
+        return value
 
 
 _NO_DEFAULT = inspect.Parameter.empty

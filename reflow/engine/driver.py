@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from reflow.core.codec import loads
 from reflow.core.hashing import output_digest
+from reflow.core.resources import FAILURE_STATES
 from reflow.engine import results
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.payloads import Element, Meta, write_payload
@@ -40,7 +41,6 @@ from reflow.engine.recording import (
 )
 from reflow.errors import ExecutorError, ReflowError
 from reflow.executors.base import (
-    FAILURE_STATES,
     Executor,
     JobResources,
     JobSpec,
@@ -185,11 +185,13 @@ def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, InstanceRecord]) 
     A time limit, a preemption and a ``scancel`` all reach the task as SIGTERM, and a memory
     limit often kills a program the task runs rather than the worker; only the scheduler's
     final state (TIMEOUT, CANCELLED, OUT_OF_MEMORY, ...) tells them apart, and ``retry_on``
-    matches on it. Reconciliation records the file once the job has ended.
+    matches on it. Reconciliation records the file once the job has ended; a file older than
+    ``UNKNOWN_GRACE`` (a status query failing all that time) is recorded without the state.
     """
     row = by_id.get(f.instance_id)
     return (f.state == "FAILED" and row is not None and row.job_id is not None
-            and row.attempt == f.attempt)
+            and row.attempt == f.attempt
+            and datetime.now(UTC) - f.finished_at < UNKNOWN_GRACE)
 
 
 def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
@@ -361,6 +363,7 @@ def _lost_change(ctx: DriverContext, r: InstanceRecord, st: JobStatus | None) ->
             + f" {what}{log_hint}")
     if st and st.reason:
         text += f" ({st.reason})"
+    text += _limit_hint(raw).replace("\n", "; ")
     return StateChange(r.id, _IN_FLIGHT, "FAILED", text, {
         "error_text": text, "scheduler_state": raw, "exit_code": code,
         "finished_at": datetime.now(UTC),

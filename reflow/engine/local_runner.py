@@ -243,6 +243,8 @@ class InlineExecution:
         self._history: TaskHistory | None = None
         self._history_at = 0.0
         self._last_end: tuple[datetime, float] | None = None  # (end, monotonic) of the last body
+        self._prepared: set[str] = set()  # tasks planned in this process (rows added)
+        self._open: list[_Pending] = []  # the generation being executed
 
     # -- top level -------------------------------------------------------------------------
     def execute(self) -> RunState:
@@ -254,7 +256,9 @@ class InlineExecution:
                     with gc_paused():
                         for name in generation:
                             pending.extend(self._prepare_task(name))
+                            self._prepared.add(name)
                     if pending:
+                        self._open = pending
                         self._run_pending(pending)
                     for name in generation:
                         self._close_task(name)
@@ -262,9 +266,24 @@ class InlineExecution:
                     if self.stopped_by:
                         self._mark_not_run([n for later in generations[g + 1:] for n in later])
                         break
+            except BaseException as exc:  # Ctrl-C, or the store gone past its deadline
+                self._close_after(exc)
+                raise
             finally:
                 status = self._finalise()
         return status
+
+    def _close_after(self, exc: BaseException) -> None:
+        """Keep what finished and close the rest, so that no row is left open for ever and
+        ``retry`` carries on (rows left PENDING were neither retried nor resumed): open
+        instances end CANCELLED, tasks not planned yet get a "not run" marker. Only the
+        buffer is touched here; the store may be the thing that failed."""
+        why = (_INTERRUPTED if isinstance(exc, KeyboardInterrupt)
+               else f"interrupted: the in-process run stopped on {type(exc).__name__}")
+        self.stopped_by = self.stopped_by or "(interrupted)"
+        self._stop_text = why
+        self._cancel_unstarted([p for p in self._open if not p.done], why)
+        self._mark_not_run([n for n in self.graph.order if n not in self._prepared])
 
     def raise_if_stopped(self) -> None:
         run = f"{self.run_id}{self.store.cli_option()}"
@@ -494,33 +513,24 @@ class InlineExecution:
             self.stopped_by = self.stopped_by or p.spec.name
 
     def _execute_batch(self, batch: list[_Pending]) -> None:
-        try:
-            if self.max_workers == 1:
-                lock = self.buffer.lock
-                for i, p in enumerate(batch):
-                    self._begin(p, self._start_time())
-                    lock.release()  # as ``buffer.released()``, without its per-call cost
-                    try:
-                        outcome = self._call(p)
-                    finally:
-                        lock.acquire()
-                    self._record(p, outcome)
-                    self._stop_if_cancelled()
-                    self._last_end = (outcome.at, time.monotonic())
-                    if self.stopped_by:
-                        self._cancel_unstarted(batch[i + 1:])
-                        break
-                    self.buffer.flush_if_due()
-            else:
-                self._execute_parallel(batch)
-        except BaseException as exc:  # Ctrl-C, or the store gone past its deadline
-            # Keep what finished and close the rest, so no row is left open forever and a
-            # retry can carry on (a row left PENDING was neither retried nor resumed).
-            why = (_INTERRUPTED if isinstance(exc, KeyboardInterrupt)
-                   else f"interrupted: the in-process run stopped on {type(exc).__name__}")
-            self.stopped_by = self.stopped_by or "(interrupted)"
-            self._cancel_unstarted([p for p in batch if not p.done], why)
-            raise
+        if self.max_workers != 1:
+            self._execute_parallel(batch)
+            return
+        lock = self.buffer.lock
+        for i, p in enumerate(batch):
+            self._begin(p, self._start_time())
+            lock.release()  # as ``buffer.released()``, without its per-call cost
+            try:
+                outcome = self._call(p)
+            finally:
+                lock.acquire()
+            self._record(p, outcome)
+            self._stop_if_cancelled()
+            self._last_end = (outcome.at, time.monotonic())
+            if self.stopped_by:
+                self._cancel_unstarted(batch[i + 1:])
+                break
+            self.buffer.flush_if_due()
 
     def _execute_parallel(self, batch: list[_Pending]) -> None:
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="reflow") as pool:
@@ -528,20 +538,34 @@ class InlineExecution:
                 pool.submit(self._begin_and_call, p): p for p in batch
             }
             todo = set(futures)
-            while todo:
-                # Woken by each finished body (its result is recorded, and written within
-                # BATCH_SECONDS), or after BATCH_SECONDS to notice a cancel: waiting for the
-                # whole batch held finished work back, and lost it with a killed process.
+            try:
+                while todo:
+                    # Woken by each finished body (its result is recorded, and written within
+                    # BATCH_SECONDS), or after BATCH_SECONDS to notice a cancel: waiting for
+                    # the whole batch held finished work back, and lost it with a killed
+                    # process.
+                    with self.buffer.released():
+                        done, todo = wait(todo, timeout=BATCH_SECONDS,
+                                          return_when=FIRST_COMPLETED)
+                    for f in done:
+                        self._record(futures[f], f.result())
+                    self._stop_if_cancelled()
+                    if self.stopped_by:
+                        cancelled = [futures[f] for f in todo if f.cancel()]
+                        todo = {f for f in todo if not f.cancelled()}
+                        self._cancel_unstarted(cancelled)
+                    self.buffer.flush_if_due()
+            except BaseException:
+                # Queued bodies wait for the buffer's lock, which this thread holds: leaving
+                # the pool (which joins them) without letting them go hung for ever.
+                for f in todo:
+                    f.cancel()
                 with self.buffer.released():
-                    done, todo = wait(todo, timeout=BATCH_SECONDS, return_when=FIRST_COMPLETED)
-                for f in done:
-                    self._record(futures[f], f.result())
-                self._stop_if_cancelled()
-                if self.stopped_by:
-                    cancelled = [futures[f] for f in todo if f.cancel()]
-                    todo = {f for f in todo if not f.cancelled()}
-                    self._cancel_unstarted(cancelled)
-                self.buffer.flush_if_due()
+                    wait(todo)
+                for f in todo:
+                    if not f.cancelled() and f.exception() is None:
+                        self._record(futures[f], f.result())
+                raise
 
     def _stop_if_cancelled(self) -> None:
         """Stop like ``on_error='stop'`` once the run was cancelled from another process.

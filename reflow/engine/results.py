@@ -203,18 +203,32 @@ class Waiting:
 NOTHING_WAITING = Waiting(0, 0)
 
 
+# The last count per results directory, with the directory's mtime: the TUI asks every
+# refresh, and listing 100,000 files on a network filesystem each time would be slow.
+_COUNTED: dict[Path, tuple[int, Waiting]] = {}
+
+
 def waiting(state_dir: Path) -> Waiting:
     """Count the reports waiting in ``state_dir`` (a directory listing; nothing is parsed).
 
     An instance that started and finished leaves both files; it counts once, as finished.
     """
+    directory = results_dir(state_dir)
     try:
-        names = os.listdir(results_dir(state_dir))
+        stamp = directory.stat().st_mtime_ns
+        known = _COUNTED.get(directory)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        names = os.listdir(directory)
     except OSError:
         return NOTHING_WAITING
     finished = {n[:-len(RESULT)] for n in names if n.endswith(RESULT) and n[0] != "."}
     started = {n[:-len(STARTED)] for n in names if n.endswith(STARTED) and n[0] != "."}
-    return Waiting(len(started - finished), len(finished))
+    count = Waiting(len(started - finished), len(finished))
+    if len(_COUNTED) > 64:
+        _COUNTED.clear()
+    _COUNTED[directory] = (stamp, count)
+    return count
 
 
 def read_one(state_dir: Path, instance_id: int) -> Report | None:

@@ -19,6 +19,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from reflow.core.resources import (
+    check_factors,
+    check_option,
+    chosen_partition,
+    format_duration,
+    format_memory,
+    parse_duration,
+    parse_memory,
+)
 from reflow.errors import ExecutorError
 
 # The adapter puts these two variables into every array element's environment: the first
@@ -62,79 +71,6 @@ class JobState(StrEnum):
         return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
 
 
-# How a failed job ended, in the words recorded as an instance's ``scheduler_state`` and
-# matched by ``retry_on``: the normalised states, Slurm's more specific words, the local
-# executor's KILLED (ended by a signal), REFUSED (the scheduler would not take the job) and
-# UNKNOWN (the scheduler lost it). Other schedulers' own words ("EXIT", "F") are recorded as
-# the normalised state, so one ``retry_on`` works everywhere.
-FAILURE_STATES = frozenset({
-    "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
-    "DEADLINE", "KILLED", "REFUSED", "UNKNOWN",
-})
-
-
-# ---------------------------------------------------------------------------------------
-# Resource strings. Users write Slurm-style values everywhere; each adapter renders them in
-# its scheduler's own units, so they are parsed once into MiB and seconds.
-
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:I?B)?\s*$", re.IGNORECASE)
-_MEMORY_UNITS = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
-_DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-
-
-def parse_memory(text: str) -> int:
-    """Memory in MiB from '4G', '500M', '1.5G', '16GB' or a bare number of MiB (Slurm's rule)."""
-    match = _MEMORY.match(str(text))
-    if match is None:
-        raise ValueError(
-            f"memory {text!r} is not understood; write a number with a unit, e.g. '4G' or '500M'"
-        )
-    mib = math.ceil(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
-    if mib <= 0:
-        raise ValueError(f"memory {text!r} must be more than zero; e.g. '4G'")
-    return mib
-
-
-def format_memory(mib: int) -> str:
-    """'16G' when whole gibibytes, else '1500M': understood by every scheduler that takes units."""
-    return f"{mib // 1024}G" if mib % 1024 == 0 else f"{mib}M"
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from Slurm's time forms: 'MM', 'MM:SS', 'HH:MM:SS', 'D-HH', 'D-HH:MM[:SS]'."""
-    match = _DURATION.match(str(text).strip())
-    if match is None:
-        raise ValueError(
-            f"time {text!r} is not understood; write 'HH:MM:SS' or 'D-HH:MM:SS', e.g. '02:00:00'"
-        )
-    days, first, second, third = match.groups()
-    parts = [int(p) for p in (first, second, third) if p is not None]
-    if days is not None:  # D-HH, D-HH:MM, D-HH:MM:SS
-        hours, minutes, seconds = [*parts, 0, 0][:3]
-        total = ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
-    elif len(parts) == 1:  # MM
-        total = parts[0] * 60
-    elif len(parts) == 2:  # MM:SS
-        total = parts[0] * 60 + parts[1]
-    else:  # HH:MM:SS
-        total = (parts[0] * 60 + parts[1]) * 60 + parts[2]
-    if total <= 0:
-        raise ValueError(f"time {text!r} must be more than zero; e.g. '00:30:00'")
-    return total
-
-
-def format_duration(seconds: int) -> str:
-    """'HH:MM:SS' (hours may exceed 24): the form PBS, SGE and Slurm all accept."""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
-
-
-# ---------------------------------------------------------------------------------------
-
-
-_RESERVED_OPTIONS = frozenset({"cpus", "mem", "time", "partition", "queue", "account"})
-_SCALABLE = ("cpus", "mem", "time")
 
 
 @dataclass(frozen=True)
@@ -160,21 +96,7 @@ class JobResources:
         parse_memory(self.mem)
         parse_duration(self.time)
         for key, value in self.options.items():
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key):
-                raise ValueError(
-                    f"scheduler option {key!r} is not a valid option name; use letters, digits, "
-                    "'_' or '-', e.g. qos='long'"
-                )
-            if key in _RESERVED_OPTIONS:
-                raise ValueError(
-                    f"scheduler option {key!r} must be given as its own field, not in options; "
-                    "build resources with JobResources.from_options(...)"
-                )
-            if not isinstance(value, str | int | bool):
-                raise ValueError(
-                    f"scheduler option {key}={value!r} must be a str, int or bool; "
-                    f"pass e.g. {key}={str(value)!r}"
-                )
+            check_option(key, value)
         object.__setattr__(self, "options", dict(self.options))
         object.__setattr__(self, "submit_options", tuple(self.submit_options))
 
@@ -189,14 +111,7 @@ class JobResources:
     ) -> JobResources:
         """Build from decorator-style keywords: ``queue`` means ``partition``; None drops a key."""
         options = {k: v for k, v in scheduler_options.items() if v is not None}
-        partition = options.pop("partition", None)
-        queue = options.pop("queue", None)
-        if partition is not None and queue is not None and partition != queue:
-            raise ValueError(
-                f"partition={partition!r} and queue={queue!r} disagree; they are synonyms, "
-                "give only one of them"
-            )
-        chosen = partition if partition is not None else queue
+        chosen = chosen_partition(options.pop("partition", None), options.pop("queue", None))
         account = options.pop("account", None)
         if isinstance(submit_options, str):
             extra = tuple(shlex.split(submit_options))
@@ -227,15 +142,7 @@ class JobResources:
         capped by ``caps`` (e.g. ``{"mem": "64G", "time": "1-00:00:00", "cpus": 32}``), and
         never below the current value (a cap lower than the request does not shrink it)."""
         caps = caps or {}
-        for key in (*factors, *caps):
-            if key not in _SCALABLE:
-                raise ValueError(
-                    f"cannot scale resource {key!r}; scalable resources are cpus, mem and time"
-                )
-        for key, factor in factors.items():
-            if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
-                raise ValueError(
-                    f"scale factor for {key} must be a positive number, not {factor!r}")
+        check_factors(factors, caps)
         mem, time, cpus = self.mem_mib, self.time_seconds, self.cpus
         new_mem = math.ceil(mem * factors.get("mem", 1.0))
         new_time = math.ceil(time * factors.get("time", 1.0))

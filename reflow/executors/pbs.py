@@ -20,8 +20,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from reflow.core.resources import format_duration
 from reflow.errors import ConfigError, ExecutorError
-from reflow.executors.base import JobSpec, JobState, JobStatus, format_duration
+from reflow.executors.base import JobSpec, JobState, JobStatus
 from reflow.executors.commands import (
     Command,
     CommandRunner,

@@ -16,8 +16,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from reflow.core.resources import format_duration, format_memory
 from reflow.errors import ExecutorError
-from reflow.executors.base import JobSpec, JobState, JobStatus, format_duration, format_memory
+from reflow.executors.base import JobSpec, JobState, JobStatus
 from reflow.executors.commands import Command, CommandRunner, error_line, expand_indices
 from reflow.executors.scheduler import SchedulerExecutor, option_flags
 

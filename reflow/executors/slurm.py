@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from reflow.core.resources import format_memory
 from reflow.errors import ExecutorError
 from reflow.executors.base import (
     INDEX_PLACEHOLDER,
     JobSpec,
     JobState,
     JobStatus,
-    format_memory,
 )
 from reflow.executors.commands import (
     Command,

@@ -159,8 +159,8 @@ class RunScreen(ReflowScreen):
         title.append(run.run_id + " ", style="bold")
         title.append(run.status, style=STATE_STYLES.get(run.status, ""))
         if waiting:  # the store lags a chained driver's work: say how far the workers got
-            title.append(f" · workers: {waiting.finished} done, {waiting.started} running "
-                         "(not yet recorded)", style="yellow")
+            title.append(f" · workers: {waiting.finished} finished, {waiting.started} "
+                         "started (not yet recorded)", style="yellow")
         title.append(f" · {run.user}@{run.host}", style="dim")
         refusal = self.rapp.refusal(run)
         if refusal:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, List, Literal  # noqa: UP035 (List is what is tested)
 
 import pytest
 
@@ -611,3 +611,34 @@ def test_list_parameters_from_python_are_lists_of_allowed_values(tmp_path: Path)
         wf.run_local(tmp_path / "r", store=f"sqlite:///{tmp_path}/m.db", files=[],
                      modes=["x", "z"])
     assert wf.describe()["cli_params"][1]["choices"] == ["x", "y"]
+
+
+def test_whole_numbers_written_otherwise_are_still_taken() -> None:
+    """cpus="4" and 4.0 worked before the decorator checked its options; they still do."""
+    wf = Workflow("numbers")
+    wf.job(cpus="4", retries=2.0)(job)
+    assert (wf.tasks["job"].config.cpus, wf.tasks["job"].config.retries) == (4, 2)
+    with pytest.raises(ValueError, match=r"cpus=2\.5 must be a whole number"):
+        wf.job(name="half", cpus=2.5)(job)
+
+
+def list_typing(xs: Annotated[List[str], Param()] = ["a"]) -> int:  # noqa: B006, UP006
+    return len(xs)
+
+
+def list_builtin(xs: Annotated[list[str], Param()] = ["a"]) -> int:  # noqa: B006
+    return len(xs)
+
+
+def short_s(start: Annotated[str, Param(short="s")] = "x") -> int:
+    return 1
+
+
+def short_t(start: Annotated[str, Param(short="t")] = "x") -> int:
+    return 1
+
+
+def test_one_type_spelt_two_ways_shares_a_flag_but_one_flag_has_one_short_form() -> None:
+    tasks_a_b(list_typing, list_builtin).validate()
+    with pytest.raises(ValueError, match="--start already has -s; give both the same letter"):
+        tasks_a_b(short_s, short_t).validate()

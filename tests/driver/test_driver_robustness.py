@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from fake_executor import FakeExecutor
 
 from reflow import Run, Store, Workflow
 from reflow.core.hashing import output_digest
-from reflow.engine.driver import DriverContext, step
+from reflow.engine.driver import UNKNOWN_GRACE, DriverContext, step
 from reflow.engine.driver_host import load_context
 from reflow.engine.results import results_dir
 from reflow.errors import StoreError
@@ -139,7 +140,8 @@ def test_a_task_stopped_by_sigterm_is_recorded_with_the_schedulers_reason(
     path = results_dir(ctx.state_dir) / f"{row.id}.result"
     path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "state": "FAILED",
                                 "output": None, "output_hash": None, "exit_code": 143,
-                                "error_text": "TaskInterrupted: terminated by SIGTERM"}))
+                                "error_text": "TaskInterrupted: terminated by SIGTERM",
+                                "finished_at": datetime.now(UTC).isoformat()}))
     assert steps_until_done(ctx) == "SUCCESS"  # retried once, then it ran
     first, second = run.store.history(run.run_id, "work", 1)
     assert (first.state, first.scheduler_state, first.exit_code) == ("FAILED", "TIMEOUT", 143)
@@ -162,7 +164,8 @@ def test_a_failure_its_worker_reported_waits_for_the_schedulers_state(
     path = results_dir(ctx.state_dir) / f"{row.id}.result"
     path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "state": "FAILED",
                                 "output": None, "output_hash": None, "exit_code": exit_code,
-                                "error_text": "CalledProcessError: died with SIGKILL"}))
+                                "error_text": "CalledProcessError: died with SIGKILL",
+                                "finished_at": datetime.now(UTC).isoformat()}))
     assert steps_until_done(ctx) == "SUCCESS"  # retried once, then it ran
     first, second = run.store.history(run.run_id, "work", 1)
     state = ending.partition(":")[0]
@@ -171,6 +174,21 @@ def test_a_failure_its_worker_reported_waits_for_the_schedulers_state(
     if ending == "OUT_OF_MEMORY":
         assert (first.error_text or "").splitlines()[-1].startswith(
             "the job ran out of its memory limit (OUT_OF_MEMORY); raise the task's mem=")
+
+
+def test_a_failure_waits_for_the_scheduler_only_so_long(tmp_path: Path) -> None:
+    """A scheduler that never reports the job ended (its status query failing, say) must not
+    hold a failure back for ever: a FAILED file older than UNKNOWN_GRACE is recorded as is."""
+    run, ctx, row = element_left_to_its_file(tmp_path, "RUNNING")
+    path = results_dir(ctx.state_dir) / f"{row.id}.result"
+    old = (datetime.now(UTC) - UNKNOWN_GRACE - timedelta(seconds=1)).isoformat()
+    path.write_text(json.dumps({**GOOD_RESULT, "instance_id": row.id, "state": "FAILED",
+                                "output": None, "output_hash": None, "exit_code": 1,
+                                "error_text": "RuntimeError: boom", "finished_at": old}))
+    step(ctx)
+    (failed,) = [r for r in run.store.latest_instances(run.run_id, "work")
+                 if r.array_index == 1]
+    assert (failed.state, failed.scheduler_state) == ("FAILED", None)
 
 
 def test_status_counts_worker_reports_the_driver_has_not_recorded_yet(
@@ -312,6 +330,9 @@ def test_automatic_retry_escalates_memory_within_the_cap(tmp_path: Path,
     history = run.store.history(run.run_id, "work", 1)
     assert [(r.attempt, r.state, r.scheduler_state) for r in history] == [
         (1, "FAILED", "OUT_OF_MEMORY"), (2, "FAILED", "OUT_OF_MEMORY"), (3, "SUCCESS", None)]
+    assert "without writing a result" in (history[0].error_text or "")
+    assert "the job ran out of its memory limit (OUT_OF_MEMORY); raise the task's mem=" in (
+        history[0].error_text or "")
     mems = [j.resources.mem for j in fake.task_jobs().values() if j.name.endswith("-work")]
     assert mems == ["1G", "2G", "3G"]  # 4G capped
     assert ctx.caps == {"mem": "3G"}

@@ -508,27 +508,41 @@ def test_inputs_that_cannot_be_wired_fail_the_task_as_on_the_driver_path(
     assert "fans out over it as 'x'; return a list" in run.why("m")
 
 
+@pytest.mark.parametrize(("where", "workers"), [
+    ("writing", 1), ("writing", 2), ("planning", 1)])
 def test_a_store_outage_mid_run_leaves_a_run_retry_can_finish(
-        tmp_path, sqlite_url, monkeypatch) -> None:
-    """The store stops answering once (past its deadline) after element 1 ran. The error names
-    the run; nothing is left PENDING or RUNNING (a row left PENDING could be neither retried
-    nor resumed), and a retry finishes the run."""
+        tmp_path, sqlite_url, monkeypatch, where, workers) -> None:
+    """The store stops answering once (past its deadline): while writing after element 1 ran
+    (with one worker, and with two, which hung: queued bodies waited for the buffer's lock
+    while leaving the pool waited for them), or while planning the last task. The error names
+    the run; nothing is left PENDING or RUNNING (rows left PENDING could be neither retried
+    nor resumed), the unplanned task gets a marker, and a retry finishes the run."""
     import threading
 
+    import reflow.engine.local_runner as runner
     from reflow.errors import StoreError
     from reflow.store import Store
 
     outage = threading.Event()
-    real_record = Store.record
+    broken = StoreError("store sqlite:///m.db stayed locked for 30 s")
+    real_record, real_plan = Store.record, runner.plan_task
 
     def record(self: Store, *args: Any, **kwargs: Any) -> Any:
-        if outage.is_set():
+        if where == "writing" and outage.is_set():
             outage.clear()  # once: the store is back for the run's last write
-            raise StoreError("store sqlite:///m.db stayed locked for 30 s")
+            raise broken
         return real_record(self, *args, **kwargs)
 
+    def plan_task(store: Store, workflow: str, run_id: Any, spec: Any, *args: Any,
+                  **kwargs: Any) -> Any:
+        if where == "planning" and spec.name == "total" and not outage.is_set():
+            outage.set()
+            raise broken
+        return real_plan(store, workflow, run_id, spec, *args, **kwargs)
+
     monkeypatch.setattr(Store, "record", record)
-    wf = Workflow("outage")
+    monkeypatch.setattr(runner, "plan_task", plan_task)
+    wf = Workflow(f"outage_{where}_{workers}")
 
     @wf.job()
     def items() -> list[int]:
@@ -536,18 +550,25 @@ def test_a_store_outage_mid_run_leaves_a_run_retry_can_finish(
 
     @wf.array_job()
     def work(x: Annotated[int, Result(step="items")]) -> int:
-        if x == 1:
+        if x == 1 and where == "writing":
             outage.set()
         return x
+
+    @wf.job()
+    def total(xs: Annotated[list[int], Result(step="work")]) -> int:
+        return sum(xs)
 
     store = Store.open(sqlite_url)
     with monkeypatch.context() as m:
         m.setattr("reflow.engine.write_behind.WriteBehind.due", lambda self: True)
         with pytest.raises(StoreError) as err:
-            wf.run_local(tmp_path / "r", store=store)
+            wf.run_local(tmp_path / "r", store=store, max_workers=workers)
     assert err.value.run_id is not None and "`reflow retry" in str(err.value)
     run = Run(err.value.run_id, store=store, workflow=wf)
     states = {i["state"] for i in run.status(as_dict=True)["instances"]}
     assert states <= {"SUCCESS", "CANCELLED"} and run.state == "CANCELLED"
+    (marker,) = latest(run, "total")
+    assert "interrupted: the in-process run stopped on StoreError" in marker["error_text"]
     assert run.retry() >= 1 and run.state == "SUCCESS"
     assert [i["output"] for i in latest(run, "work")] == [0, 1, 2, 3]
+    assert [i["output"] for i in latest(run, "total")] == [6]

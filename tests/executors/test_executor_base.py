@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fakes import make_job
 
+from reflow.core.resources import format_memory, parse_duration, parse_memory
 from reflow.errors import ExecutorError
 from reflow.executors.base import (
     INDEX_BASE_ENV,
@@ -23,9 +24,6 @@ from reflow.executors.base import (
     JobState,
     JobStatus,
     array_index_from_env,
-    format_memory,
-    parse_duration,
-    parse_memory,
 )
 from reflow.executors.lsf import LSFExecutor
 from reflow.executors.scheduler import split_array
