@@ -159,9 +159,13 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     rows = store.latest_instances(run.run_id)
     mine = [r for r in rows if r.state in _RETRYABLE and (task is None or r.task_name == task)]
     targets = [r for r in mine if not r.is_marker]
-    # A task that was skipped, not run after a stop or an interruption, or whose inputs could
-    # not be wired has one marker row instead of instances: it is planned afresh.
-    unplanned = [r for r in mine if r.is_marker]
+    # A task not run after a stop or an interruption, or whose inputs could not be wired, has
+    # one marker row instead of instances: it is planned afresh. One skipped because an
+    # upstream task did not succeed waits for that task: alone, it is nothing to retry.
+    unfinished = {r.task_name for r in rows if r.state != TaskState.SUCCESS}
+    needs = {s.name: set(json.loads(s.dependencies)) for s in store.task_specs(run.run_id)}
+    unplanned = [r for r in mine
+                 if r.is_marker and not needs.get(r.task_name, set()) & unfinished]
     if not targets and not unplanned:
         return 0
     markers = [r.id for r in rows if r.is_marker]
