@@ -42,7 +42,7 @@ def check_run_task(store: Store, run_id: str, task: str) -> None:
 
 
 def _options(store: Store, run_id: str) -> dict[str, Any]:
-    return dict(json.loads(store.get_run(run_id).options or "{}"))
+    return store.get_run(run_id).option_values
 
 
 # -- why -----------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
     if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
             RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
         raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
-    store.set_run_options(run.run_id, {**_options(store, run.run_id), RETRY_VERIFY: verify})
+    _set_retry_verify(store, run.run_id, verify)
     new_ids = store.new_attempts(sorted(r.id for r in targets), detail="retry requested")
     for kind in sorted(set(stale.values())):
         new_ids += store.new_attempts(sorted(i for i, k in stale.items() if k == kind),
@@ -223,14 +223,18 @@ def force_rerun(run: Run, task: str, *, background: bool = False) -> int:
     if not store.set_run_status(run.run_id, RunState.RUNNING, only_from={
             RunState.FAILED.value, RunState.CANCELLED.value, RunState.SUCCESS.value}):
         raise ReflowError(f"run {run.run_id} is still running; wait for it or cancel it first")
-    # What a forced rerun plans trusts the store again, as a normal run does.
-    store.set_run_options(run.run_id, {**_options(store, run.run_id), RETRY_VERIFY: False})
+    _set_retry_verify(store, run.run_id, False)  # a forced rerun trusts the store again
     new_ids = store.new_attempts(targets, detail="force-rerun requested", force=True,
                                  reason=reasons.FORCED)
     if dependants:
         store.supersede(dependants)
     continue_run(run, background=background)
     return len(new_ids)
+
+
+def _set_retry_verify(store: Store, run_id: str, on: bool) -> None:
+    """Whether what is planned from now on checks its cache hits (``RETRY_VERIFY``)."""
+    store.set_run_options(run_id, {**_options(store, run_id), RETRY_VERIFY: on})
 
 
 def _verify_upstream(
@@ -352,7 +356,7 @@ def stalled_reason(store: Store, run_id: str, *, ask_scheduler: bool = True) -> 
     rec = store.get_run(run_id)
     if RunState(rec.status).terminal:
         return None
-    options = json.loads(rec.options or "{}")
+    options = rec.option_values
     if options.get("executor", "inline") != "inline":
         from reflow.engine.driver_host import stalled_reason as driver_stalled
 
@@ -368,7 +372,7 @@ def waiting_reports(rec: RunRecord) -> Waiting:
     Read from the run dir, never the scheduler; none for an in-process run, which records as
     it goes.
     """
-    options = json.loads(rec.options or "{}")
+    options = rec.option_values
     if RunState(rec.status).terminal or options.get("executor", "inline") == "inline":
         return NOTHING_WAITING
     return waiting(run_state_dir(Path(rec.run_dir), rec.run_id))

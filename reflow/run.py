@@ -7,7 +7,6 @@ like the one ``run_local`` returned.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +66,7 @@ class Run:
             from reflow.engine.entrypoints import load_workflow
 
             rec = self.record()
-            root = json.loads(rec.options or "{}").get("import_root")
+            root = rec.option_values.get("import_root")
             self._workflow = load_workflow(rec.entrypoint, rec.workflow, root)
         return self._workflow
 

@@ -10,7 +10,6 @@ for cluster schedulers (the first step runs right here, so the first jobs are qu
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -142,7 +141,7 @@ def dry_run_commands(run_dir: Path) -> Path:
 
 
 def _host_of(run: Run) -> tuple[str, dict[str, Any]]:
-    options: dict[str, Any] = json.loads(run.record().options or "{}")
+    options = run.record().option_values
     host = options.get("host", CHAINED)
     if host == FOREGROUND:  # nobody is waiting any more: continue in the background
         host = DETACHED if options.get("executor") == "local" else CHAINED

@@ -241,14 +241,15 @@ _LIMIT_HINTS = {
 }
 
 
-def _limit_hint(scheduler_state: str | None) -> str:
-    """The traceback only says SIGTERM, or that a program died: say which limit, and the fix."""
+def _limit_hint(scheduler_state: str | None, before: str) -> str:
+    """The traceback only says SIGTERM, or that a program died: say which limit, and the fix
+    (after ``before``); nothing for other endings."""
     hint = _LIMIT_HINTS.get(scheduler_state or "")
     if hint is None:
         return ""
     what, key = hint
-    return (f"\nthe job {what} ({scheduler_state}); raise the task's {key}= or let retries "
-            f"escalate it (escalate={{'{key}': 2.0}})")
+    return (f"{before}the job {what} ({scheduler_state}); raise the task's {key}= or let "
+            f"retries escalate it (escalate={{'{key}': 2.0}})")
 
 
 def _result_change(f: results.Finished, scheduler_state: str | None = None) -> StateChange:
@@ -258,7 +259,7 @@ def _result_change(f: results.Finished, scheduler_state: str | None = None) -> S
             "finished_at": f.finished_at, "exit_code": 0,
         })
     text = (f.error_text or "").strip() or "failed"
-    text += _limit_hint(scheduler_state)
+    text += _limit_hint(scheduler_state, "\n")  # its own line: the one status shows
     fields: dict[str, object] = {"error_text": text, "finished_at": f.finished_at,
                                  "exit_code": f.exit_code}
     if scheduler_state is not None:
@@ -363,7 +364,7 @@ def _lost_change(ctx: DriverContext, r: InstanceRecord, st: JobStatus | None) ->
             + f" {what}{log_hint}")
     if st and st.reason:
         text += f" ({st.reason})"
-    text += _limit_hint(raw).replace("\n", "; ")
+    text += _limit_hint(raw, "; ")
     return StateChange(r.id, _IN_FLIGHT, "FAILED", text, {
         "error_text": text, "scheduler_state": raw, "exit_code": code,
         "finished_at": datetime.now(UTC),

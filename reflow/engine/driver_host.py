@@ -98,7 +98,7 @@ def load_context(store: Store, run_id: str, executor: Executor | None = None,
     from reflow.engine.entrypoints import load_workflow
 
     rec = store.get_run(run_id)
-    options: dict[str, Any] = json.loads(rec.options or "{}")
+    options = rec.option_values
     entrypoint = rec.entrypoint
     import_root = options.get("import_root")
     wf = load_workflow(entrypoint, rec.workflow, import_root)
@@ -158,7 +158,7 @@ def stalled_reason(store: Store, run_id: str, executor: Executor | None = None, 
     rec = store.get_run(run_id)
     if RunState(rec.status).terminal:
         return None
-    options = json.loads(rec.options or "{}")
+    options = rec.option_values
     if options.get("executor", "inline") == "inline":
         return None
     beat = read_heartbeat(Path(rec.run_dir), run_id)

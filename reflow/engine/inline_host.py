@@ -9,7 +9,6 @@ stops nothing (SPEC §7). It logs to ``<run_dir>/logs/inline.log``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -40,7 +39,7 @@ def spawn(run: Run) -> int:
         )
     # The run names its process at once, as a detached driver's heartbeat does: until the
     # child records itself, the run would name the process that ran it before, maybe gone.
-    options = json.loads(run.record().options or "{}")
+    options = run.record().option_values
     run.store.set_run_options(run.run_id, {**options, "pid": proc.pid,
                                            "host": socket.gethostname()})
     return proc.pid

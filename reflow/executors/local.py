@@ -229,15 +229,18 @@ class _JobView:
         self.offset += whole
         for line in data[:whole].decode("utf-8", "replace").splitlines():
             parts = line.split()
-            if len(parts) >= 2:
-                with contextlib.suppress(ValueError):
-                    self.known_status.pop(int(parts[1]), None)
             if len(parts) >= 2 and parts[0] == "S":
-                self.started.add(int(parts[1]))
+                index = int(parts[1])
+                self.started.add(index)
             elif len(parts) == 3 and parts[0] == "E":
-                self.ended[int(parts[1])] = int(parts[2])
+                index = int(parts[1])
+                self.ended[index] = int(parts[2])
             elif len(parts) == 2 and parts[0] == "C":
-                self.cancelled.add(int(parts[1]))
+                index = int(parts[1])
+                self.cancelled.add(index)
+            else:
+                continue
+            self.known_status.pop(index, None)
 
     def status(self, job_id: str, index: int) -> JobStatus:
         known = self.known_status.get(index)

@@ -8,10 +8,11 @@ timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,12 @@ class RunRecord:
     reflow_version: str
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def option_values(self) -> dict[str, Any]:
+        """``options`` parsed: the executor, force flags, the process running it, ..."""
+        parsed: dict[str, Any] = json.loads(self.options or "{}")
+        return parsed
 
 
 class NewTaskSpec(NamedTuple):
