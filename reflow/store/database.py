@@ -85,6 +85,7 @@ class Database:
         self.dialect = url.get_backend_name()
         # A SQLite file in WAL mode, whose log a background thread checkpoints after writes.
         self.wal_file: str | None = None  # the database path; its log is path + "-wal"
+        self.read_only = False  # a SQLite file this process cannot write (see sqlite.py)
         self.engine = self._create_engine()
 
     def _create_engine(self) -> Engine:
@@ -94,6 +95,12 @@ class Database:
                 engine = create_engine(
                     self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
                 )
+                sqlite.configure(engine, journal_mode=None, busy_timeout_s=self.deadline_s)
+                return engine
+            if sqlite.is_read_only(Path(database)):
+                self.read_only = True
+                engine = create_engine(self.url, creator=sqlite.read_only_connector(
+                    Path(database)))
                 sqlite.configure(engine, journal_mode=None, busy_timeout_s=self.deadline_s)
                 return engine
             engine = create_engine(self.url)
@@ -170,6 +177,12 @@ class Database:
 
     def _failed_message(self, exc: DBAPIError) -> str:
         reason = _first_line(exc.orig)
+        if self.read_only:
+            return (
+                f"store {self.display_url} is read-only for you (the file or its directory is "
+                f"not writable; {reason}): it can be read (runs, status, why, logs, tui) but not "
+                "changed; ask its owner, or copy it somewhere writable and use --store-path"
+            )
         if self.dialect == "sqlite":
             if "not a database" in reason:
                 return (

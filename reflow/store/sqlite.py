@@ -6,12 +6,18 @@ set) must hold the write lock from its first statement, or a concurrent writer m
 instead of wait; hence ``BEGIN IMMEDIATE`` for writes. WAL needs shared memory that network
 filesystems do not provide, so a store on NFS/Lustre/GPFS falls back to a rollback journal and
 warns: PostgreSQL is the store for teams on such filesystems.
+
+A store that this user cannot write (a colleague's, an archived copy on a read-only mount) is
+still worth reading: ``runs``, ``status``, ``why`` and the TUI must work on it. SQLite cannot
+read a WAL database without writing its ``-shm`` file, so such a store is opened read-only,
+and as an immutable snapshot where even that file cannot be made.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import sys
 import warnings
 from pathlib import Path
@@ -79,6 +85,43 @@ def journal_mode_for(database: Path) -> str:
     return "DELETE"
 
 
+def is_read_only(database: Path) -> bool:
+    """Whether this process cannot write the existing store ``database``.
+
+    Writing needs the file, and either its directory (for the WAL or journal files) or WAL
+    files that already exist and are writable.
+    """
+    if not database.exists():
+        return False
+    if not os.access(database, os.W_OK):
+        return True
+    if os.access(database.parent, os.W_OK):
+        return False
+    side_files = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm")]
+    return not all(f.exists() and os.access(f, os.W_OK) for f in side_files)
+
+
+def read_only_connector(database: Path) -> Any:
+    """A DBAPI ``creator`` opening ``database`` read-only.
+
+    ``mode=ro`` sees a live store's latest commits but needs its ``-shm`` file to exist or be
+    creatable; failing that (a read-only mount, a directory of someone else's), ``immutable``
+    reads the file as a snapshot, which is what an archived store is.
+    """
+    uri = f"file:{database.resolve().as_posix()}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
+        return conn
+
+    return connect
+
+
 def _callers_level() -> int:
     """The ``stacklevel`` that names the first caller outside reflow (a pipeline's
     ``Store.open`` or ``run_local`` line), for a warning issued by the caller of this."""
@@ -92,7 +135,8 @@ def _callers_level() -> int:
 def configure(engine: Engine, *, journal_mode: str | None, busy_timeout_s: float) -> None:
     """Install the per-connection pragmas and explicit BEGIN handling on ``engine``.
 
-    ``journal_mode`` is None for an in-memory database, which has no journal to choose.
+    ``journal_mode`` is None for an in-memory or read-only database, whose journal is not ours
+    to choose.
     """
     synchronous = "NORMAL" if journal_mode == "WAL" else "FULL"
     busy_ms = max(1, int(busy_timeout_s * 1000))

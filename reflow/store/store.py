@@ -193,6 +193,11 @@ class Store:
     def dialect(self) -> str:
         return self._db.dialect
 
+    @property
+    def read_only(self) -> bool:
+        """A SQLite store this process can read but not write (see ``sqlite.is_read_only``)."""
+        return self._db.read_only
+
     def cli_option(self) -> str:
         """The option a pasted command needs to find this store (`` --store-path P``).
 

@@ -124,6 +124,9 @@ class ReflowApp(App[int]):
         """Why r/f/c are disabled for this run, or None when they are allowed."""
         if self.readonly:
             return f"read-only (--readonly): run {run.run_id} cannot be changed from here"
+        if self.store.read_only:
+            return (f"read-only: store {self.store.url} is not writable by you; copy it "
+                    "somewhere writable to change its runs")
         if run.user != self.user:
             return (f"read-only: run {run.run_id} belongs to {run.user}, not {self.user}; "
                     "ask them, or use the CLI as that user")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from store_builders import add_run
 
+from reflow.errors import StoreError
 from reflow.store import NetworkFilesystemWarning, Store
 from reflow.store import sqlite as sqlite_policy
 
@@ -128,3 +132,63 @@ def test_new_stores_get_large_pages_and_old_ones_keep_theirs(
         add_run(store, "r1")  # still writable, page size untouched
         assert store.get_run("r1").run_id == "r1"
     assert page_size(tmp_path / "old.db") == 4096
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(a writable directory, the same directory seen read-only).
+
+    Root writes through file modes, so as root the view is a read-only bind mount (an
+    archived store on a read-only filesystem); other users get a directory and files without
+    write permission (a colleague's store).
+    """
+    real, view = tmp_path / "real", tmp_path / "view"
+    real.mkdir()
+    view.mkdir()
+    if os.geteuid() != 0:
+        yield real, real
+        for path in (real, *real.iterdir()):
+            path.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(real), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount as root here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        yield real, view
+    finally:
+        subprocess.run(["umount", "--lazy", str(view)], check=True)  # the CLI keeps its engine
+
+
+def _make_read_only(real: Path) -> None:
+    if os.geteuid() != 0:
+        for path in (*real.iterdir(), real):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+
+
+def test_a_store_that_cannot_be_written_is_still_read(
+    read_only_dir: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reflow.cli.main import app
+
+    real, view = read_only_dir
+    with Store.open(real / "manifest.db") as store:
+        add_run(store, "r1", status="SUCCESS")
+    _make_read_only(real)
+    with Store.open(view / "manifest.db", create=False) as store:
+        assert store.read_only
+        assert [run.run_id for run in store.list_runs()] == ["r1"]
+        refused = r"read-only for you .* can be read .* but not changed"
+        with pytest.raises(StoreError, match=refused):
+            store.set_run_status("r1", "FAILED")
+        assert store.get_run("r1").status == "SUCCESS"
+    with pytest.raises(SystemExit) as done:
+        app(["status", "r1", "--store-path", str(view / "manifest.db")], standalone_mode=True)
+    assert done.value.code == 0
+    assert "Status SUCCESS" in capsys.readouterr().out
+    assert sorted(p.name for p in real.iterdir()) == ["manifest.db"]  # nothing written beside
+
+
+def test_a_writable_store_is_not_read_only(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "manifest.db") as store:
+        assert not store.read_only
