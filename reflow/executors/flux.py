@@ -8,8 +8,10 @@ submission is acknowledged, not necessarily in order; Flux ids grow with submiss
 so sorting them numerically gives the index order.
 
 Indices are passed as ``cc = index + 1`` because ``flux submit`` skips its ``{cc}``
-argument formatting for cc 0, which would make element 0 differ from the others; with
-every cc formatted, literal braces in arguments are doubled to survive it. Flux has no
+argument formatting for cc 0, which would make element 0 differ from the others. That
+formatting has no escape for a literal brace that works on every flux-core version (newer
+ones keep ``{{...}}`` as a template, older ones turn it into ``{...}``), so an array whose
+command holds a brace is refused. Flux has no
 array throttle (``array_parallelism`` is not enforced) and no memory request in Flux core
 (``mem`` is not sent).
 """
@@ -68,7 +70,7 @@ class FluxExecutor(SchedulerExecutor):
     index_base: ClassVar[int] = 1
     index_env_var: ClassVar[str] = "FLUX_JOB_CC"
     submit_tool: ClassVar[str] = "flux"
-    log_placeholders: ClassVar[str | None] = r"\{\{"
+    log_placeholders: ClassVar[str | None] = r"[{}]"  # formatted, as the --cc command is
     cancel_tool: ClassVar[str] = "flux"
     cancel_ignorable: ClassVar[tuple[str, ...]] = (r"inactive", r"unknown job", r"no such")
 
@@ -114,6 +116,8 @@ class FluxExecutor(SchedulerExecutor):
         argv = ["flux", "submit", f"--job-name={job.name}", f"--cwd={job.workdir}"]
         if job.array_indices is not None:
             argv.append(f"--output={self.scheduler_log(job, '{{id}}')}")
+        elif job.stdout == job.stderr:  # a driver job: stderr follows --output
+            argv.append(f"--output={self.log_path(job, job.stdout)}")
         else:
             argv += [
                 f"--output={self.log_path(job, job.stdout)}",
@@ -135,7 +139,13 @@ class FluxExecutor(SchedulerExecutor):
                     job.array_parallelism, job.name,
                 )  # fmt: skip
             argv.append("--cc=" + compress_indices(i + self.index_base for i in job.array_indices))
-            command = [arg.replace("{", "{{").replace("}", "}}") for arg in command]
+            braced = next((arg for arg in command if "{" in arg or "}" in arg), None)
+            if braced is not None:
+                raise ExecutorError(
+                    f"flux submit --cc formats its command, and no escape for a brace works on "
+                    f"every flux-core version: {braced!r}; choose a run dir (and Python) path "
+                    "without '{' or '}'"
+                )
         argv += res.submit_options
         argv += command
         return Command(tuple(argv))

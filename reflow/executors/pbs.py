@@ -123,6 +123,8 @@ class PBSExecutor(SchedulerExecutor):
         argv = ["qsub", "-N", job.name, "-V"]
         if job.array_indices is not None:
             argv += ["-j", "oe", "-o", f"{self.log_path(job, job.stdout).parent}/"]
+        elif job.stdout == job.stderr:  # a driver job: its one log, copied back once
+            argv += ["-j", "oe", "-o", str(self.log_path(job, job.stdout))]
         else:
             argv += [
                 "-o", str(self.log_path(job, job.stdout)),

@@ -290,10 +290,12 @@ class SchedulerExecutor(Executor):
     def _check_log_path(self, job: JobSpec, path: Path) -> None:
         if self.log_placeholders is None:
             return
-        found = re.search(self.log_placeholders, str(self.log_path(job, path)))
+        # Our own ``{index}`` is replaced before the scheduler sees the path.
+        shown = str(self.log_path(job, path))
+        found = re.search(self.log_placeholders, shown.replace(INDEX_PLACEHOLDER, ""))
         if found:
             raise ExecutorError(
-                f"log path {self.log_path(job, path)} contains {found.group()!r}, which "
+                f"log path {shown} contains {found.group()!r}, which "
                 f"{self.submit_tool} replaces in log paths; choose a run dir without it"
             )
 

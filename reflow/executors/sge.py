@@ -110,6 +110,8 @@ class SGEExecutor(SchedulerExecutor):
                 "-wd", str(job.workdir)]  # fmt: skip
         if job.array_indices is not None:
             argv += ["-j", "y", "-o", self.scheduler_log(job, "$JOB_ID.$TASK_ID")]
+        elif job.stdout == job.stderr:  # a driver job: one log, written through one stream
+            argv += ["-j", "y", "-o", str(self.log_path(job, job.stdout))]
         else:
             argv += [
                 "-o", str(self.log_path(job, job.stdout)),

@@ -150,7 +150,8 @@ def test_workers_import_no_adapter_and_no_heavy_module() -> None:
 @pytest.mark.parametrize(("adapter", "folder", "placeholder"), [
     (LSFExecutor, "run-%J", "%J"),
     (SGEExecutor, "run-$JOB_ID", "$JOB_ID"),
-    (FluxExecutor, "run-{{id}}", "{{"),
+    (FluxExecutor, "run-{{id}}", "{"),
+    (FluxExecutor, "run-{x}", "{"),
 ])
 def test_a_run_dir_the_scheduler_would_rewrite_is_refused_before_submitting(
     fake: FakeScheduler, tmp_path: Path, adapter: type, folder: str, placeholder: str

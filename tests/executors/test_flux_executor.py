@@ -5,6 +5,7 @@ the per-element Flux ids are kept and mapped back from canned ``flux jobs`` outp
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,14 +72,31 @@ def test_array_is_cc_copies_whose_ids_are_kept_in_index_order(
     ]  # fmt: skip
 
 
-def test_braces_in_array_arguments_survive_flux_formatting(
-    fake: FakeScheduler, tmp_path: Path
-) -> None:
-    fake.reply("flux-submit", f58(1) + "\n")
+def test_braces_in_an_array_command_are_refused(fake: FakeScheduler, tmp_path: Path) -> None:
+    """``--cc`` formats the command; newer flux-core keeps ``{{x}}`` as a template, older
+    turns it into ``{x}``, so no escape works everywhere: refuse instead of mangling."""
     job = JobSpec("wf-json", ("/usr/bin/python3", "-c", 'print({"a": 1})'), JobResources(),
                   tmp_path, Path("o-{index}"), Path("e-{index}"), array_indices=(0,))  # fmt: skip
-    FluxExecutor(fake.runner()).submit(job)
-    assert fake.argv("flux")[-1] == 'print({{"a": 1}})'
+    with pytest.raises(ExecutorError, match=r"formats its command.*without '\{' or '\}'"):
+        FluxExecutor(fake.runner()).submit(job)
+    assert fake.calls("flux") == []
+
+
+def test_a_log_path_with_a_brace_is_refused(fake: FakeScheduler, tmp_path: Path) -> None:
+    run_dir = tmp_path / "exp{1}"
+    with pytest.raises(ExecutorError, match=r"contains '\{', which flux replaces"):
+        FluxExecutor(fake.runner()).submit(make_job(run_dir))
+
+
+def test_a_driver_job_with_one_log_sends_stderr_with_stdout(
+    fake: FakeScheduler, tmp_path: Path
+) -> None:
+    fake.reply("flux-submit", f58(2) + "\n")
+    job = make_job(tmp_path, name="wf-driver")
+    FluxExecutor(fake.runner()).submit(replace(job, stderr=job.stdout))
+    argv = fake.argv("flux")
+    assert f"--output={tmp_path}/logs/wf-driver.out" in argv
+    assert not any(a.startswith("--error") for a in argv)
 
 
 def test_a_short_id_list_is_an_error_naming_the_strays(fake: FakeScheduler, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ output (0-based subjob indices, Exit_status codes for time and memory kills)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,20 @@ def test_pro_singleton_argv(fake: FakeScheduler, tmp_path: Path) -> None:
         "-W", "depend=afterany:120.pbs01",
         "--", "/bin/sh", "-c", CD_WRAPPER, "reflow-job", str(tmp_path), *PYTHON,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("executor", [PBSExecutor, TorqueExecutor])
+def test_a_driver_job_with_one_log_joins_its_streams(
+    fake: FakeScheduler, tmp_path: Path, executor: type[PBSExecutor]
+) -> None:
+    """PBS copies stdout and stderr back separately: given one file for both, one copy
+    would overwrite the other (the driver logs to stderr)."""
+    fake.reply("qsub", "124.pbs01\n")
+    job = make_job(tmp_path, name="wf-driver")
+    executor(fake.runner()).submit(replace(job, stderr=job.stdout))
+    argv = fake.argv("qsub")
+    assert argv[3:7] == ["-j", "oe", "-o", f"{tmp_path}/logs/wf-driver.out"]
+    assert "-e" not in argv
 
 
 def test_pro_array_is_one_range_with_a_throttle_attribute(

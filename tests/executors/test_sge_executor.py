@@ -4,6 +4,7 @@ the test machine, so these pin the exact ``qsub`` argv (1-based ``-t`` ranges, `
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ def test_singleton_argv_with_parallel_environment_and_per_slot_memory(
         "-q", "all.q", "-A", "proj", "-P", "physics", "-hold_jid", "7000,6999",
         "/usr/bin/python3", "-m", "reflow.engine.worker", "payload",
     ]  # fmt: skip
+
+
+def test_a_driver_job_with_one_log_joins_its_streams(
+    fake: FakeScheduler, tmp_path: Path
+) -> None:
+    fake.reply("qsub", "7002\n")
+    job = make_job(tmp_path, name="wf-driver")
+    SGEExecutor(fake.runner(), user="alice").submit(replace(job, stderr=job.stdout))
+    argv = fake.argv("qsub")
+    assert argv[10:14] == ["-j", "y", "-o", f"{tmp_path}/logs/wf-driver.out"]
+    assert "-e" not in argv
 
 
 def test_array_is_a_one_based_range_with_task_concurrency(
