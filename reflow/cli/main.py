@@ -223,7 +223,7 @@ def tui(
 ) -> None:
     """The terminal UI: runs, their DAG, instances, logs and live transitions."""
     try:
-        from reflow.tui.app import run_tui
+        from reflow.tui.app import open_tui_store, run_tui
     except ModuleNotFoundError as exc:
         if exc.name not in ("reflow.tui", "reflow.tui.app"):
             raise
@@ -231,12 +231,13 @@ def tui(
             "the terminal UI is not part of this reflow installation yet; use `reflow runs` "
             "and `reflow status RUN_ID` instead"
         ) from None
+    st = open_tui_store(run_id, store_url(store, store_path))
     if not (is_terminal() and stdin_is_terminal()):
         raise fail(
             "reflow tui needs a terminal on stdin and stdout; run it in an interactive "
             "shell (ssh -t for a remote one), or use `reflow status RUN_ID`"
         )
-    code = run_tui(run_id, store_url(store, store_path), readonly)
+    code = run_tui(run_id, st, readonly)
     if code:
         raise typer.Exit(code)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -20,6 +20,7 @@ from textual.app import App, SuspendNotSupported
 from textual.binding import Binding, BindingType
 
 from reflow.errors import ReflowError
+from reflow.states import TERMINAL_TASK_STATES, TaskState
 from reflow.store import RunRecord, Store
 from reflow.tui.base import ReflowScreen, Selection
 from reflow.tui.data import Reader, StoreUnavailable
@@ -31,6 +32,9 @@ from reflow.tui.runs_screen import RunsScreen
 from reflow.tui.verify_screen import VerifyScreen
 
 DEFAULT_REFRESH_S = 2.0
+# What `r` and `c` find in a task before they act on it rather than on the whole run.
+_RETRYABLE = frozenset({TaskState.FAILED.value, TaskState.CANCELLED.value})
+_ACTIVE = frozenset(s.value for s in TaskState if s not in TERMINAL_TASK_STATES)
 
 CSS = """
 #banner { background: $error; color: $text; height: auto; max-height: 3; display: none; }
@@ -166,20 +170,34 @@ class ReflowApp(App[int]):
             return None
         return run.run_id
 
+    def _scope(self, sel: Selection, run_id: str, states: Collection[str]) -> str | None:
+        """The task a run-wide key acts on: the selected one, unless none of its instances
+        is in ``states``; then the whole run (None). The task table's cursor always rests on
+        some task, usually the first, which rarely is the one that failed or still runs."""
+        task = sel.task
+        if task is None:
+            return None
+        try:
+            found = self.reader.call(lambda: self.store.count_latest(run_id, task, states))
+        except StoreUnavailable:
+            return task
+        return task if found else None
+
     def action_retry(self) -> None:
         sel = self.selection()
         run_id = self._allowed(sel, "retry", need_task=False)
         if run_id is None:
             return
-        target = f"task '{sel.task}'" if sel.task else "the whole run"
+        task = self._scope(sel, run_id, _RETRYABLE)
+        target = f"task '{task}'" if task else "the whole run"
 
         def verb(run: Any) -> str:
             from reflow.actions import retry
 
             # In-process runs carry on in a process of their own: quitting stops nothing.
-            n = retry(run, sel.task, background=True)
+            n = retry(run, task, background=True)
             if not n:
-                return f"retry: nothing failed in {target} of {sel.run_id}"
+                return f"retry: nothing failed in {target} of {run_id}"
             return f"retry: {n} instance(s) of {target} got a new attempt"
 
         self.say(f"retrying {target}…")
@@ -207,12 +225,13 @@ class ReflowApp(App[int]):
         run_id = self._allowed(sel, "cancel", need_task=False)
         if run_id is None:
             return
-        target = f"task '{sel.task}'" if sel.task else "the whole run"
+        task = self._scope(sel, run_id, _ACTIVE)
+        target = f"task '{task}'" if task else "the whole run"
 
         def verb(run: Any) -> str:
-            n = run.cancel(sel.task)
+            n = run.cancel(task)
             return (f"cancel: {n} instance(s) of {target} cancelled" if n else
-                    f"cancel: nothing active in {target} of {sel.run_id}")
+                    f"cancel: nothing active in {target} of {run_id}")
 
         self._confirm(f"Cancel the active work of {target} in run {run_id}?", run_id, verb)
 
@@ -305,15 +324,22 @@ class ReflowApp(App[int]):
 STORE_DEADLINE_S = 5.0
 
 
-def run_tui(run_id: str | None, store: str | None, readonly: bool) -> int:
-    """Open the TUI on ``store`` (on ``run_id`` if given); returns the exit code.
+def open_tui_store(run_id: str | None, store: Store | str | None) -> Store:
+    """The store the TUI reads, with ``run_id`` checked in it: the errors a user can fix
+    (a mistyped path or id) come first, before anything is drawn or a terminal is needed.
 
     A missing store is an error, as for every reading command: a mistyped path must not
     leave a new empty database behind.
     """
     st = Store.open(store, create=False, deadline=STORE_DEADLINE_S)
     if run_id is not None:
-        st.get_run(run_id)  # an unknown id fails here with a suggestion, before the screen
+        st.get_run(run_id)  # an unknown id fails here with a suggestion
+    return st
+
+
+def run_tui(run_id: str | None, store: Store | str | None, readonly: bool) -> int:
+    """Open the TUI on ``store`` (on ``run_id`` if given); returns the exit code."""
+    st = open_tui_store(run_id, store)
     app = ReflowApp(st, run_id, readonly=readonly)
     app.run()
     return int(app.return_code or 0)

@@ -256,6 +256,15 @@ def test_tui_refuses_without_a_terminal(project: Project, runs: Runs) -> None:
     assert "needs a terminal" in error_line(result)
 
 
+def test_tui_names_a_mistyped_run_id_before_asking_for_a_terminal(
+    project: Project, runs: Runs
+) -> None:
+    result = project.reflow("tui", runs.ok[:-1])
+    assert result.returncode == 1
+    assert f"no run '{runs.ok[:-1]}'" in error_line(result)
+    assert f"Did you mean '{runs.ok}'" in error_line(result)
+
+
 def test_store_info_and_upgrade(project: Project, runs: Runs, tmp_path: Path) -> None:
     info = project.reflow("store", "info")
     assert info.returncode == 0, info.stderr

@@ -99,6 +99,22 @@ async def test_retry_key_makes_a_new_attempt(runs: Demo, tmp_path: Path) -> None
         assert "SUCCESS" in static_text(app, "#title")
 
 
+async def test_retry_on_a_task_with_nothing_failed_retries_the_whole_run(runs: Demo) -> None:
+    """The run screen opens with its cursor on the first task, which had not failed: `r`
+    said "nothing failed in task 'make'" while 'work' waited for its retry."""
+    runs.flag.write_text("fixed")
+    app = runs.app(runs.second)
+    async with app.run_test() as pilot:
+        await settle(app, pilot)
+        assert app.screen.task_name != "work"  # type: ignore[attr-defined]
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert "1 instance(s) of the whole run got a new attempt" in app.last_message
+        assert finished(runs.store, runs.second) == "SUCCESS"
+        work = latest(runs.store, runs.second, "work")
+        assert [w.attempt for w in work] == [1, 2, 1]
+
+
 async def test_retry_from_runs_screen_retries_the_whole_run(runs: Demo) -> None:
     runs.flag.write_text("fixed")
     app = runs.app()
@@ -193,7 +209,8 @@ async def test_cancel_key_asks_and_leaves_a_finished_run_alone(runs: Demo) -> No
         assert app.last_message == "not confirmed: nothing changed"
         await pilot.press("c", "y")
         await settle(app, pilot)
-        assert "cancel: nothing active in task 'work'" in app.last_message
+        # 'work' has nothing active, so the key meant the whole run, which has nothing either
+        assert "cancel: nothing active in the whole run" in app.last_message
         assert runs.store.get_run(runs.second).status == "FAILED"
 
 
