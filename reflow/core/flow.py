@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+_WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")
 
 
 class Flow:
@@ -38,7 +38,7 @@ class Flow:
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not _WORKFLOW_NAME.match(name):
             raise GraphError(
-                f"workflow name {name!r} is not valid; use letters, digits, '_' and '.' "
+                f"workflow name {name!r} is not valid; use letters, digits, '_', '.' and '-' "
                 "(it becomes part of run ids and job names)"
             )
         self.name = name

@@ -122,13 +122,65 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-class Store:
-    """A manifest store. Open with ``Store.open(location)``; close or use as a context manager."""
+def _prepare_sqlite_path(path: Path, *, create: bool) -> None:
+    """Refuse a directory or (without ``create``) a missing file; make a new file's directory."""
+    if path.is_dir():
+        raise StoreError(
+            f"store path {path} is a directory; pass the path of a SQLite file, e.g. "
+            f"{path / 'manifest.db'}"
+        )
+    if path.exists():
+        return
+    if not create:
+        raise NoStoreError(
+            f"no reflow store at {path}; check --store-path / REFLOW_STORE_PATH, "
+            "or run a pipeline once to create it"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the directory of store {path}: {exc.strerror}; "
+            "choose a writable location with --store-path or REFLOW_STORE_PATH"
+        ) from exc
 
-    def __init__(self, db: Database, revision: str) -> None:
+
+class Store:
+    """A manifest store: ``Store(location)`` or ``Store.open(location)``; close it or use it as a
+    context manager."""
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        deadline: float = DEFAULT_DEADLINE_S,
+    ) -> None:
+        """Open (and create or upgrade in place) the store at ``location``.
+
+        ``location`` is a SQLAlchemy URL or a SQLite file path; None follows SPEC §4's order
+        (``REFLOW_STORE``, config, the XDG cache default). ``create=False`` refuses to create
+        a new store. ``deadline`` bounds how long each operation retries a locked or
+        unreachable database before raising StoreError.
+        """
+        if location is not None and not isinstance(location, str | os.PathLike):
+            raise OptionError(
+                f"store={location!r} is not a store; pass a Store, a SQLAlchemy URL or the "
+                "path of a SQLite file"
+            )
+        from reflow.config import resolve_store_location
+
+        url = parse_url(resolve_store_location(location))
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            _prepare_sqlite_path(Path(str(url.database)), create=create)
+        db = Database(url, deadline_s=deadline)
+        try:
+            self.revision = ensure_schema(db, create=create)
+        except BaseException:
+            db.dispose()
+            raise
         self._db = db
         self._sql = BulkSql(db.dialect)
-        self.revision = revision
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -139,50 +191,11 @@ class Store:
         create: bool = True,
         deadline: float = DEFAULT_DEADLINE_S,
     ) -> Store:
-        """Open (and create or upgrade in place) the store at ``location``.
-
-        ``location`` is a Store (returned as is), a SQLAlchemy URL, or a SQLite file path;
-        None follows SPEC §4's order (``REFLOW_STORE``, config, the XDG cache default).
-        ``create=False`` refuses to create a new store. ``deadline`` bounds how long each
-        operation retries a locked or unreachable database before raising StoreError.
-        """
+        """``Store(location, ...)``, except that a Store is returned as it is: every
+        ``store=`` argument of the API goes through here."""
         if isinstance(location, Store):
             return location
-        if location is not None and not isinstance(location, str | os.PathLike):
-            raise OptionError(
-                f"store={location!r} is not a store; pass a Store, a SQLAlchemy URL or the "
-                "path of a SQLite file"
-            )
-        from reflow.config import resolve_store_location
-
-        url = parse_url(resolve_store_location(location))
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            path = Path(str(url.database))
-            if path.is_dir():
-                raise StoreError(
-                    f"store path {path} is a directory; pass the path of a SQLite file, e.g. "
-                    f"{path / 'manifest.db'}"
-                )
-            if not path.exists():
-                if not create:
-                    raise NoStoreError(
-                        f"no reflow store at {path}; check --store-path / REFLOW_STORE_PATH, "
-                        "or run a pipeline once to create it"
-                    )
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreError(
-                        f"cannot create the directory of store {path}: {exc.strerror}; "
-                        "choose a writable location with --store-path or REFLOW_STORE_PATH"
-                    ) from exc
-        db = Database(url, deadline_s=deadline)
-        try:
-            revision = ensure_schema(db, create=create)
-        except BaseException:
-            db.dispose()
-            raise
-        return cls(db, revision)
+        return cls(location, create=create, deadline=deadline)
 
     @property
     def url(self) -> str:

@@ -642,3 +642,15 @@ def test_one_type_spelt_two_ways_shares_a_flag_but_one_flag_has_one_short_form()
     tasks_a_b(list_typing, list_builtin).validate()
     with pytest.raises(ValueError, match="--start already has -s; give both the same letter"):
         tasks_a_b(short_s, short_t).validate()
+
+
+@pytest.mark.parametrize("name", ["climate-era5", "era5.v2", "a", "x_1-b"])
+def test_workflow_names_may_hold_dashes_as_the_older_package_allowed(name: str) -> None:
+    assert Workflow(name).name == name
+    assert Flow(name).name == name
+
+
+@pytest.mark.parametrize("name", ["", "-lead", "trail-", "a b", "a/b", "_x", "ä"])
+def test_workflow_names_that_would_break_run_ids_or_paths_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=f"workflow name {name!r} is not valid"):
+        Workflow(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from store_builders import SPECS, T0, add_run, new_run
@@ -119,3 +120,12 @@ def test_set_run_status_of_an_unknown_run_raises(store: Store) -> None:
     add_run(store, "r1")
     with pytest.raises(UnknownRunError, match="Did you mean 'r1'"):
         store.set_run_status("r2", "SUCCESS", only_from={"RUNNING"})
+
+
+def test_store_can_be_built_directly_from_a_location(tmp_path: Path) -> None:
+    """``Store`` is public: ``Store(path)`` opens as ``Store.open(path)`` does."""
+    with Store(tmp_path / "manifest.db") as store:
+        add_run(store, "r1")
+    with Store(f"sqlite:///{tmp_path / 'manifest.db'}", create=False) as again:
+        assert again.get_run("r1").run_id == "r1"
+        assert Store.open(again) is again
