@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reflow.engine.driver import ACTIVE
+from reflow.engine.driver import ACTIVE, record_finished_work
 from reflow.engine.driver_host import (
     CHAINED,
     DETACHED,
@@ -30,6 +30,7 @@ from reflow.engine.driver_host import (
 )
 from reflow.engine.local_runner import check_forced_tasks
 from reflow.engine.recording import marker_row
+from reflow.engine.results import run_state_dir
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.executors.base import Executor
 from reflow.states import RunState, TaskState
@@ -214,12 +215,15 @@ def _mark_unplanned(run: Run, text: str) -> None:
 def cancel_run(run: Run, task: str | None = None) -> int:
     """Cancel a run's active instances (or one task's); returns how many were cancelled.
 
-    States change first (compare-and-set), then the scheduler is told: a worker finishing in
+    Successes workers already reported are recorded first (``record_finished_work``); then
+    states change (compare-and-set), then the scheduler is told: a worker finishing in
     between finds its instance CANCELLED and its late result is ignored.
     """
     from reflow.config import load_config
 
     text = "cancelled by user" + (f" (task '{task}')" if task else "")
+    run_dir = Path(run.record().run_dir)
+    record_finished_work(run.store, run.run_id, run_state_dir(run_dir, run.run_id))
     rows, moved = close_active(run.store, run.run_id, task, text)
     if task is None:
         _mark_unplanned(run, text)
@@ -229,7 +233,7 @@ def cancel_run(run: Run, task: str | None = None) -> int:
     executor = make_executor(options["executor"], config, options.get("max_workers"))
     from reflow.engine.driver_host import read_heartbeat
 
-    beat = read_heartbeat(Path(run.record().run_dir), run.run_id)
+    beat = read_heartbeat(run_dir, run.run_id)
     if task is None and beat and beat.get("host") == CHAINED and beat.get("job_id"):
         jobs.append(str(beat["job_id"]))
     if jobs:

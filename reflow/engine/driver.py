@@ -168,7 +168,23 @@ def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
             started.append(item)
         elif not _awaits_scheduler(item, by_id):
             finished.append(item)
-    return _record_reports(ctx, by_id, started, finished, failed)
+    return _record_reports(ctx.store, by_id, started, finished, failed)
+
+
+def record_finished_work(store: Store, run_id: str, state_dir: Path) -> int:
+    """Record the successes workers reported that no driver step has read yet.
+
+    A cancel calls this before it closes what is active: in a chained run the next step
+    starts only when an array ends, and its finished elements would otherwise be cancelled
+    with the rest, their results thrown away. Failures are left to the cancel, as the
+    scheduler's word on them will not come.
+    """
+    active = store.latest_instances(run_id, states=_IN_FLIGHT, values=False)
+    if not active:
+        return 0
+    done = [item for item in results.scan(state_dir) if isinstance(item, results.Finished)
+            and item.state == "SUCCESS" and _hash_matches(item)]
+    return _record_reports(store, {r.id: r for r in active}, [], done, []) if done else 0
 
 
 def _hash_matches(f: results.Finished) -> bool:
@@ -194,7 +210,7 @@ def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, InstanceRecord]) 
             and datetime.now(UTC) - f.finished_at < UNKNOWN_GRACE)
 
 
-def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
+def _record_reports(store: Store, by_id: dict[int, InstanceRecord],
                     started: Sequence[results.Started], finished: Sequence[results.Finished],
                     failed: list[InstanceRecord],
                     statuses: Mapping[str, JobStatus] | None = None) -> int:
@@ -222,7 +238,7 @@ def _record_reports(ctx: DriverContext, by_id: dict[int, InstanceRecord],
             at.append(f.finished_at)
         changes.append(_result_change(f, _scheduler_state((statuses or {}).get(row.job_id or ""))))
         at.append(f.finished_at)
-    moved = set(ctx.store.apply(changes, at=at)) if changes else set()
+    moved = set(store.apply(changes, at=at)) if changes else set()
     for f in finished:
         row = by_id.get(f.instance_id)
         if f.instance_id in moved and f.state == "FAILED" and row is not None:
@@ -334,7 +350,7 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
     # A result may have landed between the scan and the query: take it before giving up.
     late = [x for x in (results.read_one(ctx.state_dir, r.id) for r in lost)
             if isinstance(x, results.Finished)]
-    changed = _record_reports(ctx, by_id, [], late, failed, statuses) if late else 0
+    changed = _record_reports(ctx.store, by_id, [], late, failed, statuses) if late else 0
     changes = [_lost_change(ctx, r, statuses.get(r.job_id or "")) for r in lost
                if r.id in by_id]
     moved = set(ctx.store.apply(changes))

@@ -497,3 +497,22 @@ def test_a_cancel_does_not_miss_an_instance_the_driver_moves_meanwhile(
     monkeypatch.undo()
     assert {r.id for r in rows if r.task_name == "work"} <= moved
     assert states(run, "work") == ["CANCELLED"] * 3
+
+
+def test_a_cancel_keeps_work_that_finished_before_a_driver_step_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a chained run the next step starts when the array ends: elements that finished
+    meanwhile were recorded CANCELLED by a cancel, their results thrown away."""
+    import reflow.engine.dispatch as dispatch
+
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    step(ctx)  # produce ran; work submitted, its elements not started
+    fake.no_result[2] = ["RUNNING"]  # element 2 is still running when the cancel comes
+    fake.run_pending()  # elements 0 and 1 finish and write results; no step reads them
+    assert states(run, "work") == ["SUBMITTED"] * 3
+    monkeypatch.setattr(dispatch, "make_executor", lambda *args: fake)
+    assert run.cancel() == 1
+    assert states(run, "work") == ["SUCCESS", "SUCCESS", "CANCELLED"]
+    assert run.store.get_run(run.run_id).status == "CANCELLED"
