@@ -23,7 +23,7 @@ from reflow.cli.options import (
     open_store,
     store_url,
 )
-from reflow.cli.output import console, emit, emit_json, is_terminal, stdin_is_terminal
+from reflow.cli.output import console, emit, emit_json, is_terminal
 from reflow.errors import suggestion
 
 if TYPE_CHECKING:
@@ -97,13 +97,16 @@ def load_run(run_id: str, store: Store, wf: Workflow | None) -> Run:
 
 
 def confirm(question: str, action: str) -> None:
-    """Ask before a destructive action; refuse when nobody can answer and --yes is absent."""
-    if not stdin_is_terminal():
+    """Ask before a destructive action. A piped answer counts (``echo y | ... cancel``, as
+    the older package took it); no answer at all (stdin at its end, /dev/null) refuses."""
+    try:
+        answered = typer.confirm(question, default=False)
+    except typer.Abort:
         raise fail(
-            f"{action} needs confirmation and stdin is not a terminal; pass --yes to "
-            f"{action} without asking"
-        )
-    if not typer.confirm(question, default=False):
+            f"{action} needs confirmation and stdin gave no answer; pass --yes to {action} "
+            "without asking"
+        ) from None
+    if not answered:
         raise fail(f"{action} refused; nothing was changed")
 
 

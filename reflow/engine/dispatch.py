@@ -195,21 +195,27 @@ def close_active(
     return rows, moved
 
 
-def _mark_unplanned(run: Run, text: str) -> None:
-    """Give the tasks a cancelled run never planned a marker, as ``run_local`` does: ``status``
-    shows them CANCELLED with why, not "no instances"; a retry replaces it as a skip's."""
+def _mark_unplanned(run: Run, text: str, task: str | None = None) -> int:
+    """Give the tasks (or ``task``) a cancel finds not planned yet a marker, as ``run_local``
+    does: ``status`` shows them CANCELLED with why, not "no instances", no driver plans
+    them, and a retry replaces the marker as a skip's. Returns how many were added."""
     planned = run.store.status_counts(run.run_id)
     workflow, now = run.record().workflow, datetime.now(UTC)
     markers = [marker_row(run.run_id, workflow, spec.name, text, now)
-               for spec in run.store.task_specs(run.run_id) if spec.name not in planned]
+               for spec in run.store.task_specs(run.run_id)
+               if spec.name not in planned and task in (None, spec.name)]
     if not markers:
-        return
+        return 0
     try:
         run.store.insert_instances(markers)  # one transaction for all
+        return len(markers)
     except InstanceConflict:  # a driver planned one meanwhile: keep what it planned
+        added = 0
         for marker in markers:
             with contextlib.suppress(InstanceConflict):
                 run.store.insert_instances([marker])
+                added += 1
+        return added
 
 
 def cancel_run(run: Run, task: str | None = None) -> int:
@@ -224,6 +230,10 @@ def cancel_run(run: Run, task: str | None = None) -> int:
     text = "cancelled by user" + (f" (task '{task}')" if task else "")
     run_dir = Path(run.record().run_dir)
     record_finished_work(run.store, run.run_id, run_state_dir(run_dir, run.run_id))
+    # A task not planned yet gets its marker first, so that a driver cannot plan it after
+    # the cancel looked (the marker holds its place); the whole run's come after the run is
+    # CANCELLED, which stops every driver.
+    marked = _mark_unplanned(run, text, task) if task is not None else 0
     rows, moved = close_active(run.store, run.run_id, task, text)
     if task is None:
         _mark_unplanned(run, text)
@@ -241,4 +251,4 @@ def cancel_run(run: Run, task: str | None = None) -> int:
             executor.cancel(jobs)
         except Exception as exc:  # states are already CANCELLED; say what may still run
             sys.stderr.write(f"reflow: cancelling jobs of run {run.run_id} failed: {exc}\n")
-    return len(moved)
+    return len(moved) + marked

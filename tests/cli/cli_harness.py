@@ -123,11 +123,11 @@ class Project:
         )
 
     def cli(
-        self, *args: str, cwd: Path | None = None, store: bool = True
+        self, *args: str, cwd: Path | None = None, store: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """``python pipeline.py ARGS`` (with ``--store-path`` appended unless store=False)."""
         extra = ["--store-path", str(self.store)] if store else []
-        return self.run([str(self.script), *args, *extra], cwd=cwd)
+        return self.run([str(self.script), *args, *extra], cwd=cwd, input=input)
 
     def reflow(
         self, *args: str, cwd: Path | None = None, store: bool = True

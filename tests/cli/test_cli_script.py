@@ -291,7 +291,7 @@ def test_retry_marks_failed_work_and_leaves_finished_runs_alone(
     assert unknown.returncode == 1 and "has no task 'nope'" in error_line(unknown)
 
 
-def test_cancel_asks_first_and_refuses_without_a_terminal(project: Project, runs: Runs) -> None:
+def test_cancel_asks_first_and_refuses_without_an_answer(project: Project, runs: Runs) -> None:
     from reflow import Store
     from reflow.states import RunState
 
@@ -300,10 +300,17 @@ def test_cancel_asks_first_and_refuses_without_a_terminal(project: Project, runs
     assert finished.stdout.strip() == f"{runs.ok}: nothing to cancel (run is SUCCESS)"
     with Store.open(str(project.store)) as store:  # as if it were still running
         store.set_run_status(runs.failed, RunState.RUNNING)
-    refused = project.cli("cancel", runs.ok, runs.failed)
+    refused = project.cli("cancel", runs.ok, runs.failed, input="")  # stdin at its end
     assert refused.returncode == 1
-    assert "pass --yes" in error_line(refused)
+    assert "stdin gave no answer; pass --yes" in error_line(refused)
+    declined = project.cli("cancel", runs.ok, runs.failed, input="n\n")
+    assert declined.returncode == 1 and "nothing was changed" in error_line(declined)
     with Store.open(str(project.store)) as store:
+        assert store.get_run(runs.failed).status == "RUNNING"
+    piped = project.cli("cancel", runs.failed, input="y\n")  # as the older package took it
+    assert piped.returncode == 0, piped.stderr
+    with Store.open(str(project.store)) as store:
+        assert store.get_run(runs.failed).status == "CANCELLED"
         store.set_run_status(runs.failed, RunState.FAILED)
     unknown = project.cli("cancel", "demo-20000101-deadbeef", "--yes")
     assert unknown.returncode == 1 and "no run 'demo-20000101-deadbeef'" in error_line(unknown)

@@ -516,3 +516,23 @@ def test_a_cancel_keeps_work_that_finished_before_a_driver_step_read_it(
     assert run.cancel() == 1
     assert states(run, "work") == ["SUCCESS", "SUCCESS", "CANCELLED"]
     assert run.store.get_run(run.run_id).status == "CANCELLED"
+
+
+def test_cancelling_a_task_before_it_is_planned_keeps_it_from_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cancel --task work` while its upstream still ran said "nothing to cancel", and the
+    task ran anyway once the driver planned it."""
+    import reflow.engine.dispatch as dispatch
+
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    monkeypatch.setattr(dispatch, "make_executor", lambda *args: fake)
+    assert run.cancel("work") == 1  # its marker
+    assert steps_until_done(ctx) == "CANCELLED"
+    assert states(run, "produce") == ["SUCCESS"]
+    assert states(run, "work") == ["CANCELLED"]
+    assert states(run, "total") == ["CANCELLED"]  # skipped for it
+    assert "cancelled by user (task 'work')" in (
+        run.store.latest_instances(run.run_id, "work")[0].error_text or "")
+    assert not [job for job in fake.task_jobs().values() if "work" in job.name]
