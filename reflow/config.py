@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from reflow.core.resources import parse_duration, parse_memory
-from reflow.errors import ConfigError, suggestion
+from reflow.errors import ConfigError, StoreError, suggestion
 from reflow.executors.base import SCHEDULER_TOOLS
 
 __all__ = [
@@ -730,6 +730,11 @@ def resolve_store_location(
     started in another directory finds the same store). The config file is read only if no
     earlier source decides, so a broken config never blocks an explicit ``--store``.
     """
+    for given, name in ((explicit, "store= / --store"), (store_path, "--store-path")):
+        if given is not None and not os.fspath(given).strip():
+            # An empty value is a script's unset variable, not a wish for the default store.
+            raise StoreError(f"{name} is empty; give a SQLAlchemy URL or a SQLite file path, "
+                             "or leave the option out for the default store")
     for candidate in (explicit, store_path, env.get("REFLOW_STORE"), env.get("REFLOW_STORE_PATH")):
         if candidate is not None and os.fspath(candidate).strip():
             return _store_url(candidate, env)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reflow.errors import OptionError
 from reflow.states import RunState
 
 # How often ``Run.wait`` asks whether anything still works on the run (a chained Slurm run
@@ -94,9 +95,16 @@ class Run:
 
     def retry(self, task: str | None = None, *, task_name: str | None = None,
               verify: bool = True) -> int:
-        """Re-run failed instances as new attempts; returns how many were marked."""
+        """Re-run failed instances as new attempts; returns how many were marked.
+
+        ``task`` and ``task_name`` are synonyms; two different names are refused rather than
+        one of them silently winning.
+        """
         from reflow.actions import retry
 
+        if task is not None and task_name is not None and task != task_name:
+            raise OptionError(f"retry(task={task!r}, task_name={task_name!r}): they are "
+                              "synonyms; give one task")
         return retry(self, task or task_name, verify=verify)
 
     def cancel(self, task: str | None = None) -> int:

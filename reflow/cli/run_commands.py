@@ -233,6 +233,8 @@ def add_run_commands(app: typer.Typer, wf: Workflow | None) -> None:
             if count:
                 scope = f" of task '{task}'" if task else ""
                 emit(f"{run.run_id}: cancelled {count} instance(s){scope}")
+            elif task is None and run.state.terminal:  # RUNNING with nothing active: stopped
+                emit(f"{run.run_id}: run {run.state.value}; it had no active instances")
             else:
                 emit(f"{run.run_id}: nothing to cancel (run is {run.state.value})")
 

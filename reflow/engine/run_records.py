@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 def make_run_dir(run_dir: str | os.PathLike[str]) -> Path:
     """The run directory as an absolute path, created if needed."""
+    if not os.fspath(run_dir).strip():  # Path("") is the current directory
+        raise OptionError("run dir is empty; give the directory the run writes its logs and "
+                          "state to (--run-dir DIR)")
     directory = Path(run_dir).expanduser().resolve()
     try:
         directory.mkdir(parents=True, exist_ok=True)

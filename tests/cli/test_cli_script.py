@@ -309,6 +309,8 @@ def test_cancel_asks_first_and_refuses_without_an_answer(project: Project, runs:
         assert store.get_run(runs.failed).status == "RUNNING"
     piped = project.cli("cancel", runs.failed, input="y\n")  # as the older package took it
     assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[-1].endswith(  # after the prompt, which a pipe never ends
+        f"{runs.failed}: run CANCELLED; it had no active instances")
     with Store.open(str(project.store)) as store:
         assert store.get_run(runs.failed).status == "CANCELLED"
         store.set_run_status(runs.failed, RunState.FAILED)

@@ -24,7 +24,7 @@ from reflow.config import (
     resolve_store_location,
     write_example_config,
 )
-from reflow.errors import ConfigError
+from reflow.errors import ConfigError, StoreError
 
 
 def write(path: Path, text: str) -> Path:
@@ -508,6 +508,17 @@ def test_store_resolution_order(tmp_path: Path) -> None:
             config = Config(defaults=DefaultsConfig(store_path="/c.db"))
         else:
             config = Config()
+
+
+@pytest.mark.parametrize(("given", "name"), [({"explicit": ""}, "--store"),
+                                             ({"store_path": " "}, "--store-path")])
+def test_an_empty_store_option_is_an_error_not_the_default_store(
+    given: dict[str, str], name: str
+) -> None:
+    """``--store-path "$STORE"`` with the variable unset must not record in the default."""
+    with pytest.raises(StoreError, match=f"{name} is empty"):
+        resolve_store_location(given.get("explicit"), store_path=given.get("store_path"),
+                               config=Config(), env={})
 
 
 def test_store_paths_become_absolute_sqlite_urls(

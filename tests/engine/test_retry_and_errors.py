@@ -110,6 +110,9 @@ def test_retry_with_nothing_to_retry_changes_nothing(tmp_path, sqlite_url) -> No
     after = run.record()
     assert after.status == "SUCCESS" and after.updated_at == before.updated_at
     assert run.cancel() == 0 and run.state == "SUCCESS"
+    assert run.retry("work", task_name="work") == 0  # the synonyms may agree
+    with pytest.raises(ValueError, match=r"task='work', task_name='total'.*synonyms"):
+        run.retry("work", task_name="total")
 
 
 def test_retry_reruns_upstream_whose_output_fails_verification(tmp_path, sqlite_url) -> None:
@@ -209,6 +212,7 @@ def test_bad_run_options_are_reflow_errors_naming_the_fix(tmp_path, sqlite_url) 
         "max_workers=0 must be a whole number of at least 1": {"max_workers": 0},
         "store=42 is not a store; pass a Store": {"store": 42},
         f"run dir {tmp_path / 'file'} is a file, not a directory": {"run_dir": tmp_path / "file"},
+        "run dir is empty; give the directory": {"run_dir": ""},
     }
     for message, bad in cases.items():
         kwargs = {"run_dir": tmp_path / "r", "store": sqlite_url, **bad}
