@@ -10,6 +10,7 @@ for cluster schedulers (the first step runs right here, so the first jobs are qu
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from reflow.engine.local_runner import check_forced_tasks
 from reflow.engine.recording import marker_row
 from reflow.engine.results import run_state_dir
 from reflow.engine.run_records import make_run_dir, record_run
+from reflow.errors import ConfigError
 from reflow.executors.base import Executor
 from reflow.states import RunState, TaskState
 from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
@@ -98,6 +100,8 @@ def submit_run(
         )
     # Built before anything is recorded: an adapter that cannot be set up leaves no run behind.
     adapter = instance or make_executor(name, config)
+    if name == "local":
+        _check_local_python(config.executor.python)
     st = Store.open(store)
     directory = make_run_dir(run_dir)
     host = FOREGROUND if wait else (DETACHED if name == "local" else CHAINED)
@@ -134,6 +138,17 @@ def submit_run(
     else:
         start_host(ctx, host, config)
     return run
+
+
+def _check_local_python(python: str) -> None:
+    """The local executor starts its driver and workers on this host with ``python``: a wrong
+    path must fail before the run is recorded (it left a RUNNING run with no driver), and say
+    which setting to fix."""
+    if shutil.which(python) is None:
+        raise ConfigError(
+            f"[executor] python (REFLOW_PYTHON) is {python!r}, which is not an executable on "
+            f"this host; set it to a Python that has reflow installed, e.g. {sys.executable}"
+        )
 
 
 def dry_run_commands(run_dir: Path) -> Path:

@@ -438,3 +438,19 @@ def test_a_run_whose_driver_cannot_start_is_not_left_running(
         wf.submit(local_env / "r", store=str(local_env / "m.db"), executor="local",
                   on_recorded=recorded.append)
     assert Run.load(recorded[0], store=str(local_env / "m.db")).state == "FAILED"
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_a_python_that_is_not_there_is_refused_before_a_run_is_recorded(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, wait: bool
+) -> None:
+    """It left a RUNNING run with no driver (detached) or a NODE_FAIL naming nothing (--wait)."""
+    from reflow import Store
+    from reflow.errors import ConfigError
+
+    monkeypatch.setenv("REFLOW_PYTHON", str(local_env / "no-such-python"))
+    wf = write_pipeline(local_env)
+    with pytest.raises(ConfigError, match=r"\[executor\] python \(REFLOW_PYTHON\) is .*no-such"):
+        wf.submit(local_env / "r", store=str(local_env / "m.db"), executor="local", wait=wait)
+    with Store.open(str(local_env / "m.db")) as store:
+        assert store.list_runs() == []
