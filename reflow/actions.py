@@ -78,9 +78,9 @@ def _attempts(store: Store, run_id: str, task: str,
             return [*attempts[:n], r]
     top, singleton = store.index_span(run_id, task)
     if index is None and top is not None:
-        fix = f"task '{task}' is an array: pass --index (0-{top})"
+        fix = f"task '{task}' is an array: give an index 0-{top} (--index, or index=)"
     elif index is not None and singleton:
-        fix = f"task '{task}' is not an array: leave out --index"
+        fix = f"task '{task}' is not an array: leave out --index (index=)"
     elif top is not None:
         fix = f"its indices are 0-{top}"
     else:

@@ -215,7 +215,8 @@ class ReflowApp(App[int]):
             from reflow.actions import force_rerun
 
             n = force_rerun(run, task, background=True)
-            return f"force: {n} instance(s) of '{sel.task}' and its dependants recomputed"
+            return (f"force: {n} instance(s) of '{sel.task}' recomputed; its dependants are "
+                    "planned again (reused where their inputs come out unchanged)")
 
         self._confirm(f"Force-rerun task '{sel.task}' and everything that depends on it in "
                       f"run {run_id}?", run_id, verb)

@@ -367,9 +367,9 @@ def test_store_url_selects_the_database(project: Project, store_url: str) -> Non
 def test_messages_for_a_wrong_index_and_a_skipped_task(project: Project, runs: Runs) -> None:
     wrong = project.cli("why", runs.failed, "total", "--index", "0")
     assert wrong.returncode == 1
-    assert error_line(wrong).endswith("task 'total' is not an array: leave out --index")
+    assert error_line(wrong).endswith("task 'total' is not an array: leave out --index (index=)")
     missing = project.cli("why", runs.failed, "square")
-    assert error_line(missing).endswith("task 'square' is an array: pass --index (0-3)")
+    assert error_line(missing).endswith("task 'square' is an array: give an index 0-3 (--index, or index=)")
     beyond = project.cli("why", runs.failed, "square", "--index", "9")
     assert error_line(beyond).endswith("has no instance square[9]; its indices are 0-3")
     skipped = project.cli("why", runs.failed, "total")
