@@ -11,7 +11,7 @@ from rich.text import Text
 
 from reflow.states import STATE_STYLES
 from reflow.tui.data import TaskSummary
-from reflow.tui.fmt import count
+from reflow.tui.fmt import clip, count
 
 STATE_MARK = {
     "SUCCESS": "✔",
@@ -46,11 +46,12 @@ MAX_INDENT = 4
 
 
 def render_dag(tasks: list[TaskSummary], selected: str | None = None,
-               height: int | None = None) -> Text:
+               height: int | None = None, width: int | None = None) -> Text:
     """Tasks in recorded (topological) order with state, progress and cache counts.
 
     With ``height``, only that many lines are drawn, in a window that keeps ``selected``
-    visible, so the panel follows the task table's cursor through a long pipeline.
+    visible, so the panel follows the task table's cursor through a long pipeline. With
+    ``width``, a long name is cut rather than the counts after it.
     """
     level = depths(tasks)
     ordered = sorted(tasks, key=lambda t: t.position)
@@ -63,13 +64,21 @@ def render_dag(tasks: list[TaskSummary], selected: str | None = None,
         if i:
             out.append("\n")
         style = STATE_STYLES.get(t.state, "")
-        out.append("  " * min(level.get(t.name, 0), MAX_INDENT))
+        indent = "  " * min(level.get(t.name, 0), MAX_INDENT)
+        progress = f" {count(t.done)}/{count(t.total)}"  # compact: a 34-column panel
+        cache = (f" c{count(t.cached)}", f" r{count(t.recomputed)}") if (
+            t.cached or t.recomputed) else ("", "")
+        name = t.name + ("[]" if t.is_array else "")
+        if width is not None:
+            # 2 for the state mark and its space, 1 for the ellipsis the panel adds at its end
+            room = width - len(indent) - 3 - len(progress) - len(cache[0]) - len(cache[1])
+            name = clip(name, max(room, 4))
+        out.append(indent)
         out.append(f"{STATE_MARK.get(t.state, '?')} ", style=style)
-        out.append(t.name + ("[]" if t.is_array else ""), style=f"bold {style}")
-        out.append(f" {count(t.done)}/{count(t.total)}")  # compact: a 34-column panel
-        if t.cached or t.recomputed:
-            out.append(f" c{count(t.cached)}", style="cyan")
-            out.append(f" r{count(t.recomputed)}", style="blue")
+        out.append(name, style=f"bold {style}")
+        out.append(progress)
+        out.append(cache[0], style="cyan")
+        out.append(cache[1], style="blue")
         if t.dependencies:
             out.append(" <- " + ", ".join(t.dependencies), style="dim")
         if t.after:

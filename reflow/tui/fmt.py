@@ -21,6 +21,11 @@ def stamp(at: datetime | None, tz: tzinfo | None) -> str:
     return "-" if at is None else at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def clip(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, its cut marked with an ellipsis."""
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
 def count(n: int) -> str:
     """A count in at most 5 characters: ``9999``, ``19.9k``, ``250k``, ``1.2M``.
 

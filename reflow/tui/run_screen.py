@@ -23,13 +23,19 @@ from reflow.store import InstanceRecord, RunRecord, TransitionRecord
 from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table, sync_rows
 from reflow.tui.dag import render_dag
 from reflow.tui.data import PAGE_SIZE, TaskSummary
-from reflow.tui.fmt import clock_time, count, duration, label
+from reflow.tui.fmt import clip, clock_time, count, duration, label
 
-# "done" is done/total in one cell, and counts are compact (``fmt.count``), so that the table
-# fits beside the DAG at 80 columns. Rows are updated in place, which never widens a column:
-# every column but the task name is as wide as its longest possible text (None: fit the rows).
+# "done" is done/total in one cell, and counts are compact (``fmt.count``). Rows are updated in
+# place, which never widens a column: every column but the task name is as wide as its longest
+# possible text (None: as the names need, within what the screen leaves). Where the table would
+# not fit beside the DAG (80 columns), the last ``TASK_OPTIONAL`` columns are left out: the
+# DAG shows those counts too.
 TASK_COLUMNS = (("task", None), ("state", max(len(s) for s in TaskState)), ("done", 11),
                 ("failed", 6), ("cached", 6), ("recomp", 6))
+TASK_OPTIONAL = 2
+CELL_PADDING = 2  # a DataTable cell's padding, left and right together
+MIN_NAME_WIDTH = 8
+FAIR_NAME_WIDTH = 16  # names are cut to this before columns are left out
 # Fixed widths: pages replace every row, and widths fitted to each page would make the
 # columns jump while scrolling through an array.
 INSTANCE_COLUMNS = (("index", 6), ("try", 3), ("state", 9), ("reason", 24), ("job", 12),
@@ -72,14 +78,16 @@ def feed_line(t: TransitionRecord, tz: tzinfo | None) -> Text:
 class RunScreen(ReflowScreen):
     """One run, live."""
 
+    # Paging keys are named on the page line when there is more than one page, and esc
+    # everywhere: at 80 columns the footer keeps its room for the action keys (r f c w v l).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
+        Binding("escape", "back", "Back", show=False),
         Binding("slash", "filter", "Filter"),
-        Binding("n", "page(1)", "Next page"),
+        Binding("n", "page(1)", "Next page", show=False),
         # A 20,000-element array is 400 pages: its end must be one key away.
         Binding("N", "page_to(-1)", "Last page", show=False),
         Binding("P", "page_to(0)", "First page", show=False),
-        Binding("p", "page(-1)", "Prev page"),
+        Binding("p", "page(-1)", "Prev page", show=False),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -91,6 +99,7 @@ class RunScreen(ReflowScreen):
         self.needle = ""
         self.tasks: list[TaskSummary] = []
         self.feed: deque[TransitionRecord] = deque(maxlen=FEED_KEEP)
+        self._task_layout = (0, 0)  # (columns shown, name width) of the task table
 
     def compose(self) -> ComposeResult:
         yield self.banner()
@@ -106,9 +115,7 @@ class RunScreen(ReflowScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        tasks = self.query_one("#tasks", Table)
-        for col, width in TASK_COLUMNS:
-            tasks.add_column(col, key=col, width=width)
+        tasks = self.query_one("#tasks", Table)  # its columns come with the first rows
         inst = self.query_one("#instances", Table)
         for col, width in INSTANCE_COLUMNS:
             inst.add_column(col, key=col, width=width)
@@ -169,7 +176,17 @@ class RunScreen(ReflowScreen):
 
     def _show_dag(self) -> None:
         dag = self.query_one("#dag", Static)
-        dag.update(render_dag(self.tasks, self.task_name, dag.content_region.height or None))
+        region = dag.content_region
+        dag.update(render_dag(self.tasks, self.task_name, region.height or None,
+                              region.width or None))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        if self.tasks:
+            self._show_tasks()
+            self._show_dag()
 
     def _show_tasks(self) -> None:
         needle = self.needle.lower()
@@ -183,7 +200,35 @@ class RunScreen(ReflowScreen):
                 f"{count(t.done)}/{count(t.total)}", count(t.failed), count(t.cached),
                 count(t.recomputed),
             )))
-        sync_rows(self.query_one("#tasks", Table), rows)
+        table = self.query_one("#tasks", Table)
+        layout = self._task_layout
+        shown, name_width = self._fit_task_columns(table, [cells[0] for _, cells in rows])
+        sync_rows(table, [(key, (clip(cells[0], name_width), *cells[1:shown]))
+                          for key, cells in rows])
+        keys = [key for key, _ in rows]
+        if layout != self._task_layout and self.task_name in keys:  # rebuilt: cursor at 0
+            table.move_cursor(row=keys.index(self.task_name))
+
+    def _fit_task_columns(self, table: Table, names: list[str]) -> tuple[int, int]:
+        """How many columns fit, and the name column's width; the columns are rebuilt when
+        that changes (a resize, a longer name)."""
+        room = table.size.width or self.app.size.width
+        longest = max([len(TASK_COLUMNS[0][0]), *map(len, names)])
+
+        def fixed(shown: int) -> int:
+            return sum(int(w or 0) + CELL_PADDING for _, w in TASK_COLUMNS[1:shown])
+
+        shown = len(TASK_COLUMNS)
+        if min(longest, FAIR_NAME_WIDTH) + CELL_PADDING + fixed(shown) > room:
+            shown -= TASK_OPTIONAL
+        name_width = max(MIN_NAME_WIDTH, min(longest, room - fixed(shown) - CELL_PADDING))
+        if (shown, name_width) != self._task_layout:
+            self._task_layout = (shown, name_width)
+            table.clear(columns=True)
+            table.add_column(TASK_COLUMNS[0][0], key=TASK_COLUMNS[0][0], width=name_width)
+            for col, width in TASK_COLUMNS[1:shown]:
+                table.add_column(col, key=col, width=width)
+        return shown, name_width
 
     def _show_instances(self, instances: list[InstanceRecord]) -> None:
         rows = []

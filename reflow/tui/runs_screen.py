@@ -15,8 +15,11 @@ from reflow.tui.base import FilterBox, ReflowScreen, Selection, Table
 from reflow.tui.data import RunSummary
 from reflow.tui.fmt import age
 
-# Age before the cache counts: at 80 columns the SPEC's columns must all be on screen.
+# The SPEC's columns first; the cache counts after them only where the screen has room for
+# them whole (cut, "301" read as "3").
 COLUMNS = ("workflow", "run id", "user", "status", "progress", "age", "cached", "recomp")
+OPTIONAL = 2
+CELL_PADDING = 2  # a DataTable cell's padding, left and right together
 # Longest workflow name shown whole; a run id repeats it, so a longer one is cut in both.
 NAME_WIDTH = 16
 # Newest runs listed; the filter searches the whole store and lists as many of its matches.
@@ -66,10 +69,10 @@ class RunsScreen(ReflowScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        table = self.query_one("#runs", Table)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
-        table.focus()
+        self.query_one("#runs", Table).focus()  # its columns come with the first rows
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fill)
 
     def load(self) -> list[RunSummary]:
         # One more than shown: whether the store holds runs the list leaves out.
@@ -91,17 +94,28 @@ class RunsScreen(ReflowScreen):
         # move the selection onto another run that a key would then act on.
         keep_run = self.selection().run_id
         keep = table.cursor_row
-        table.clear()
         now = self.rapp.clock()
+        rows = []
         for s in (s for s in self.summaries if matches(s, self.needle)):
             run = s.run
-            table.add_row(
+            rows.append((run.run_id, (
                 *short_names(run.workflow, run.run_id), run.user,
                 Text(run.status, style=STATE_STYLES.get(run.status, "")),
                 f"{s.done}/{s.total}" + (f" ✘{s.failed}" if s.failed else ""),
                 age(run.created_at, now), str(s.cached), str(s.recomputed),
-                key=run.run_id,
-            )
+            )))
+        widths = [max([len(name), *(len(str(cells[i])) for _, cells in rows)]) + CELL_PADDING
+                  for i, name in enumerate(COLUMNS)]
+        shown = len(COLUMNS)
+        if sum(widths) > (table.size.width or self.app.size.width):
+            shown -= OPTIONAL
+        if len(table.columns) != shown:
+            table.clear(columns=True)
+            for col in COLUMNS[:shown]:
+                table.add_column(col, key=col)
+        table.clear()
+        for key, cells in rows:
+            table.add_row(*cells[:shown], key=key)
         if table.row_count:
             try:
                 row = table.get_row_index(keep_run) if keep_run else keep

@@ -369,7 +369,8 @@ def test_messages_for_a_wrong_index_and_a_skipped_task(project: Project, runs: R
     assert wrong.returncode == 1
     assert error_line(wrong).endswith("task 'total' is not an array: leave out --index (index=)")
     missing = project.cli("why", runs.failed, "square")
-    assert error_line(missing).endswith("task 'square' is an array: give an index 0-3 (--index, or index=)")
+    assert error_line(missing).endswith(
+        "task 'square' is an array: give an index 0-3 (--index, or index=)")
     beyond = project.cli("why", runs.failed, "square", "--index", "9")
     assert error_line(beyond).endswith("has no instance square[9]; its indices are 0-3")
     skipped = project.cli("why", runs.failed, "total")

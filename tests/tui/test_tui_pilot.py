@@ -503,3 +503,26 @@ async def test_a_slow_failing_read_is_not_replaced_by_the_next_tick(
             assert time.monotonic() < deadline, "the banner never showed"
             await pilot.pause(0.05)
         assert gave_up.is_set()
+
+
+@pytest.mark.parametrize(("size", "columns"), [
+    ((80, 24), ["workflow", "run id", "user", "status", "progress", "age"]),
+    ((120, 24), ["workflow", "run id", "user", "status", "progress", "age", "cached",
+                 "recomp"]),
+])
+async def test_columns_that_do_not_fit_are_left_out_not_cut(
+    runs: Demo, size: tuple[int, int], columns: list[str]
+) -> None:
+    """At 80 columns the cache counts were cut to their first digit ("301" read "3"), and
+    on the run screen the failed count was off screen; left out, the DAG still shows them."""
+    app = runs.app()
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one("#runs", Table)
+        assert [str(c.key.value) for c in table.ordered_columns] == columns
+        await pilot.press("enter")
+        await settle(app, pilot)
+        tasks = app.screen.query_one("#tasks", Table)
+        shown = [str(c.key.value) for c in tasks.ordered_columns]
+        assert shown[:4] == ["task", "state", "done", "failed"]
+        assert sum(c.get_render_width(tasks) for c in tasks.ordered_columns) <= tasks.size.width
