@@ -61,7 +61,8 @@ class RunState(StrEnum):
 
 # Rich style per state, shared by the CLI tables, the progress display and the TUI so that a
 # state looks the same everywhere. "WAITING" is a task (not a state) with no instances yet,
-# "SKIPPED" one skipped because its upstream did not succeed.
+# "SKIPPED" one skipped because its upstream did not succeed, "STALLED" a RUNNING run that
+# nothing carries on.
 STATE_STYLES: dict[str, str] = {
     "PENDING": "dim",
     "WAITING": "dim",
@@ -71,5 +72,6 @@ STATE_STYLES: dict[str, str] = {
     "FAILED": "bold red",
     "CANCELLED": "yellow",
     "SKIPPED": "dim yellow",
+    "STALLED": "bold magenta",
     "RETRYING": "magenta",
 }

@@ -57,12 +57,22 @@ def _guard() -> Iterator[None]:
 
 # Shown for a task skipped because its upstream did not succeed; not a state of any instance.
 SKIPPED_STATE = "SKIPPED"
+# Shown for a RUNNING run that nothing carries on any more; not a state of any run.
+STALLED_STATE = "STALLED"
 
 
 def task_state(counts: dict[str, int]) -> str:
-    """One state for a whole task, worst news first, for colouring the DAG and table."""
+    """One state for a whole task, worst news first, for colouring the DAG and table.
+
+    A task with finished and pending instances is under way (RUNNING): an in-process run
+    records a batch's elements when the batch is written, so elements that ran meanwhile
+    show PENDING while the ones before them are done.
+    """
     if not counts or sum(counts.values()) == 0:
         return "WAITING"
+    if counts.get(TaskState.PENDING.value) and counts.get(TaskState.SUCCESS.value) and not (
+            counts.get(TaskState.FAILED.value)):
+        return TaskState.RUNNING.value
     for state in (TaskState.FAILED, *_ACTIVE, TaskState.PENDING, TaskState.CANCELLED):
         if counts.get(state.value):
             return state.value
@@ -112,6 +122,11 @@ class RunSummary:
     failed: int
     cached: int
     recomputed: int
+    stalled: bool = False  # RUNNING, but its driver or process is gone (`reflow resume`)
+
+    @property
+    def status(self) -> str:
+        return STALLED_STATE if self.stalled else self.run.status
 
 
 @dataclass(frozen=True)
@@ -223,6 +238,7 @@ class Reader:
                 summary = RunSummary(
                     rec, sum(per_state.values()), per_state.get(TaskState.SUCCESS.value, 0),
                     per_state.get(TaskState.FAILED.value, 0), cached, recomputed,
+                    stalled=self.stalled(rec) is not None,
                 )
                 settled = (now - rec.updated_at).total_seconds() >= SETTLED_S
                 if RunState(rec.status).terminal and settled:

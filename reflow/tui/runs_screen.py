@@ -43,7 +43,7 @@ def short_names(workflow: str, run_id: str) -> tuple[str, str]:
 
 def matches(summary: RunSummary, needle: str) -> bool:
     run = summary.run
-    hay = " ".join((run.workflow, run.run_id, run.user, run.status)).lower()
+    hay = " ".join((run.workflow, run.run_id, run.user, summary.status)).lower()
     return all(word in hay for word in needle.lower().split())
 
 
@@ -100,7 +100,7 @@ class RunsScreen(ReflowScreen):
             run = s.run
             rows.append((run.run_id, (
                 *short_names(run.workflow, run.run_id), run.user,
-                Text(run.status, style=STATE_STYLES.get(run.status, "")),
+                Text(s.status, style=STATE_STYLES.get(s.status, "")),
                 f"{s.done}/{s.total}" + (f" ✘{s.failed}" if s.failed else ""),
                 age(run.created_at, now), str(s.cached), str(s.recomputed),
             )))

@@ -8,7 +8,7 @@ from typing import Annotated
 import pytest
 
 from reflow import Result, Workflow
-from reflow.tui.data import FEED_LINES, Reader
+from reflow.tui.data import FEED_LINES, Reader, task_state
 
 
 def test_the_feed_starts_at_the_newest_transitions_then_follows(
@@ -98,3 +98,16 @@ def test_the_tui_never_asks_the_scheduler_whether_a_run_is_stalled(
     monkeypatch.setattr(host, "make_executor", no_scheduler)
     reader = Reader(run.store)
     assert reader.stalled(reader.run(run.run_id)) is None
+
+
+@pytest.mark.parametrize(("counts", "state"), [
+    ({}, "WAITING"),
+    ({"PENDING": 50}, "PENDING"),
+    ({"SUCCESS": 70, "PENDING": 50}, "RUNNING"),  # an in-process batch not written yet
+    ({"SUCCESS": 70, "PENDING": 49, "FAILED": 1}, "FAILED"),
+    ({"SUCCESS": 3, "SUBMITTED": 2}, "SUBMITTED"),
+    ({"SUCCESS": 3, "CANCELLED": 1}, "CANCELLED"),
+    ({"SUCCESS": 3}, "SUCCESS"),
+])
+def test_one_state_per_task_worst_news_first(counts: dict[str, int], state: str) -> None:
+    assert task_state(counts) == state

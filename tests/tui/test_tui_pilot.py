@@ -478,6 +478,11 @@ async def test_a_stalled_run_is_flagged_with_the_way_to_resume_it(runs: Demo) ->
         assert f"reflow resume {runs.second}" in text
         # At 80 columns the banner wraps instead of cutting off the command to run.
         assert len(text) > app.size.width and banner.size.height >= 2
+        await pilot.press("escape")  # the runs screen says it too, not a plain RUNNING
+        await settle(app, pilot)
+        table = app.screen.query_one("#runs", Table)
+        row = table.get_row(runs.second)
+        assert str(row[3]) == "STALLED"
 
 
 async def test_a_slow_failing_read_is_not_replaced_by_the_next_tick(
