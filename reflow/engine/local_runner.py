@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 BATCH_FIRST, BATCH_MIN, BATCH_MAX = 256, 16, 8192
 BATCH_SECONDS = 0.5
 START_REUSE_SECONDS = 0.001  # see InlineExecution._start_time
+_TICK = timedelta(microseconds=1)
 _RUNNING_STATE = TaskState.RUNNING.value
 _PENDING_STATE = TaskState.PENDING.value
 _RUNNING = frozenset({_RUNNING_STATE})
@@ -158,6 +159,7 @@ class _Pending:
     problems: Sequence[VerifyProblem] = ()
     done: bool = False
     running: str = "running in-process (retry)"
+    started: datetime | None = None  # when its move to RUNNING was dated
 
 
 @dataclass(slots=True)
@@ -487,16 +489,29 @@ class InlineExecution:
     def _begin(self, p: _Pending, at: datetime) -> None:
         """Record ``p`` RUNNING ``at`` as its body starts (the caller holds the buffer's lock)."""
         assert p.slot is not None
+        p.started = at
         self.buffer.change(p.slot, _WAITING, _RUNNING_STATE, p.running, {"started_at": at}, at)
 
     def _start_time(self) -> datetime:
-        """When the next body starts, one after another: the previous one's end if that was
-        under a millisecond ago (the same time object, so written as text once; a chain's
-        tasks and an array's elements follow each other that closely), else now."""
+        """When the next body starts, one after another: a microsecond after the previous
+        one's end if that was under a millisecond ago (a chain's tasks and an array's
+        elements follow each other that closely: no clock read), else now.
+
+        Never the end itself: transitions are written in time order, and an end and a start
+        at one instant could be written start first (the start of a new row before the end
+        of a retried one), so that the history showed a task running before its input was
+        done."""
         last = self._last_end
         if last is not None and time.monotonic() - last[1] < START_REUSE_SECONDS:
-            return last[0]
+            return last[0] + _TICK
         return datetime.now(UTC)
+
+    @staticmethod
+    def _end_time(p: _Pending) -> datetime:
+        """Now, but never before ``p`` was dated RUNNING (a start can be a microsecond
+        ahead of the clock, see ``_start_time``)."""
+        now = datetime.now(UTC)
+        return p.started if p.started is not None and now < p.started else now
 
     def _begin_and_call(self, p: _Pending) -> _Outcome:
         """A pool thread's work: its own start recorded under the lock, then the body."""
@@ -615,7 +630,7 @@ class InlineExecution:
         state.outputs[p.index] = (value, out.digest)
         if out.fingerprints:
             state.fingerprints[p.index] = out.fingerprints
-        now = datetime.now(UTC)
+        now = self._end_time(p)
         return _Outcome(TaskState.SUCCESS, "", {
             "output": out.canonical, "output_hash": out.digest,
             "fingerprints": json.dumps(out.fingerprints) if out.fingerprints else None,
@@ -626,7 +641,7 @@ class InlineExecution:
         state = self.tasks[p.spec.name]
         state.failed, state.ended = True, "failed"
         last = text.strip().splitlines()[-1] if text.strip() else "failed"
-        now = datetime.now(UTC)
+        now = self._end_time(p)
         return _Outcome(TaskState.FAILED, last[:500],
                         {"error_text": text, "finished_at": now, "exit_code": 1}, now)
 

@@ -576,3 +576,42 @@ def test_a_store_outage_mid_run_leaves_a_run_retry_can_finish(
     assert run.retry() >= 1 and run.state == "SUCCESS"
     assert [i["output"] for i in latest(run, "work")] == [0, 1, 2, 3]
     assert [i["output"] for i in latest(run, "total")] == [6]
+
+
+def test_a_retry_records_an_upstream_end_before_the_start_it_allowed(
+    tmp_path, sqlite_url, monkeypatch
+) -> None:
+    """A start dated at its input's very end was written first when the end belonged to a
+    retried row and the start to a new one: the history showed `use[0]` RUNNING before
+    `make` SUCCESS. Every start here follows an end closely, as fast tasks do."""
+    import reflow.engine.local_runner as runner
+
+    monkeypatch.setattr(runner, "START_REUSE_SECONDS", 3600.0)
+    wf = Workflow("order")
+    out, flag = tmp_path / "out", tmp_path / "flag"
+
+    @wf.job()
+    def make() -> list[Path]:
+        out.mkdir(exist_ok=True)
+        for i in range(2):
+            (out / f"f{i}.txt").write_text("y" * (i + 1))
+        return [out / f"f{i}.txt" for i in range(2)]
+
+    @wf.array_job()
+    def use(p: Annotated[Path, Result(step="make")]) -> int:
+        if flag.exists() and p.name == "f1.txt":
+            raise RuntimeError("flagged")
+        return len(p.read_text())
+
+    flag.write_text("")
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, on_error="continue")
+    flag.unlink()
+    (out / "f0.txt").unlink()  # the retry verifies make's output and recomputes it
+    assert run.retry() == 2
+    assert run.state == "SUCCESS"
+    latest = {(r.task_name, r.array_index): r.attempt
+              for r in run.store.latest_instances(run.run_id)}
+    moves = [(t["task_name"], t["to_state"]) for t in run.transitions()
+             if t["attempt"] == latest[(t["task_name"], t["array_index"])]]
+    make_done = moves.index(("make", "SUCCESS"))
+    assert all(i > make_done for i, m in enumerate(moves) if m == ("use", "RUNNING")), moves
