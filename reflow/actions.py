@@ -94,7 +94,8 @@ def _previous_attempt(attempts: list[InstanceRecord]) -> str:
     if len(attempts) < 2:
         return ""
     last = attempts[-2]
-    how = last.state + (f" ({last.scheduler_state})" if last.scheduler_state else "")
+    said = last.scheduler_state  # the scheduler's word, where it says more than the state
+    how = last.state + (f" ({said})" if said and said != last.state else "")
     lines = (last.error_text or "").strip().splitlines()
     return f"\n  attempt {last.attempt} ended {how}" + (f": {lines[-1][:200]}" if lines else "")
 
@@ -318,7 +319,7 @@ def resume(run: Run) -> bool:
     if RunState(rec.status).terminal:
         raise ReflowError(
             f"run {run.run_id} is {rec.status}; nothing to resume (use `reflow retry "
-            f"{run.run_id}` to re-run failed instances)"
+            f"{run.run_id}{run.store.cli_option()}` to re-run failed instances)"
         )
     options = _options(run.store, run.run_id)
     if options.get("executor", "inline") != "inline":
@@ -393,7 +394,7 @@ def log_paths(store: Store, run_id: str, task: str,
         raise ReflowError(
             f"{label} did not run in run {run_id}: it reused the output of instance "
             f"{source.id} of run {source.run_id}; `reflow logs {source.run_id} "
-            f"{source.task_name}{where}` shows that run's logs")
+            f"{source.task_name}{where}{store.cli_option()}` shows that run's logs")
     return (Path(row.stdout_path) if row.stdout_path else None,
             Path(row.stderr_path) if row.stderr_path else None)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from reflow.core.resources import parse_duration, parse_memory
-from reflow.errors import ConfigError, StoreError, suggestion
+from reflow.errors import SHORT_WORD_CUTOFF, ConfigError, StoreError, suggestion
 from reflow.executors.base import SCHEDULER_TOOLS
 
 __all__ = [
@@ -185,7 +185,7 @@ def _mode(value: object) -> str:
             return name
         if name in EXECUTOR_TO_MODE:
             return EXECUTOR_TO_MODE[name]
-    hint = suggestion(str(value).strip().lower(), [*MODES, *EXECUTOR_TO_MODE])
+    hint = suggestion(str(value).strip().lower(), [*MODES, *EXECUTOR_TO_MODE], SHORT_WORD_CUTOFF)
     raise _Invalid(
         f"is not a known mode; use one of: {', '.join(MODES)} "
         f"(or the executor names slurm, pbs, lsf, sge).{hint}"
@@ -616,7 +616,8 @@ def normalise_executor_name(name: str) -> str:
         return MODE_TO_EXECUTOR[_mode(name)]
     except _Invalid:
         names = ", ".join(EXECUTOR_TO_MODE)
-        hint = suggestion(str(name).strip().lower(), [*EXECUTOR_TO_MODE, *MODES])
+        hint = suggestion(str(name).strip().lower(), [*EXECUTOR_TO_MODE, *MODES],
+                          SHORT_WORD_CUTOFF)
         raise ConfigError(
             f"unknown executor {name!r}; use one of: {names} "
             f"(or the modes {', '.join(MODES)}).{hint}"

@@ -105,9 +105,18 @@ class ExecutorError(ReflowError, RuntimeError):
     """A scheduler is missing, or refused or failed a command."""
 
 
-def suggestion(name: str, candidates: Iterable[str]) -> str:
-    """Return " Did you mean 'x'?" for the closest candidate, or "" when nothing is close."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+# How alike a short word (an executor or mode name) must be to be suggested: ``bogus`` and
+# ``pbs`` share half their characters.
+SHORT_WORD_CUTOFF = 0.7
+
+
+def suggestion(name: str, candidates: Iterable[str], cutoff: float = 0.5) -> str:
+    """Return " Did you mean 'x'?" for the closest candidate, or "" when nothing is close.
+
+    Half the characters in common suits names and ids; short words need more
+    (``SHORT_WORD_CUTOFF``).
+    """
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 

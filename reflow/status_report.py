@@ -227,7 +227,8 @@ def status_text(store: Store, run_id: str, task: str | None = None,
 
     stalled = stalled_reason(store, run_id)
     if stalled:
-        lines.append(f"Stalled {stalled}; `reflow resume {run_id}` restarts it")
+        lines.append(f"Stalled {stalled}; `reflow resume {run_id}{store.cli_option()}` "
+                     "restarts it")
     reports = waiting_reports(run)
     if reports:
         lines.append(f"Workers {reports.text()}")

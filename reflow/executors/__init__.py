@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reflow.errors import ConfigError, suggestion
+from reflow.errors import SHORT_WORD_CUTOFF, ConfigError, suggestion
 from reflow.executors.base import (
     INDEX_BASE_ENV,
     INDEX_PLACEHOLDER,
@@ -124,7 +124,7 @@ def get_executor(name: str, config: Mapping[str, Any] | None = None) -> Executor
     if key not in _BY_NAME:
         choices = [*_BY_NAME, *_ALIASES]
         raise ConfigError(
-            f"unknown executor {name!r}.{suggestion(name, choices)} "
+            f"unknown executor {name!r}.{suggestion(name, choices, SHORT_WORD_CUTOFF)} "
             f"Use one of: {', '.join(EXECUTOR_NAMES)}"
         )
     if key == "pbs":

@@ -146,8 +146,8 @@ class RunScreen(ReflowScreen):
             self.task_name, self.page_offset, self.page_count = data.task, data.offset, data.count
         self._show_title(data.run, data.waiting)
         if data.stalled:
-            self._set_banner(f"stalled: {data.stalled}; `reflow resume {data.run.run_id}` "
-                             "restarts it")
+            self._set_banner(f"stalled: {data.stalled}; `reflow resume {data.run.run_id}"
+                             f"{self.rapp.store.cli_option()}` restarts it")
         self._show_tasks()
         self._show_dag()
         if data.task == self.task_name:

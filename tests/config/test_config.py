@@ -586,3 +586,12 @@ def test_bad_adapter_settings_are_one_line_errors(tmp_path: Path, line: str, exp
         load_config(path, env={})
     message = str(err.value)
     assert "\n" not in message and str(path) in message and expected in message
+
+
+def test_a_mode_unlike_every_known_one_gets_no_suggestion() -> None:
+    """``bogus`` shares half its letters with ``pbs``: "Did you mean 'pbs'?" misled."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(env={"REFLOW_MODE": "bogus"})
+    assert "Did you mean" not in str(caught.value)
+    with pytest.raises(ConfigError, match="Did you mean 'sbatch'"):
+        load_config(env={"REFLOW_MODE": "sbtch"})
