@@ -8,6 +8,8 @@ query per instance, never the scheduler — and rich is imported only when a dis
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -51,6 +53,12 @@ def progress_view(record: RunRecord, summary: dict[str, dict[str, int]]) -> Rend
     outer.add_row(f"[bold]{escape(record.run_id)}[/]  {styled_state(record.status)}")
     outer.add_row(table)
     return outer
+
+
+def silence_stdout() -> None:
+    """Send what is left of this process's output nowhere, its reader being gone; the
+    interpreter's final flush then does not raise again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class LiveProgress:
@@ -122,7 +130,12 @@ class LiveProgress:
                 if self._live is not None:
                     self._live.console.print(line, markup=False, highlight=False)
                 else:
-                    self._echo(line)
+                    try:
+                        self._echo(line)
+                    except BrokenPipeError:
+                        # The reader went away (`submit --wait | head -1`): the run it was
+                        # told about must still be driven to its end, silently.
+                        silence_stdout()
         if self._live is not None:
             view = progress_view(record, ordered_summary(self._store, self._run_id))
             self._live.update(view, refresh=True)

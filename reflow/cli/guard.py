@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from typing import Annotated, Any, TextIO, TypeVar
 import typer
 
 from reflow.errors import DEBUG_ENV, ReflowError, ReflowWarning
+from reflow.progress import silence_stdout
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -101,9 +101,8 @@ def guarded(func: F) -> F:
             with one_line_warnings():
                 return func(*args, **kwargs)
         except BrokenPipeError:  # an OSError, but no user error: caught first
-            # The reader went away (`... | head`): stop quietly, as other Unix tools do,
-            # and keep the interpreter's final flush from raising again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            # The reader went away (`... | head`): stop quietly, as other Unix tools do.
+            silence_stdout()
             raise typer.Exit(EXIT_ERROR) from None
         except USER_ERRORS as exc:
             raise report(exc, debug) from None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reflow.engine import results
-from reflow.engine.driver import DriverContext, StepReport, step
+from reflow.engine.driver import DriverContext, step
 from reflow.engine.run_records import verifies_cache_hits
 from reflow.errors import ExecutorError, ReflowError
 from reflow.executors.base import Executor, JobResources, JobSpec, JobState
@@ -200,7 +200,6 @@ def _config() -> Config:
 
 # ------------------------------------------------------------------------------ foreground
 def run_foreground(ctx: DriverContext, first: float, longest: float, *,
-                   on_step: Callable[[StepReport], None] | None = None,
                    host: str = FOREGROUND) -> RunState:
     """Step until the run is terminal, pausing longer while nothing changes."""
     interval = first
@@ -208,8 +207,6 @@ def run_foreground(ctx: DriverContext, first: float, longest: float, *,
         report = step(ctx)
         if not report.busy:
             write_heartbeat(ctx.state_dir, host)
-        if on_step is not None:
-            on_step(report)
         if report.finished is not None:
             return report.finished
         interval = first if report.changed else min(interval * 1.5, longest)

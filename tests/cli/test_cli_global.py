@@ -378,3 +378,28 @@ def test_runs_of_an_unknown_workflow_suggest_the_closest(project: Project, runs:
     assert "no workflow 'dmeo' has runs in this store. Did you mean 'demo'?" in typo.stderr
     empty = project.reflow("runs", "--workflow", "demo", "--status", "CANCELLED")
     assert empty.stdout.strip() == "No runs found." and empty.stderr == ""  # a real empty filter
+
+
+def test_submit_wait_drives_its_run_to_the_end_when_its_reader_goes_away(
+    project: Project, elsewhere: Path
+) -> None:
+    """`submit --wait | head -1`: the second announced line met a closed pipe, and the run
+    was left RUNNING with nothing driving it."""
+    import subprocess
+    import sys
+
+    from reflow import Run, Store
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reflow.cli.main", "submit", str(project.script), "--run-dir",
+         str(project.root / "h"), "--executor", "local", "--wait", "--label", "x",
+         "--store-path", str(project.store)],
+        cwd=elsewhere, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # gone before the first line, as `head -1` after it, only surely
+    proc.wait(timeout=120)
+    with Store.open(str(project.store)) as store:
+        (run,) = [r for r in store.list_runs() if r.run_dir == str(project.root / "h")]
+        assert Run.load(run.run_id, store=store).state == "SUCCESS"
