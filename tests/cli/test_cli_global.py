@@ -145,7 +145,8 @@ def test_submit_wait_then_status_retry_and_logs_from_another_directory(
     second = again.stdout.splitlines()[0].split("=", 1)[1].strip()
     cached = project.reflow("logs", second, "square", "--index", "0", cwd=elsewhere)
     assert cached.returncode == 1 and "reused the output of instance" in error_line(cached)
-    assert f"`reflow logs {run_id} square --index 0` shows that run's logs" in cached.stderr
+    assert (f"`reflow logs {run_id} square --index 0 --store-path {project.store}` shows that "
+            "run's logs") in cached.stderr
 
 
 def test_submit_without_wait_returns_at_once(project: Project, elsewhere: Path) -> None:
