@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 from reflow.core.codec import loads
 from reflow.core.hashing import output_digest
 from reflow.core.resources import FAILURE_STATES
+from reflow.core.shared import referenced
 from reflow.engine import results
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.payloads import Element, Meta, write_payload
 from reflow.engine.recording import (
     copy_batch,
     fresh_row,
+    keep_shared,
     marker_row,
     plan_task,
     verify_failure_rows,
@@ -488,6 +490,7 @@ def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
                           forced=ctx.force or spec.name in ctx.force_tasks, verify=ctx.verify)
     if not decisions:
         return 0, "success"  # an empty fan-out: zero instances, done
+    keep_shared(ctx.store, expanded)
     now = datetime.now(UTC)
     misses = [d for d in decisions if d.hit is None]
     copies = copy_batch(ctx.run_id, ctx.workflow, spec.name, decisions, now)
@@ -573,8 +576,10 @@ def _submit_group(ctx: DriverContext, spec: TaskSpec, attempt: int,
     logs.mkdir(parents=True, exist_ok=True)
     meta = Meta(ctx.workflow, ctx.entrypoint, spec.name, ctx.run_dir, ctx.state_dir,
                 spec.is_array, ctx.import_root)
+    digests = set().union(*(referenced(r.input) for r in rows))
     payload = write_payload(ctx.run_dir, meta, [
-        Element(r.id, r.attempt, r.array_index, r.input) for r in rows])
+        Element(r.id, r.attempt, r.array_index, r.input) for r in rows],
+        ctx.store.shared_values(digests) if digests else None)
     suffix = f".{attempt}" if attempt > 1 else ""
     stem = f"{spec.name}" + ("-{index}" if spec.is_array else "") + suffix
     job = JobSpec(

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from reflow.core.codec import SCALAR_TYPES, canonical_json, encode
 from reflow.core.hashing import element_hashes, preimage_json_and_digest, sha256_hex
+from reflow.core.shared import MIN_SHARED_CHARS, share
 from reflow.core.spec import TaskSpec
 from reflow.core.wiring import Wire, WireMode
 from reflow.errors import WiringError
@@ -56,12 +57,15 @@ class Expanded:
     """
 
     __slots__ = ("_input_hash", "_kwargs", "_shared", "_values", "identity", "index",
-                 "input_json", "preimage_json")
+                 "input_json", "preimage_json", "shared_texts")
 
     def __init__(self, index: int | None, kwargs: dict[str, Any] | None, input_json: str,
                  preimage_json: str, identity: str,
-                 element: tuple[_ElementKwargs, tuple[Any, ...]] | None = None) -> None:
+                 element: tuple[_ElementKwargs, tuple[Any, ...]] | None = None,
+                 shared_texts: Mapping[str, str] | None = None) -> None:
         self.index = index
+        # Texts ``input_json`` refers to by digest (core.shared); one mapping for all elements.
+        self.shared_texts = shared_texts
         self._kwargs = kwargs
         self._shared: _ElementKwargs | None = None
         self._values: tuple[Any, ...] = ()
@@ -233,6 +237,11 @@ def expand_task(
     payload_texts = {
         k: canonical_json(v) for k, v in encoded_base.items() if k in wanted
     }
+    shared_texts: dict[str, str] = {}
+    for name, text in payload_texts.items():
+        if len(text) >= MIN_SHARED_CHARS:  # the same for every element: referred to, not copied
+            payload_texts[name], digest = share(text)
+            shared_texts[digest] = text
     rest = canonical_json({"params": encoded_params, "task": spec.name,
                            "version": spec.version, "workflow": workflow})
     varying = [item for item in per_element if item[0] in wanted]
@@ -254,7 +263,7 @@ def expand_task(
     for i, (values, row_hashes, row_texts) in enumerate(rows):
         pre_json = pre_format(*row_hashes)
         out.append(Expanded(i, None, payload_format(*row_texts), pre_json,
-                            sha256_hex(pre_json), (shared, values)))
+                            sha256_hex(pre_json), (shared, values), shared_texts or None))
     return out
 
 

@@ -26,10 +26,17 @@ from reflow.core.codec import loads
 from reflow.core.graph import TaskGraph
 from reflow.core.hashing import value_hash
 from reflow.core.parameters import resolve_parameters
+from reflow.core.shared import resolve
 from reflow.core.spec import TaskSpec
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
-from reflow.engine.recording import copy_batch, marker_row, plan_task, planned_instance
+from reflow.engine.recording import (
+    copy_batch,
+    keep_shared,
+    marker_row,
+    plan_task,
+    planned_instance,
+)
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.engine.verify import VerifyProblem
 from reflow.engine.write_behind import Slot, WriteBehind
@@ -381,7 +388,7 @@ class InlineExecution:
                 if row.fingerprints:
                     state.fingerprints[row.array_index] = row.fingerprints
             elif row.state == TaskState.RETRYING:
-                kwargs = loads(row.input)
+                kwargs = loads(resolve(row.input, self.store.shared_values))
                 slot = self.buffer.existing(row.id, TaskState.RETRYING.value)
                 pending.append(_Pending(spec, row.array_index, kwargs, slot))
             else:
@@ -404,6 +411,7 @@ class InlineExecution:
     def _plan(
         self, spec: TaskSpec, state: _TaskState, expanded: list[Expanded]
     ) -> list[_Pending]:
+        keep_shared(self.store, expanded)
         decisions = plan_task(self.store, self.workflow, self.run_id, spec, expanded,
                               forced=self.force or spec.name in self.force_tasks,
                               verify=self.verify, history=self._task_history())

@@ -2,10 +2,12 @@
 
 A submission (one singleton job, or one array over any set of indices) gets a directory under
 ``<run_dir>/.reflow/payloads/``: ``meta.json`` (which workflow and task to import),
-``elements.jsonl`` (one JSON line per element: instance id, attempt, index, encoded inputs)
-and ``offsets`` (a dense table of 8-byte byte offsets, one per array index, -1 for an index
-not in this submission). An element of a 100,000-element array is read with one seek in each
-file, so element start-up never grows with the array. Workers never touch the store.
+``elements.jsonl`` (one JSON line per element: instance id, attempt, index, encoded inputs),
+``shared.json`` (the texts of inputs every element shares, which its line refers to by
+digest; see ``core.shared``) and ``offsets`` (a dense table of 8-byte byte offsets, one per
+array index, -1 for an index not in this submission). An element of a 100,000-element array
+is read with one seek in each file, so element start-up never grows with the array. Workers
+never touch the store.
 
 This module is imported by workers: stdlib only.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ _OFFSET = struct.Struct("<q")
 META = "meta.json"
 ELEMENTS = "elements.jsonl"
 OFFSETS = "offsets"
+SHARED = "shared.json"
 SINGLETON_KEY = 0
 
 
@@ -52,10 +55,17 @@ def payloads_dir(run_dir: Path) -> Path:
     return run_dir / ".reflow" / "payloads"
 
 
-def write_payload(run_dir: Path, meta: Meta, elements: Sequence[Element]) -> Path:
-    """Write a new payload directory and return it (written before the job is submitted)."""
+def write_payload(run_dir: Path, meta: Meta, elements: Sequence[Element],
+                  shared: Mapping[str, str] | None = None) -> Path:
+    """Write a new payload directory and return it (written before the job is submitted).
+
+    ``shared``: the texts the elements' inputs refer to by digest (``core.shared``), written
+    once for the whole submission.
+    """
     directory = payloads_dir(run_dir) / f"{meta.task}-{secrets.token_hex(6)}"
     directory.mkdir(parents=True)
+    if shared:
+        (directory / SHARED).write_text(json.dumps(dict(shared)), encoding="utf-8")
     lines: list[bytes] = []
     keys: list[int] = []
     for e in elements:
@@ -76,6 +86,15 @@ def write_payload(run_dir: Path, meta: Meta, elements: Sequence[Element]) -> Pat
         "import_root": meta.import_root,
     }), encoding="utf-8")
     return directory
+
+
+def read_shared(directory: Path) -> dict[str, str]:
+    """The shared input texts of a submission, by digest (none written: empty)."""
+    try:
+        data: dict[str, str] = json.loads((directory / SHARED).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return data
 
 
 def read_meta(directory: Path) -> Meta:

@@ -57,6 +57,14 @@ def plan_task(
     return decisions
 
 
+def keep_shared(store: Store, expanded: Sequence[Expanded]) -> None:
+    """Record the shared input texts a task's payloads refer to (``core.shared``), before the
+    rows that refer to them; all elements of a task share one mapping."""
+    texts = expanded[0].shared_texts if expanded else None
+    if texts:
+        store.put_shared(texts)
+
+
 def copy_batch(run_id: str, workflow: str, task: str, decisions: Sequence[Decision],
                now: datetime) -> CopyBatch:
     """How a task's cache hits are recorded: each instance's identity and inputs with its

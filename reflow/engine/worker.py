@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reflow.engine.payloads import Element, Meta, read_element, read_meta
+from reflow.engine.payloads import Element, Meta, read_element, read_meta, read_shared
 from reflow.engine.results import INTERRUPTED_EXIT, write_result, write_started
 from reflow.errors import EncodeError, TaskInterrupted
 
@@ -57,13 +57,14 @@ class Worker:
         """Run one element; returns the process exit code it deserves (0 or 1)."""
         from reflow.core.codec import loads
         from reflow.core.hashing import value_hash
+        from reflow.core.shared import resolve
 
         element: Element = read_element(self.payload, index)
         run_dir, state_dir = self.meta.run_dir, self.meta.state_dir
         write_started(state_dir, element.instance_id, element.attempt)
         label = self.meta.task + (f"[{element.index}]" if element.index is not None else "")
         try:
-            kwargs = loads(element.input_json)
+            kwargs = loads(resolve(element.input_json, lambda _: read_shared(self.payload)))
             for name in self.rundir_params:
                 kwargs[name] = run_dir
             value = self.func(**kwargs)

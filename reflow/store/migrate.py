@@ -18,7 +18,7 @@ from reflow.errors import StoreError
 from reflow.store.database import Database
 from reflow.store.errors import NoStoreError
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 _PG_LOCK_KEY = 0x7265666C6F77  # "reflow": serialises migrations across processes
@@ -68,7 +68,8 @@ def ensure_schema(
 
 
 # Tables this schema creates: found without a version, they are not ours to build on.
-_OWN_TABLES = ("runs", "task_specs", "instances", "transitions", "verify_failures")
+_OWN_TABLES = ("runs", "task_specs", "instances", "transitions", "verify_failures",
+               "shared_values")
 
 
 def _refuse_unversioned(db: Database) -> None:

@@ -219,3 +219,13 @@ class VerifyFailureRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index(None, "run_id", "id"),)
+
+
+class SharedValueRow(Base):
+    """The text of an input shared by the elements of an array task (``core.shared``), which
+    their payloads refer to by its digest instead of repeating it."""
+
+    __tablename__ = "shared_values"
+
+    digest: Mapped[str] = mapped_column(String(), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)

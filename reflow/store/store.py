@@ -32,6 +32,8 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -52,6 +54,7 @@ from reflow.store.models import (
     INDEX_KEY,
     InstanceRow,
     RunRow,
+    SharedValueRow,
     TaskSpecRow,
     TransitionRow,
     VerifyFailureRow,
@@ -79,6 +82,7 @@ _TASK_SPEC_COLUMNS = (
     "run_id", "name", "position", "is_array", "version", "config", "dependencies", "return_type",
 )  # fmt: skip
 _VERIFY_FAILURES = cast(Table, VerifyFailureRow.__table__)
+_SHARED_VALUES = cast(Table, SharedValueRow.__table__)
 _RUN_COLUMNS = [RunRow.__table__.c[name] for name in (
     "id", "workflow", "entrypoint", "run_dir", "username", "host", "status", "parameters",
     "options", "reflow_version", "created_at", "updated_at",
@@ -794,6 +798,29 @@ class Store:
             .order_by(TransitionRow.id)
         )
         return self._db.run(lambda conn: [TransitionRecord(*row) for row in conn.execute(query)])
+
+    # -- shared input values (core.shared) ----------------------------------------------
+    def put_shared(self, values: Mapping[str, str]) -> None:
+        """Keep the texts of shared inputs by digest; a digest already kept is left as it is
+        (its text is the same: the digest is the text's hash)."""
+        if not values:
+            return
+        rows = [{"digest": d, "text": t} for d, t in values.items()]
+
+        def work(conn: Connection) -> None:
+            dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+            conn.execute(dialect_insert(_SHARED_VALUES).on_conflict_do_nothing(), rows)
+
+        self._db.run(work, write=True)
+
+    def shared_values(self, digests: Collection[str]) -> dict[str, str]:
+        """The texts of the shared inputs ``digests`` that are kept."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return {}
+        query = select(_SHARED_VALUES.c.digest, _SHARED_VALUES.c.text).where(
+            _SHARED_VALUES.c.digest.in_(wanted))
+        return self._db.run(lambda conn: {d: t for d, t in conn.execute(query)})
 
     def add_verify_failures(self, rows: Sequence[NewVerifyFailure]) -> None:
         if not rows:

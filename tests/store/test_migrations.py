@@ -24,13 +24,14 @@ from reflow.store.database import Database, parse_url
 from reflow.store.migrate import HEAD_REVISION, MIGRATIONS_DIR, ensure_schema
 from reflow.store.models import Base
 
+NEXT = f"{int(HEAD_REVISION) + 1:04d}"  # a revision a future release might add
 EXTRA_MIGRATION = '''
 """Test-only revision: adds a column and a table, as a future release might."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
+revision = "{up}"
 down_revision = "{down}"
 branch_labels = None
 depends_on = None
@@ -88,26 +89,27 @@ def test_an_older_store_is_upgraded_in_place_and_keeps_its_rows(
 
     newer = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "0002_test.py").write_text(EXTRA_MIGRATION.format(down=HEAD_REVISION))
+    (newer / "versions" / f"{NEXT}_test.py").write_text(
+        EXTRA_MIGRATION.format(up=NEXT, down=HEAD_REVISION))
     db = Database(parse_url(store_url))
     try:
-        assert ensure_schema(db, script_location=newer, head="0002") == "0002"
+        assert ensure_schema(db, script_location=newer, head=NEXT) == NEXT
         with db.engine.connect() as conn:
             assert "extras" in inspect(conn).get_table_names()
             notes = conn.execute(text("SELECT id, note FROM runs")).all()
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         assert [tuple(row) for row in notes] == [("r1", "upgraded")]
-        assert version == "0002"
+        assert version == NEXT
         # Opening again at that head is a no-op.
-        assert ensure_schema(db, script_location=newer, head="0002") == "0002"
+        assert ensure_schema(db, script_location=newer, head=NEXT) == NEXT
     finally:
         db.dispose()
 
-    # This release does not know 0002: it refuses the store instead of touching it.
+    # This release does not know NEXT: it refuses the store instead of touching it.
     with pytest.raises(StoreError) as caught:
         Store.open(store_url)
     assert str(caught.value).endswith(
-        "was written by a newer reflow (revision 0002); upgrade reflow"
+        f"was written by a newer reflow (revision {NEXT}); upgrade reflow"
     )
 
 
