@@ -7,10 +7,11 @@ because users' scripts parse them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from reflow.core.shared import referenced, references
 from reflow.engine.reasons import SKIPPED
 from reflow.states import TaskState
 from reflow.store import InstanceRecord, RunRecord, Store, TransitionRecord
@@ -44,7 +45,30 @@ def run_dict(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def instance_dict(row: InstanceRecord) -> dict[str, Any]:
+class _SharedInputs:
+    """The values of shared inputs (``core.shared``) as the documents show them: in place of
+    each reference, as the instance received it. Each is read and parsed once, and every
+    instance holds that one object, so a document of 10,000 elements sharing a large list
+    holds the list once."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._values: dict[str, Any] = {}
+
+    def load(self, rows: Iterable[InstanceRecord]) -> None:
+        wanted = set().union(*(referenced(r.input) for r in rows if r.input)) - self._values.keys()
+        for digest, text in self._store.shared_values(wanted).items() if wanted else ():
+            self._values[digest] = json.loads(text)
+
+    def input_of(self, row: InstanceRecord) -> Any:
+        data = _json_or_none(row.input)
+        if isinstance(data, dict):
+            for name, digest in references(data).items():
+                data[name] = self._values.get(digest, data[name])
+        return data
+
+
+def instance_dict(row: InstanceRecord, shared: _SharedInputs | None = None) -> dict[str, Any]:
     return {
         "id": row.id,
         "run_id": row.run_id,
@@ -53,7 +77,7 @@ def instance_dict(row: InstanceRecord) -> dict[str, Any]:
         "attempt": row.attempt,
         "state": row.state,
         "job_id": row.job_id,
-        "input": _json_or_none(row.input),
+        "input": shared.input_of(row) if shared is not None else _json_or_none(row.input),
         "output": _json_or_none(row.output),
         "error_text": row.error_text,
         # A skipped task's marker has no identity: null, as the spec wants every hash in
@@ -182,6 +206,8 @@ def _status_sections(store: Store, run_id: str, task: str | None) -> dict[str, A
     if task is not None:
         summary = {task: summary.get(task, {})}
     reports = waiting_reports(run)
+    shared = _SharedInputs(store)
+    shared.load(failed)
     return {
         "run": {**run_dict(run), "stalled": stalled_reason(store, run_id),
                 "unrecorded": {"started": reports.started, "finished": reports.finished}},
@@ -189,15 +215,18 @@ def _status_sections(store: Store, run_id: str, task: str | None) -> dict[str, A
         "cache": {t: {"cached": c, "recomputed": r}
                   for t, (c, r) in store.cache_counts(run_id).items()
                   if task is None or t == task},
-        "instances": _instances(store, store.latest_instance_ids(run_id, task)),
-        "failed_instances": (instance_dict(r) for r in failed),
+        "instances": _instances(store, store.latest_instance_ids(run_id, task), shared),
+        "failed_instances": (instance_dict(r, shared) for r in failed),
         "transitions": _transitions(store, run_id, task),
     }
 
 
-def _instances(store: Store, ids: list[int]) -> Iterator[dict[str, Any]]:
+def _instances(store: Store, ids: list[int],
+               shared: _SharedInputs) -> Iterator[dict[str, Any]]:
     for start in range(0, len(ids), _PAGE):
-        yield from map(instance_dict, store.instances(ids[start:start + _PAGE]))
+        rows = store.instances(ids[start:start + _PAGE])
+        shared.load(rows)
+        yield from (instance_dict(r, shared) for r in rows)
 
 
 def _transitions(store: Store, run_id: str, task: str | None) -> Iterator[dict[str, Any]]:

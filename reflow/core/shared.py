@@ -32,7 +32,7 @@ def share(text: str) -> tuple[str, str]:
     return canonical_json({TAG: SHARED_TAG, "v": digest}), digest
 
 
-def _references(data: Mapping[str, object]) -> dict[str, str]:
+def references(data: Mapping[str, object]) -> dict[str, str]:
     """Member name -> digest, for the members of a parsed payload that are references."""
     return {
         name: str(value["v"]) for name, value in data.items()
@@ -44,7 +44,7 @@ def referenced(text: str) -> set[str]:
     """Digests a payload text refers to (none without parsing, for most payloads)."""
     if _MARK not in text:
         return set()
-    return set(_references(json.loads(text)).values())
+    return set(references(json.loads(text)).values())
 
 
 def resolve(text: str, lookup: Callable[[Collection[str]], Mapping[str, str]]) -> str:
@@ -56,7 +56,7 @@ def resolve(text: str, lookup: Callable[[Collection[str]], Mapping[str, str]]) -
     if _MARK not in text:
         return text
     data = json.loads(text)
-    refs = _references(data)
+    refs = references(data)
     if not refs:
         return text
     texts = lookup(set(refs.values()))

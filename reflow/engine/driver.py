@@ -184,9 +184,14 @@ def record_finished_work(store: Store, run_id: str, state_dir: Path) -> int:
     active = store.latest_instances(run_id, states=_IN_FLIGHT, values=False)
     if not active:
         return 0
-    done = [item for item in results.scan(state_dir) if isinstance(item, results.Finished)
+    reports = list(results.scan(state_dir))
+    done = [item for item in reports if isinstance(item, results.Finished)
             and item.state == "SUCCESS" and _hash_matches(item)]
-    return _record_reports(store, {r.id: r for r in active}, [], done, []) if done else 0
+    if not done:
+        return 0
+    ids = {f.instance_id for f in done}  # their starts too, or they seem to take no time
+    started = [s for s in reports if isinstance(s, results.Started) and s.instance_id in ids]
+    return _record_reports(store, {r.id: r for r in active}, started, done, [])
 
 
 def _hash_matches(f: results.Finished) -> bool:
@@ -500,11 +505,33 @@ def _expand(ctx: DriverContext, spec: TaskSpec) -> tuple[int, str]:
         ids = ctx.store.insert_instances(rows, [copies])
     except InstanceConflict:  # another driver recorded this task first (lease not shared)
         return 0, "active"
+    if spec.is_array and _cancelled_while_planned(ctx, spec.name, ids):
+        return len(decisions), "failed"
     failed_checks = [(d, i) for d, i in zip(misses, ids, strict=True) if d.problems]
     if failed_checks:
         ctx.store.add_verify_failures(verify_failure_rows(
             ctx.run_id, spec, [d for d, _ in failed_checks], [i for _, i in failed_checks]))
     return len(decisions), ("active" if misses else "success")
+
+
+def _cancelled_while_planned(ctx: DriverContext, task: str, ids: Sequence[int]) -> bool:
+    """Whether a cancel marked ``task`` while this step planned it; its new rows are then
+    closed with the cancel's words.
+
+    A singleton's marker and its planned row cannot both be current (the unique index
+    refuses the second), but an array's elements have indices 0..n and its marker none, so
+    a cancel between this step reading the counts and inserting would be lost: the task
+    would run.
+    """
+    marker = next((r for r in ctx.store.latest_instances(
+        ctx.run_id, task, states=[TaskState.CANCELLED.value], values=False) if r.is_marker), None)
+    if marker is None:
+        return False
+    text = marker.error_text or "cancelled by user"
+    ctx.store.apply([StateChange(i, frozenset({TaskState.PENDING.value}), TaskState.CANCELLED,
+                                 text, {"error_text": text, "finished_at": datetime.now(UTC)})
+                     for i in ids])
+    return True
 
 
 def _skip_marker(ctx: DriverContext, spec: TaskSpec, text: str, *, skipped: bool = True) -> int:

@@ -501,25 +501,22 @@ class InlineExecution:
         self.buffer.change(p.slot, _WAITING, _RUNNING_STATE, p.running, {"started_at": at}, at)
 
     def _start_time(self) -> datetime:
-        """When the next body starts, one after another: a microsecond after the previous
-        one's end if that was under a millisecond ago (a chain's tasks and an array's
-        elements follow each other that closely: no clock read), else now.
-
-        Never the end itself: transitions are written in time order, and an end and a start
-        at one instant could be written start first (the start of a new row before the end
-        of a retried one), so that the history showed a task running before its input was
-        done."""
+        """When the next body starts, one after another: the previous one's end if that was
+        under a millisecond ago (the same time object, so written as text once; a chain's
+        tasks and an array's elements follow each other that closely), else now. At that
+        shared instant the end is written first (``store.writes.write_transitions``)."""
         last = self._last_end
         if last is not None and time.monotonic() - last[1] < START_REUSE_SECONDS:
-            return last[0] + _TICK
+            return last[0]
         return datetime.now(UTC)
 
     @staticmethod
     def _end_time(p: _Pending) -> datetime:
-        """Now, but never before ``p`` was dated RUNNING (a start can be a microsecond
-        ahead of the clock, see ``_start_time``)."""
+        """Now, but always after ``p`` was dated RUNNING: at one instant an end is written
+        before a start, which for one instance would put its end first."""
         now = datetime.now(UTC)
-        return p.started if p.started is not None and now < p.started else now
+        started = p.started
+        return now if started is None or now > started else started + _TICK
 
     def _begin_and_call(self, p: _Pending) -> _Outcome:
         """A pool thread's work: its own start recorded under the lock, then the body."""

@@ -53,6 +53,11 @@ def ensure_schema(
             f"no reflow store at {db.display_url}; check the location, or run a pipeline "
             "once to create it"
         )
+    if revision is not None and db.read_only:
+        # Read as it is: an older schema holds less, never something this code misreads
+        # (a shared value is looked up only where a row refers to one, which needs 0002).
+        _refuse_unknown(revision, db.display_url, script_location)
+        return revision
 
     def upgrade(conn: Connection) -> str:
         if conn.dialect.name == "postgresql":

@@ -516,6 +516,12 @@ def test_a_cancel_keeps_work_that_finished_before_a_driver_step_read_it(
     assert run.cancel() == 1
     assert states(run, "work") == ["SUCCESS", "SUCCESS", "CANCELLED"]
     assert run.store.get_run(run.run_id).status == "CANCELLED"
+    kept = sorted(run.store.latest_instances(run.run_id, "work"), key=lambda r: r.array_index)
+    for row in kept[:2]:  # started when the worker says, not when it finished
+        assert row.started_at is not None and row.finished_at is not None
+        assert row.started_at < row.finished_at
+    assert not [p.name for p in results_dir(ctx.state_dir).iterdir()
+                if p.name.startswith(tuple(f"{r.id}." for r in kept[:2]))]
 
 
 def test_cancelling_a_task_before_it_is_planned_keeps_it_from_running(
@@ -536,3 +542,29 @@ def test_cancelling_a_task_before_it_is_planned_keeps_it_from_running(
     assert "cancelled by user (task 'work')" in (
         run.store.latest_instances(run.run_id, "work")[0].error_text or "")
     assert not [job for job in fake.task_jobs().values() if "work" in job.name]
+
+
+def test_a_cancel_while_a_step_plans_an_array_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker (index none) and the elements (0..n) never collide in the unique index:
+    a cancel landing between the step reading the counts and inserting the elements was
+    lost, and the task ran."""
+    import reflow.engine.dispatch as dispatch
+
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    insert = ctx.store.insert_instances
+    cancelled: list[int] = []
+
+    def cancel_first(rows, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if rows and rows[0].task_name == "work" and not cancelled:
+            cancelled.append(1)  # the cancel's own marker comes through here too
+            monkeypatch.setattr(dispatch, "make_executor", lambda *a: fake)
+            assert run.cancel("work") == 1  # only its marker: nothing of it is recorded yet
+        return insert(rows, *args, **kwargs)
+
+    monkeypatch.setattr(ctx.store, "insert_instances", cancel_first)
+    assert steps_until_done(ctx) == "CANCELLED"
+    assert states(run, "work") == ["CANCELLED"] * 4  # the marker, then the three elements
+    assert not [job for job in fake.task_jobs().values() if job.name.endswith("-work")]

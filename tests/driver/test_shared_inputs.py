@@ -97,6 +97,9 @@ def test_in_process_a_broadcast_is_stored_once_and_a_retry_reads_it_back(
     assert picked(run) == [BIG[i * 100] for i in range(ELEMENTS)]
     again = wf.run_local(tmp_path / "r2", store=sqlite_url)  # cached: the copies refer too
     assert picked(again) == picked(run)
+    doc = again.status(as_dict=True)  # the documents show the input as it was received
+    inputs_shown = [i["input"] for i in doc["instances"] if i["task_name"] == "pick"]
+    assert inputs_shown == [{"i": i, "names": BIG} for i in range(ELEMENTS)]
     with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
         assert conn.execute("SELECT count(*) FROM shared_values").fetchone() == (1,)
 

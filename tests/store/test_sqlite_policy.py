@@ -14,6 +14,7 @@ from store_builders import add_run
 
 from reflow.errors import StoreError
 from reflow.store import NetworkFilesystemWarning, Store
+from reflow.store.migrate import HEAD_REVISION
 from reflow.store import sqlite as sqlite_policy
 
 
@@ -166,17 +167,25 @@ def _make_read_only(real: Path) -> None:
             path.chmod(0o555 if path.is_dir() else 0o444)
 
 
+@pytest.mark.parametrize("revision", ["0001", HEAD_REVISION])
 def test_a_store_that_cannot_be_written_is_still_read(
-    read_only_dir: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    read_only_dir: tuple[Path, Path], capsys: pytest.CaptureFixture[str], revision: str
 ) -> None:
+    """Also one an older reflow wrote: it cannot be upgraded, and is read as it is."""
     from reflow.cli.main import app
 
     real, view = read_only_dir
     with Store.open(real / "manifest.db") as store:
         add_run(store, "r1", status="SUCCESS")
+    if revision == "0001":  # as the first release left it
+        conn = sqlite3.connect(real / "manifest.db")
+        with conn:
+            conn.execute("DROP TABLE shared_values")
+            conn.execute("UPDATE alembic_version SET version_num = '0001'")
+        conn.close()  # the last connection: its log goes back into the file
     _make_read_only(real)
     with Store.open(view / "manifest.db", create=False) as store:
-        assert store.read_only
+        assert store.read_only and store.revision == revision
         assert [run.run_id for run in store.list_runs()] == ["r1"]
         refused = r"read-only for you .* can be read .* but not changed"
         with pytest.raises(StoreError, match=refused):
