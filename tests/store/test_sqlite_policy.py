@@ -14,8 +14,8 @@ from store_builders import add_run
 
 from reflow.errors import StoreError
 from reflow.store import NetworkFilesystemWarning, Store
-from reflow.store.migrate import HEAD_REVISION
 from reflow.store import sqlite as sqlite_policy
+from reflow.store.migrate import HEAD_REVISION
 
 
 def _mounts(tmp_path: Path, *lines: str) -> Path:
