@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 BATCH_FIRST, BATCH_MIN, BATCH_MAX = 256, 16, 8192
 BATCH_SECONDS = 0.5
 START_REUSE_SECONDS = 0.001  # see InlineExecution._start_time
-_TICK = timedelta(microseconds=1)
 _RUNNING_STATE = TaskState.RUNNING.value
 _PENDING_STATE = TaskState.PENDING.value
 _RUNNING = frozenset({_RUNNING_STATE})
@@ -166,7 +165,6 @@ class _Pending:
     problems: Sequence[VerifyProblem] = ()
     done: bool = False
     running: str = "running in-process (retry)"
-    started: datetime | None = None  # when its move to RUNNING was dated
 
 
 @dataclass(slots=True)
@@ -497,26 +495,17 @@ class InlineExecution:
     def _begin(self, p: _Pending, at: datetime) -> None:
         """Record ``p`` RUNNING ``at`` as its body starts (the caller holds the buffer's lock)."""
         assert p.slot is not None
-        p.started = at
         self.buffer.change(p.slot, _WAITING, _RUNNING_STATE, p.running, {"started_at": at}, at)
 
     def _start_time(self) -> datetime:
         """When the next body starts, one after another: the previous one's end if that was
         under a millisecond ago (the same time object, so written as text once; a chain's
         tasks and an array's elements follow each other that closely), else now. At that
-        shared instant the end is written first (``store.writes.write_transitions``)."""
+        shared instant the end is written first (``Store._record``)."""
         last = self._last_end
         if last is not None and time.monotonic() - last[1] < START_REUSE_SECONDS:
             return last[0]
         return datetime.now(UTC)
-
-    @staticmethod
-    def _end_time(p: _Pending) -> datetime:
-        """Now, but always after ``p`` was dated RUNNING: at one instant an end is written
-        before a start, which for one instance would put its end first."""
-        now = datetime.now(UTC)
-        started = p.started
-        return now if started is None or now > started else started + _TICK
 
     def _begin_and_call(self, p: _Pending) -> _Outcome:
         """A pool thread's work: its own start recorded under the lock, then the body."""
@@ -635,7 +624,7 @@ class InlineExecution:
         state.outputs[p.index] = (value, out.digest)
         if out.fingerprints:
             state.fingerprints[p.index] = out.fingerprints
-        now = self._end_time(p)
+        now = datetime.now(UTC)
         return _Outcome(TaskState.SUCCESS, "", {
             "output": out.canonical, "output_hash": out.digest,
             "fingerprints": json.dumps(out.fingerprints) if out.fingerprints else None,
@@ -646,7 +635,7 @@ class InlineExecution:
         state = self.tasks[p.spec.name]
         state.failed, state.ended = True, "failed"
         last = text.strip().splitlines()[-1] if text.strip() else "failed"
-        now = self._end_time(p)
+        now = datetime.now(UTC)
         return _Outcome(TaskState.FAILED, last[:500],
                         {"error_text": text, "finished_at": now, "exit_code": 1}, now)
 

@@ -458,16 +458,19 @@ class Store:
 
         def work(conn: Connection) -> list[int]:
             now = stamp or _now()
-            transitions: list[Row] = []
+            created: list[Row] = []
+            changed: list[Row] = []
             try:
                 ids = (writes.insert_recorded(conn, self._sql, rows, now, copies,
-                                              transitions_to=transitions)
+                                              transitions_to=created)
                        if rows or copies else [])
             except IntegrityError as exc:
                 raise self._insert_failure(exc) from exc
             if changes:
-                writes.apply(conn, self._sql, changes, now, at, transitions_to=transitions)
-            writes.write_transitions(conn, self._sql, transitions)
+                writes.apply(conn, self._sql, changes, now, at, transitions_to=changed)
+            # Changed rows first: at one instant, the end of a row stored before (a retried
+            # upstream) comes before the start of a row new in this batch that waited for it.
+            writes.write_transitions(conn, self._sql, changed + created)
             return ids
 
         return self._db.run(work, write=True)

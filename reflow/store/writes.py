@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from reflow.states import TERMINAL_TASK_STATES, TaskState
+from reflow.states import TaskState
 from reflow.store.bulk import BulkSql, Row
 from reflow.store.models import InstanceRow
 from reflow.store.records import CopyBatch, NewInstance, StateChange
@@ -47,9 +47,7 @@ RETRYABLE_STATES = frozenset({TaskState.FAILED.value, TaskState.CANCELLED.value}
 Transition = tuple[str | None, str, datetime, str]
 _RECORDED_COLUMNS = (*_INSERT_COLUMNS, "exit_code")
 _POSITION = {name: i for i, name in enumerate(_RECORDED_COLUMNS)}
-_AT_COLUMN = _TRANSITION_COLUMNS.index("at")
-_TO_COLUMN = _TRANSITION_COLUMNS.index("to_state")
-_ENDS = frozenset(s.value for s in TERMINAL_TASK_STATES)
+_AT = itemgetter(_TRANSITION_COLUMNS.index("at"))
 # Row positions read while writing (``_RECORDED_COLUMNS`` order).
 _RUN, _TASK, _INDEX, _ATTEMPT, _STATE = (_POSITION[c] for c in (
     "run_id", "task_name", "array_index", "attempt", "state"))
@@ -187,18 +185,13 @@ def write_transitions(conn: Connection, sql: BulkSql, transitions: list[Row]) ->
     """Insert transition rows in the order they happened, as if each had been written then.
 
     Rows of one batch come from different places (new instances' histories, changes to
-    instances already stored); ids follow time, so the history reads in order. At one
-    instant an end comes before a start or a planning: a body started right after another
-    ended is dated with that end (``InlineExecution._start_time``), and it waited for it. The
-    sort is stable otherwise: one instance's changes at the same instant keep their order
-    (its own end is always later than its start).
+    instances already stored); ids follow time, so the history reads in order. The sort is
+    stable: rows at the same instant keep the order they are given in, which is the order
+    they happened in (one instance's changes; a body started right after another ended is
+    dated with that end, ``InlineExecution._start_time``, and given after it).
     """
-    transitions.sort(key=_time_order)
+    transitions.sort(key=_AT)
     sql.insert_many(conn, "transitions", _TRANSITION_COLUMNS, transitions)
-
-
-def _time_order(row: Row) -> tuple[object, bool]:
-    return row[_AT_COLUMN], row[_TO_COLUMN] not in _ENDS
 
 
 _COPY_COLUMNS = (
