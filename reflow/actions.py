@@ -391,9 +391,13 @@ def log_paths(store: Store, run_id: str, task: str,
         source = store.instance(row.cache_source)
         where = "" if source.array_index is None else f" --index {source.array_index}"
         label = task if index is None else f"{task}[{index}]"
+        reused = (f"{label} did not run in run {run_id}: it reused the output of instance "
+                  f"{source.id} of run {source.run_id}")
+        if not source.stdout_path and not source.stderr_path:  # run_local keeps none
+            raise ReflowError(f"{reused}, which ran in-process (run_local) and so wrote no "
+                              "log files")
         raise ReflowError(
-            f"{label} did not run in run {run_id}: it reused the output of instance "
-            f"{source.id} of run {source.run_id}; `reflow logs {source.run_id} "
+            f"{reused}; `reflow logs {source.run_id} "
             f"{source.task_name}{where}{store.cli_option()}` shows that run's logs")
     return (Path(row.stdout_path) if row.stdout_path else None,
             Path(row.stderr_path) if row.stderr_path else None)

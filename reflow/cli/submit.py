@@ -18,6 +18,7 @@ from reflow.cli.flags import WorkflowFlags
 from reflow.cli.guard import fail, guarded
 from reflow.cli.options import JsonOption, StoreOption, StorePathOption, store_url
 from reflow.cli.output import emit, emit_json, is_terminal
+from reflow.states import RunState
 
 if TYPE_CHECKING:
     from reflow.core.flow import Workflow
@@ -171,12 +172,15 @@ def _submit(wf: Workflow, flags: WorkflowFlags, values: dict[str, Any]) -> None:
     run = wf.submit(run_dir, wait=False, **options, **params)
     if as_json:
         emit_json({"run_id": run.run_id, "run_dir": str(run.run_dir)})
-        return
-    emit(f"run_id   = {run.run_id}")
-    emit(f"run_dir  = {run.run_dir}")
-    if _show_dry_run(run):
-        return
-    if is_terminal():
+    else:
+        emit(f"run_id   = {run.run_id}")
+        emit(f"run_dir  = {run.run_dir}")
+        if _show_dry_run(run):
+            return
+    if run.state == RunState.FAILED:  # e.g. the scheduler's submit command is missing
+        raise fail(f"run {run.run_id} failed as it was submitted; see "
+                   f"`reflow status {run.run_id}{run.store.cli_option()} --errors`")
+    if is_terminal() and not as_json:
         emit(f"Follow it with: reflow status {run.run_id}{run.store.cli_option()}")
 
 

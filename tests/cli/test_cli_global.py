@@ -404,3 +404,27 @@ def test_submit_wait_drives_its_run_to_the_end_when_its_reader_goes_away(
     with Store.open(str(project.store)) as store:
         (run,) = [r for r in store.list_runs() if r.run_dir == str(project.root / "h")]
         assert Run.load(run.run_id, store=store).state == "SUCCESS"
+
+
+def test_submit_says_so_when_the_run_failed_as_it_was_submitted(
+    project: Project, elsewhere: Path, tmp_path: Path
+) -> None:
+    """PBS chosen, but no qsub on this host: the first step's submission fails and the run
+    ends FAILED inside `submit`, which printed its run id and exited 0."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "reflow.cli.main", "submit", str(project.script), "--run-dir",
+         str(project.root / "p"), "--executor", "pbs", "--label", "x",
+         "--store-path", str(project.store)],
+        cwd=elsewhere, env={**project.env, "PATH": str(tmp_path / "no-bin")},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("run_id   = demo-")
+    *attempts, last = result.stderr.splitlines()  # each submission attempt said why
+    assert len(attempts) == 3 and "'qsub' was not found" in attempts[0]
+    assert "failed as it was submitted; see `reflow status demo-" in last
+    assert os.path.isdir(project.root / "p")
