@@ -443,7 +443,7 @@ def _cancel_in_process(run: Run, task: str | None) -> int:
 def cancel_runs(run_ids: Iterable[str], store: Any = None) -> int:
     from reflow.run import Run
 
-    st = Store.open(store)
+    st = Store.open(store, create=False)  # a mistyped path must not leave a new store
     return sum(Run.load(rid, store=st).cancel() for rid in run_ids)
 
 

@@ -9,7 +9,7 @@ the login node).
 Each host writes a heartbeat (``driver.json`` in the run's state dir: which host, pid, successor
 job) so that ``stalled_reason`` can tell a run whose chain stopped from one that is waiting.
 
-``python -m reflow.engine.driver_host {detached|step} RUN_ID`` is the entry point of the
+``python -m reflow.engine.driver_host {detached|chained} RUN_ID`` is the entry point of the
 detached process and of each chained job; the store comes from ``REFLOW_STORE``.
 """
 

@@ -28,7 +28,7 @@ from reflow.core.resources import (
     parse_duration,
     parse_memory,
 )
-from reflow.errors import ExecutorError
+from reflow.errors import ExecutorError, OptionError
 
 # The adapter puts these two variables into every array element's environment: the first
 # names the scheduler's own index variable, the second is the scheduler index of reflow's
@@ -92,11 +92,14 @@ class JobResources:
 
     def __post_init__(self) -> None:
         if isinstance(self.cpus, bool) or not isinstance(self.cpus, int) or self.cpus < 1:
-            raise ValueError(f"cpus={self.cpus!r} must be a whole number of at least 1")
-        parse_memory(self.mem)
-        parse_duration(self.time)
-        for key, value in self.options.items():
-            check_option(key, value)
+            raise OptionError(f"cpus={self.cpus!r} must be a whole number of at least 1")
+        try:  # the checks the decorator makes, as the public type's own error
+            parse_memory(self.mem)
+            parse_duration(self.time)
+            for key, value in self.options.items():
+                check_option(key, value)
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
         object.__setattr__(self, "options", dict(self.options))
         object.__setattr__(self, "submit_options", tuple(self.submit_options))
 
@@ -192,29 +195,29 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         if not self.name or any(c.isspace() for c in self.name):
-            raise ValueError(f"job name {self.name!r} must be non-empty and without whitespace")
+            raise OptionError(f"job name {self.name!r} must be non-empty and without whitespace")
         object.__setattr__(self, "command", tuple(self.command))
         object.__setattr__(self, "after_any", tuple(self.after_any))
         object.__setattr__(self, "env", dict(self.env))
         for attr in ("workdir", "stdout", "stderr"):
             object.__setattr__(self, attr, Path(getattr(self, attr)))
         if not self.command:
-            raise ValueError(f"job {self.name!r} has an empty command; give the worker's argv")
+            raise OptionError(f"job {self.name!r} has an empty command; give the worker's argv")
         for key in self.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValueError(
+                raise OptionError(
                     f"job {self.name!r}: environment variable name {key!r} is invalid; "
                     "use letters, digits and '_'"
                 )
         is_array = self.array_indices is not None
         for path in (self.stdout, self.stderr):
             if str(path.parent).count(INDEX_PLACEHOLDER) or path.name.count(INDEX_PLACEHOLDER) > 1:
-                raise ValueError(
+                raise OptionError(
                     f"job {self.name!r}: log path {str(path)!r} may hold {INDEX_PLACEHOLDER} "
                     "only once, in the file name (e.g. logs/task-{index}.out)"
                 )
             if is_array != (INDEX_PLACEHOLDER in path.name):
-                raise ValueError(
+                raise OptionError(
                     f"job {self.name!r}: log path {str(path)!r} "
                     + (
                         f"needs {INDEX_PLACEHOLDER} in the file name, one file per element"
@@ -225,16 +228,16 @@ class JobSpec:
         if self.array_indices is not None:
             indices = tuple(self.array_indices)
             if not indices:
-                raise ValueError(
+                raise OptionError(
                     f"array job {self.name!r} has no indices; submit nothing for an empty array"
                 )
             if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
-                raise ValueError(f"array job {self.name!r}: indices must be whole numbers >= 0")
+                raise OptionError(f"array job {self.name!r}: indices must be whole numbers >= 0")
             if len(set(indices)) != len(indices):
-                raise ValueError(f"array job {self.name!r} lists an index more than once")
+                raise OptionError(f"array job {self.name!r} lists an index more than once")
             object.__setattr__(self, "array_indices", tuple(sorted(indices)))
         if self.array_parallelism is not None and self.array_parallelism < 1:
-            raise ValueError(
+            raise OptionError(
                 f"job {self.name!r}: array_parallelism={self.array_parallelism} must be >= 1"
             )
 

@@ -9,7 +9,7 @@ import pytest
 
 from reflow import Result, Run, Workflow
 from reflow.core.codec import decode
-from reflow.errors import RunFailedError, UnknownRunError
+from reflow.errors import RunFailedError, StoreError, UnknownRunError
 
 
 def flaky_pipeline(flag: Path, name: str = "flaky") -> Workflow:
@@ -395,6 +395,10 @@ def test_cancel_runs_takes_ids_or_one_id_and_leaves_finished_runs_alone(
     assert run.state == "SUCCESS"
     with pytest.raises(UnknownRunError, match="no run 'cancelruns-20000101-deadbeef'"):
         wf.cancel_runs(["cancelruns-20000101-deadbeef"], sqlite_url)
+    typo = tmp_path / "typo" / "m.db"
+    with pytest.raises(StoreError, match="no reflow store at"):
+        wf.cancel_runs([run.run_id], str(typo))
+    assert not typo.parent.exists()  # no empty store left behind
 
 
 def add_failing_b(wf: Workflow, data: Path) -> None:

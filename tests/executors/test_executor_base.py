@@ -15,7 +15,7 @@ import pytest
 from fakes import make_job
 
 from reflow.core.resources import format_memory, parse_duration, parse_memory
-from reflow.errors import ExecutorError
+from reflow.errors import ExecutorError, OptionError
 from reflow.executors.base import (
     INDEX_BASE_ENV,
     INDEX_VAR_ENV,
@@ -61,8 +61,11 @@ def test_bad_memory_is_a_one_line_error_with_an_example(bad: str) -> None:
 
 
 def test_bad_time_is_rejected_when_resources_are_built() -> None:
-    with pytest.raises(ValueError, match="time '2 hours' is not understood"):
+    """As a ReflowError (SPEC §9: one hierarchy), which is also the ValueError it was."""
+    with pytest.raises(OptionError, match="time '2 hours' is not understood"):
         JobResources(time="2 hours")
+    with pytest.raises(OptionError, match="cpus=0 must be a whole number"):
+        JobResources(cpus=0)
 
 
 def test_queue_is_a_synonym_for_partition_and_options_pass_through() -> None:
