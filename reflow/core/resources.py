@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 # How a failed job ended, in the words recorded as an instance's ``scheduler_state`` and
 # matched by ``retry_on``: the normalised states, Slurm's more specific words, the local
@@ -127,3 +127,16 @@ def check_factors(factors: Mapping[str, object],
     for key, factor in factors.items():
         if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
             raise ValueError(f"scale factor for {key} must be a positive number, not {factor!r}")
+
+
+def retry_matches(retry_on: Sequence[str | int], state: str | None, code: int | None) -> bool:
+    """Whether a failed attempt's scheduler state or exit code is one ``retry_on`` names (an
+    empty ``retry_on``: any failure)."""
+    if not retry_on:
+        return True
+    for item in retry_on:
+        if isinstance(item, int) and code is not None and item == code:
+            return True
+        if isinstance(item, str) and state is not None and item.upper() == state.upper():
+            return True
+    return False

@@ -198,6 +198,8 @@ def close_active(
     RUNNING) in between must not make the cancel miss it, while one that finished it first
     keeps its state.
     """
+    if task is None:  # first: a driver step starting now stops, and plans nothing more
+        store.set_run_status(run_id, RunState.CANCELLED, only_from={RunState.RUNNING.value})
     rows = store.latest_instances(run_id, task, states=ACTIVE)
     now = datetime.now(UTC)
     moved = set(store.apply([
@@ -205,8 +207,6 @@ def close_active(
                     {"finished_at": now, "error_text": text, "scheduler_state": "CANCELLED"})
         for r in rows
     ]))
-    if task is None:
-        store.set_run_status(run_id, RunState.CANCELLED, only_from={RunState.RUNNING.value})
     return rows, moved
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from reflow.core.codec import loads
 from reflow.core.hashing import output_digest
-from reflow.core.resources import FAILURE_STATES
+from reflow.core.resources import FAILURE_STATES, retry_matches
 from reflow.core.shared import referenced
 from reflow.engine import results
 from reflow.engine.expand import TaskOutputs, expand_task
@@ -395,17 +395,6 @@ def _lost_change(ctx: DriverContext, r: InstanceRecord, st: JobStatus | None) ->
 
 
 # ------------------------------------------------------------------------------ retries
-def _matches(retry_on: Sequence[str | int], state: str | None, code: int | None) -> bool:
-    if not retry_on:
-        return True
-    for item in retry_on:
-        if isinstance(item, int) and code is not None and item == code:
-            return True
-        if isinstance(item, str) and state is not None and item.upper() == state.upper():
-            return True
-    return False
-
-
 def _auto_retry(ctx: DriverContext, failed: Sequence[InstanceRecord]) -> int:
     """New attempts for failures the task's ``retries``/``retry_on`` policy covers."""
     if not failed:
@@ -419,7 +408,7 @@ def _auto_retry(ctx: DriverContext, failed: Sequence[InstanceRecord]) -> int:
         spec = ctx.graph.specs.get(r.task_name) if r else None
         if r is None or spec is None or r.attempt > spec.config.retries:
             continue
-        if _matches(spec.config.retry_on, r.scheduler_state, r.exit_code):
+        if retry_matches(spec.config.retry_on, r.scheduler_state, r.exit_code):
             why = r.scheduler_state or f"exit {r.exit_code}"
             detail = f"automatic retry {r.attempt}/{spec.config.retries} after {why}"
             wanted.setdefault(detail, []).append(r.id)
@@ -535,7 +524,13 @@ def _cancelled_while_planned(ctx: DriverContext, task: str, ids: Sequence[int]) 
 
 
 def _skip_marker(ctx: DriverContext, spec: TaskSpec, text: str, *, skipped: bool = True) -> int:
-    """Record ``marker_row`` for ``spec`` (once: a marker already there is kept)."""
+    """Record ``marker_row`` for ``spec`` (once: a marker already there is kept).
+
+    Not once the run was cancelled while this step ran: its upstream failed for the cancel,
+    and the cancel marks what it stopped with its own words.
+    """
+    if RunState(ctx.store.get_run(ctx.run_id).status).terminal:
+        return 0
     try:
         ctx.store.insert_instances([marker_row(ctx.run_id, ctx.workflow, spec.name, text,
                                                datetime.now(UTC), skipped=skipped)])

@@ -26,6 +26,7 @@ from reflow.core.codec import loads
 from reflow.core.graph import TaskGraph
 from reflow.core.hashing import value_hash
 from reflow.core.parameters import resolve_parameters
+from reflow.core.resources import retry_matches
 from reflow.core.shared import resolve
 from reflow.core.spec import TaskSpec
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
@@ -71,6 +72,7 @@ _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
 _INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
 _CANCELLED_BY_USER = "cancelled by user"
 _CANCELLED_MARK = "(cancelled)"  # ``stopped_by`` of a run cancelled from elsewhere
+_FAILED_EXIT = 1  # a body that raised, as a worker process exits for it
 
 
 def check_forced_tasks(graph: TaskGraph, names: Iterable[str] | str | None) -> list[str]:
@@ -165,6 +167,7 @@ class _Pending:
     problems: Sequence[VerifyProblem] = ()
     done: bool = False
     running: str = "running in-process (retry)"
+    attempt: int = 1
 
 
 @dataclass(slots=True)
@@ -265,7 +268,7 @@ class InlineExecution:
                             pending.extend(self._prepare_task(name))
                             self._prepared.add(name)
                     if pending:
-                        self._open = pending
+                        self._open = list(pending)  # automatic retries join it, not the plan
                         self._run_pending(pending)
                     for name in generation:
                         self._close_task(name)
@@ -388,7 +391,7 @@ class InlineExecution:
             elif row.state == TaskState.RETRYING:
                 kwargs = loads(resolve(row.input, self.store.shared_values))
                 slot = self.buffer.existing(row.id, TaskState.RETRYING.value)
-                pending.append(_Pending(spec, row.array_index, kwargs, slot))
+                pending.append(_Pending(spec, row.array_index, kwargs, slot, attempt=row.attempt))
             else:
                 state.failed = True
         return pending
@@ -453,11 +456,12 @@ class InlineExecution:
         start, size = 0, BATCH_FIRST
         while start < len(pending):
             batch = pending[start:start + size]
+            taken = len(batch)  # automatic retries are added to the batch as it runs
             began = time.monotonic()
             with gc_paused():
                 self._start_batch(batch)
             self._execute_batch(batch)
-            start += len(batch)
+            start += taken
             if self.stopped_by:
                 rest = pending[start:]
                 if rest:
@@ -513,13 +517,48 @@ class InlineExecution:
             self._begin(p, datetime.now(UTC))
         return self._call(p)
 
-    def _record(self, p: _Pending, outcome: _Outcome) -> None:
+    def _record(self, p: _Pending, outcome: _Outcome, *, retry: bool = True) -> _Pending | None:
+        """Record how ``p``'s body ended; returns its next attempt, to run in this batch, when
+        the task's ``retries`` cover the failure (and ``retry``: not while shutting down)."""
         assert p.slot is not None
         p.done = True
         self.buffer.change(p.slot, _RUNNING, outcome.to_state, outcome.detail, outcome.fields,
                            outcome.at)
-        if self.on_error == "stop" and outcome.to_state == TaskState.FAILED:
-            self.stopped_by = self.stopped_by or p.spec.name
+        if outcome.to_state != TaskState.FAILED:
+            return None
+        again = self._automatic_retry(p) if retry else None
+        if again is None:
+            state = self.tasks[p.spec.name]
+            state.failed, state.ended = True, "failed"
+            if self.on_error == "stop":
+                self.stopped_by = self.stopped_by or p.spec.name
+        return again
+
+    def _automatic_retry(self, p: _Pending) -> _Pending | None:
+        """A new attempt of a failed ``p`` where its task's ``retries``/``retry_on`` cover the
+        failure, as the driver makes one (SPEC §5): in-process a failure is always FAILED
+        with exit code 1, so ``retry_on`` names ``"FAILED"``, ``1`` or nothing.
+
+        The failed attempt is written first (a new attempt follows a stored one); failures
+        are rare, so the extra transaction is too.
+        """
+        config = p.spec.config
+        if p.attempt > config.retries or not retry_matches(
+                config.retry_on, TaskState.FAILED.value, _FAILED_EXIT):
+            return None
+        self.buffer.flush()
+        assert p.slot is not None
+        new = self.store.new_attempts(
+            [p.slot.instance_id], detail=f"automatic retry {p.attempt}/{config.retries} "
+            "after FAILED")
+        if not new:
+            return None
+        again = _Pending(p.spec, p.index, p.kwargs,
+                         self.buffer.existing(new[0], TaskState.RETRYING.value),
+                         running=f"running in-process (automatic retry {p.attempt}/"
+                                 f"{config.retries})", attempt=p.attempt + 1)
+        self._open.append(again)  # closed with the rest if the run stops on an error
+        return again
 
     def _execute_batch(self, batch: list[_Pending]) -> None:
         if self.max_workers != 1:
@@ -533,7 +572,9 @@ class InlineExecution:
                 outcome = self._call(p)
             finally:
                 lock.acquire()
-            self._record(p, outcome)
+            again = self._record(p, outcome)
+            if again is not None:
+                batch.append(again)  # run in this loop, after what was already waiting
             self._stop_if_cancelled()
             self._last_end = (outcome.at, time.monotonic())
             if self.stopped_by:
@@ -557,7 +598,11 @@ class InlineExecution:
                         done, todo = wait(todo, timeout=BATCH_SECONDS,
                                           return_when=FIRST_COMPLETED)
                     for f in done:
-                        self._record(futures[f], f.result())
+                        again = self._record(futures[f], f.result())
+                        if again is not None:
+                            retried = pool.submit(self._begin_and_call, again)
+                            futures[retried] = again
+                            todo.add(retried)
                     self._stop_if_cancelled()
                     if self.stopped_by:
                         cancelled = [futures[f] for f in todo if f.cancel()]
@@ -573,7 +618,7 @@ class InlineExecution:
                     wait(todo)
                 for f in todo:
                     if not f.cancelled() and f.exception() is None:
-                        self._record(futures[f], f.result())
+                        self._record(futures[f], f.result(), retry=False)
                 raise
 
     def _stop_if_cancelled(self) -> None:
@@ -615,11 +660,11 @@ class InlineExecution:
             value = spec.func(**kwargs)
             out = value_hash(value, where=where)
         except EncodeError as exc:
-            return self._failed(p, str(exc))
+            return self._failed(str(exc))
         except BaseException as exc:  # the task's own failure, recorded with its traceback
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            return self._failed(p, "".join(traceback.format_exception(exc)))
+            return self._failed("".join(traceback.format_exception(exc)))
         state = self.tasks[spec.name]
         state.outputs[p.index] = (value, out.digest)
         if out.fingerprints:
@@ -631,13 +676,12 @@ class InlineExecution:
             "finished_at": now, "exit_code": 0,
         }, now)
 
-    def _failed(self, p: _Pending, text: str) -> _Outcome:
-        state = self.tasks[p.spec.name]
-        state.failed, state.ended = True, "failed"
+    @staticmethod
+    def _failed(text: str) -> _Outcome:
         last = text.strip().splitlines()[-1] if text.strip() else "failed"
         now = datetime.now(UTC)
         return _Outcome(TaskState.FAILED, last[:500],
-                        {"error_text": text, "finished_at": now, "exit_code": 1}, now)
+                        {"error_text": text, "finished_at": now, "exit_code": _FAILED_EXIT}, now)
 
     # -- closing ---------------------------------------------------------------------------
     def _close_task(self, name: str) -> None:

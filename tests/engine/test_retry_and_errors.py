@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -619,3 +620,54 @@ def test_a_retry_records_an_upstream_end_before_the_start_it_allowed(
              if t["attempt"] == latest[(t["task_name"], t["array_index"])]]
     make_done = moves.index(("make", "SUCCESS"))
     assert all(i > make_done for i, m in enumerate(moves) if m == ("use", "RUNNING")), moves
+
+
+def counted_failures(tmp_path: Path, name: str, fails: int, **options: Any) -> Workflow:
+    """items -> flaky[array] -> total, where element 1 fails its first ``fails`` runs."""
+    wf = Workflow(name)
+
+    @wf.job()
+    def items() -> list[int]:
+        return [0, 1, 2]
+
+    @wf.array_job(**options)
+    def flaky(x: Annotated[int, Result(step="items")]) -> int:
+        tries = tmp_path / f"tries-{x}"
+        n = int(tries.read_text()) if tries.exists() else 0
+        tries.write_text(str(n + 1))
+        if x == 1 and n < fails:
+            raise RuntimeError(f"attempt {n + 1} fails")
+        return x
+
+    @wf.job()
+    def total(xs: Annotated[list[int], Result(step="flaky")]) -> int:
+        return sum(xs)
+
+    return wf
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_local_retries_a_failure_its_task_allows(tmp_path, sqlite_url, workers) -> None:
+    """`retries=` worked only through a driver: in-process the first failure was final."""
+    wf = counted_failures(tmp_path, f"autoretry{workers}", fails=2, retries=2)
+    run = wf.run_local(tmp_path / "r", store=sqlite_url, max_workers=workers)
+    assert run.state == "SUCCESS"
+    assert (tmp_path / "tries-1").read_text() == "3"  # each attempt ran once
+    attempts = run.store.history(run.run_id, "flaky", 1)
+    assert [(r.attempt, r.state) for r in attempts] == [
+        (1, "FAILED"), (2, "FAILED"), (3, "SUCCESS")]
+    assert [t["detail"] for t in run.transitions() if t["array_index"] == 1
+            and t["to_state"] == "RETRYING"] == ["automatic retry 1/2 after FAILED",
+                                                 "automatic retry 2/2 after FAILED"]
+    assert decode(json.loads(run.store.latest_instances(run.run_id, "total")[0].output)) == 3
+
+
+@pytest.mark.parametrize("options", [{"retries": 1}, {"retries": 3, "retry_on": ("TIMEOUT",)}])
+def test_run_local_gives_up_when_its_retries_do_not_cover_the_failure(
+    tmp_path, sqlite_url, options
+) -> None:
+    wf = counted_failures(tmp_path, "autoretrynot", fails=5, **options)
+    with pytest.raises(RunFailedError, match="task 'flaky' failed"):
+        wf.run_local(tmp_path / "r", store=sqlite_url)
+    tries = int((tmp_path / "tries-1").read_text())
+    assert tries == (2 if "retry_on" not in options else 1)
