@@ -65,6 +65,9 @@ class Flow:
         cache: bool = True,
         verify: Callable[[Any], bool] | None = None,
         backend: str | None = None,
+        retries: int = 0,
+        retry_on: str | int | Iterable[str | int] = (),
+        escalate: Mapping[str, float] | None = None,
         **scheduler_options: Any,
     ) -> Callable[[F], F]: ...
 
@@ -84,14 +87,18 @@ class Flow:
         cache: bool = True,
         verify: Callable[[Any], bool] | None = None,
         backend: str | None = None,
+        retries: int = 0,
+        retry_on: str | int | Iterable[str | int] = (),
+        escalate: Mapping[str, float] | None = None,
         **scheduler_options: Any,
     ) -> Any:
-        """Register a task; returns the function unchanged so it stays unit-testable."""
+        """Register a task; returns the function unchanged so it stays unit-testable.
+
+        ``retries``, ``retry_on`` and ``escalate`` are SPEC §5's automatic retries, named here
+        so that editors and type checkers know them; every other keyword is a scheduler option.
+        """
         if callable(name):  # bare @wf.job
             return self.job()(name)
-        retries = scheduler_options.pop("retries", 0)
-        retry_on = scheduler_options.pop("retry_on", ()) or ()
-        escalate = dict(scheduler_options.pop("escalate", {}) or {})
         if "queue" in scheduler_options and "partition" not in scheduler_options:
             scheduler_options["partition"] = scheduler_options.pop("queue")
 
@@ -113,8 +120,8 @@ class Flow:
                 retries=retries,
                 # One state or exit code may be given alone: "TIMEOUT" is not 7 letters.
                 retry_on=(tuple([retry_on]) if isinstance(retry_on, str | int)
-                          else tuple(retry_on)),
-                escalate=escalate,
+                          else tuple(retry_on or ())),
+                escalate=dict(escalate or {}),
             )
             self._add(self._make_spec(task, func, array, config, version, cache, verify, after))
             return func
