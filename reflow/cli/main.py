@@ -249,15 +249,22 @@ app.add_typer(store_app, name="store")
 
 
 def _store_lines(store: StoreOption, store_path: StorePathOption, create: bool) -> list[str]:
-    info = open_store(store, store_path, create=create).info()
+    opened = open_store(store, store_path, create=create)
+    info = opened.info()
     state = "up to date" if info.revision == info.head_revision else "behind"
-    return [
+    lines = [
         f"url        = {info.url}",
         f"dialect    = {info.dialect}",
         f"revision   = {info.revision} ({state}; this reflow's head is {info.head_revision})",
         f"runs       = {info.runs}",
         f"instances  = {info.instances}",
     ]
+    if create:  # `store upgrade`: say what opening it did (every open upgrades in place)
+        before = opened.found_revision
+        lines.append("changed    = " + (
+            "created" if before is None else
+            f"upgraded from {before}" if before != info.revision else "nothing (already current)"))
+    return lines
 
 
 @store_app.command("info")

@@ -86,6 +86,7 @@ class Database:
         # A SQLite file in WAL mode, whose log a background thread checkpoints after writes.
         self.wal_file: str | None = None  # the database path; its log is path + "-wal"
         self.read_only = False  # a SQLite file this process cannot write (see sqlite.py)
+        self.found_revision: str | None = None  # the schema as opened, before any upgrade
         self.engine = self._create_engine()
 
     def _create_engine(self) -> Engine:

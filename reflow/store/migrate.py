@@ -43,7 +43,7 @@ def ensure_schema(
     ``script_location`` and ``head`` exist so tests can prove an in-place upgrade with a
     migration that this release does not ship.
     """
-    revision = db.run(current_revision)
+    revision = db.found_revision = db.run(current_revision)
     if revision == head:
         return revision
     if revision is None:

@@ -211,6 +211,12 @@ class Store:
         return self._db.dialect
 
     @property
+    def found_revision(self) -> str | None:
+        """The schema revision this store had when it was opened, before any upgrade (None:
+        it was created)."""
+        return self._db.found_revision
+
+    @property
     def read_only(self) -> bool:
         """A SQLite store this process can read but not write (see ``sqlite.is_read_only``)."""
         return self._db.read_only

@@ -7,6 +7,7 @@ can only work through the entry point recorded with the run.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -283,6 +284,16 @@ def test_store_info_and_upgrade(project: Project, runs: Runs, tmp_path: Path) ->
     created = project.reflow("store", "upgrade", "--store-path", str(fresh), store=False)
     assert created.returncode == 0, created.stderr
     assert fresh.exists() and "runs       = 0" in created.stdout
+    assert created.stdout.splitlines()[-1] == "changed    = created"
+    again = project.reflow("store", "upgrade", "--store-path", str(fresh), store=False)
+    assert again.stdout.splitlines()[-1] == "changed    = nothing (already current)"
+    with sqlite3.connect(fresh) as conn:  # as the first release left it
+        conn.execute("DROP TABLE shared_values")
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    conn.close()
+    old = project.reflow("store", "upgrade", "--store-path", str(fresh), store=False)
+    assert old.stdout.splitlines()[-1] == "changed    = upgraded from 0001"
+    assert "revision   = 0002 (up to date;" in old.stdout
 
 
 def test_config_init_writes_once_and_force_replaces(project: Project) -> None:
