@@ -40,6 +40,16 @@ class Table(DataTable[Any]):
         Binding("enter", "select_cursor", "Open"),
     ]
 
+    @property
+    def padding_width(self) -> int:
+        """Characters a column takes beyond its text (its cell padding, left and right)."""
+        return 2 * self.cell_padding
+
+    @property
+    def room(self) -> int:
+        """Characters the columns may take; the screen's width before the first layout."""
+        return self.size.width or self.app.size.width
+
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
 

@@ -33,7 +33,6 @@ from reflow.tui.fmt import clip, clock_time, count, duration, label
 TASK_COLUMNS = (("task", None), ("state", max(len(s) for s in TaskState)), ("done", 11),
                 ("failed", 6), ("cached", 6), ("recomp", 6))
 TASK_OPTIONAL = 2
-CELL_PADDING = 2  # a DataTable cell's padding, left and right together
 MIN_NAME_WIDTH = 8
 FAIR_NAME_WIDTH = 16  # names are cut to this before columns are left out
 # Fixed widths: pages replace every row, and widths fitted to each page would make the
@@ -212,16 +211,16 @@ class RunScreen(ReflowScreen):
     def _fit_task_columns(self, table: Table, names: list[str]) -> tuple[int, int]:
         """How many columns fit, and the name column's width; the columns are rebuilt when
         that changes (a resize, a longer name)."""
-        room = table.size.width or self.app.size.width
+        room, pad = table.room, table.padding_width
         longest = max([len(TASK_COLUMNS[0][0]), *map(len, names)])
 
         def fixed(shown: int) -> int:
-            return sum(int(w or 0) + CELL_PADDING for _, w in TASK_COLUMNS[1:shown])
+            return sum(int(w or 0) + pad for _, w in TASK_COLUMNS[1:shown])
 
         shown = len(TASK_COLUMNS)
-        if min(longest, FAIR_NAME_WIDTH) + CELL_PADDING + fixed(shown) > room:
+        if min(longest, FAIR_NAME_WIDTH) + pad + fixed(shown) > room:
             shown -= TASK_OPTIONAL
-        name_width = max(MIN_NAME_WIDTH, min(longest, room - fixed(shown) - CELL_PADDING))
+        name_width = max(MIN_NAME_WIDTH, min(longest, room - fixed(shown) - pad))
         if (shown, name_width) != self._task_layout:
             self._task_layout = (shown, name_width)
             table.clear(columns=True)

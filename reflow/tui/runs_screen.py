@@ -19,7 +19,6 @@ from reflow.tui.fmt import age
 # them whole (cut, "301" read as "3").
 COLUMNS = ("workflow", "run id", "user", "status", "progress", "age", "cached", "recomp")
 OPTIONAL = 2
-CELL_PADDING = 2  # a DataTable cell's padding, left and right together
 # Longest workflow name shown whole; a run id repeats it, so a longer one is cut in both.
 NAME_WIDTH = 16
 # Newest runs listed; the filter searches the whole store and lists as many of its matches.
@@ -104,10 +103,10 @@ class RunsScreen(ReflowScreen):
                 f"{s.done}/{s.total}" + (f" ✘{s.failed}" if s.failed else ""),
                 age(run.created_at, now), str(s.cached), str(s.recomputed),
             )))
-        widths = [max([len(name), *(len(str(cells[i])) for _, cells in rows)]) + CELL_PADDING
-                  for i, name in enumerate(COLUMNS)]
+        widths = [max([len(name), *(len(str(cells[i])) for _, cells in rows)])
+                  + table.padding_width for i, name in enumerate(COLUMNS)]
         shown = len(COLUMNS)
-        if sum(widths) > (table.size.width or self.app.size.width):
+        if sum(widths) > table.room:
             shown -= OPTIONAL
         if len(table.columns) != shown:
             table.clear(columns=True)
