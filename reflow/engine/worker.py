@@ -11,7 +11,8 @@ the original stdout, while each element's own output goes to its log files; that
 makes a trivial element cost about a millisecond instead of an interpreter start.
 
 SIGTERM (scheduler cancel or time limit) raises ``TaskInterrupted`` inside the task so it can
-clean up; the element then ends FAILED with a clear message.
+clean up; the element then ends FAILED with a clear message, also when the task caught the
+interrupt (a bare ``except Exception``) and returned: what it returned was cut short.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from reflow.engine.payloads import Element, Meta, read_element, read_meta, read_shared
 from reflow.engine.results import INTERRUPTED_EXIT, write_result, write_started
@@ -36,7 +37,18 @@ STDERR_ENV = "REFLOW_LOCAL_STDERR"
 INTERRUPTED = "interrupted: the job was terminated (SIGTERM: cancelled or out of time)"
 
 
+SWALLOWED = (" (the task caught TaskInterrupted and went on; re-raise it after cleaning up: "
+             "what a terminated task returns is not recorded)")
+
+
+class _Termination:
+    """Whether SIGTERM arrived: the handler's exception can be caught by the task, this not."""
+
+    seen = False
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _Termination.seen = True
     raise TaskInterrupted(INTERRUPTED)
 
 
@@ -72,13 +84,14 @@ class Worker:
         except EncodeError as exc:
             text = str(exc)
         except TaskInterrupted as exc:
-            text = "".join(traceback.format_exception(exc))
-            write_result(state_dir, element.instance_id, element.attempt, state="FAILED",
-                         error_text=text, exit_code=INTERRUPTED_EXIT)
-            raise
+            self._interrupted(element, "".join(traceback.format_exception(exc)))
         except Exception as exc:  # the task's own failure, recorded with its traceback
             text = "".join(traceback.format_exception(exc))
+            if _Termination.seen:
+                self._interrupted(element, f"{text}{INTERRUPTED}{SWALLOWED}\n")
         else:
+            if _Termination.seen:
+                self._interrupted(element, f"{INTERRUPTED}{SWALLOWED}\n")
             write_result(state_dir, element.instance_id, element.attempt, state="SUCCESS",
                          output=out.canonical, output_hash=out.digest,
                          fingerprints=json.dumps(out.fingerprints) if out.fingerprints
@@ -88,6 +101,12 @@ class Worker:
         write_result(state_dir, element.instance_id, element.attempt, state="FAILED",
                      error_text=text, exit_code=1)
         return 1
+
+    def _interrupted(self, element: Element, text: str) -> NoReturn:
+        """End ``element`` FAILED as terminated, and the worker with it (no next element)."""
+        write_result(self.meta.state_dir, element.instance_id, element.attempt, state="FAILED",
+                     error_text=text, exit_code=INTERRUPTED_EXIT)
+        raise TaskInterrupted(INTERRUPTED)
 
 
 def _redirect(template: str | None, index: int | None, fd: int) -> None:

@@ -184,23 +184,64 @@ def stubborn(run_dir: RunDir = RunDir()) -> int:
 """
 
 
-def test_cancel_kills_a_task_that_swallows_the_interrupt(
-    local_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def submit_and_wait_for_pid(local_env: Path, name: str, text: str) -> tuple[Run, int]:
+    """Submit the one-task pipeline ``text`` (workflow ``name``); its task writes its pid to
+    ``<run_dir>/pid`` first thing, which is returned once it is there."""
     from reflow.engine.entrypoints import load_workflow
-    from reflow.executors.local import KILL_AFTER_ENV
 
-    monkeypatch.setenv(KILL_AFTER_ENV, "0.5")  # the supervisor inherits it
-    pipeline = local_env / "swallow.py"
-    pipeline.write_text(SWALLOWING_PIPELINE)
-    wf = load_workflow(str(pipeline), "swallow")
+    pipeline = local_env / f"{name}.py"
+    pipeline.write_text(text)
+    wf = load_workflow(str(pipeline), name)
     run_dir = local_env / "r"
     run = wf.submit(run_dir, store=str(local_env / "m.db"), executor="local")
     pid = int(wait_for(lambda: (run_dir / "pid").exists() and (run_dir / "pid").read_text(),
                        what="the task to start"))
+    return run, pid
+
+
+def test_cancel_kills_a_task_that_swallows_the_interrupt(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reflow.executors.local import KILL_AFTER_ENV
+
+    monkeypatch.setenv(KILL_AFTER_ENV, "0.5")  # the supervisor inherits it
+    run, pid = submit_and_wait_for_pid(local_env, "swallow", SWALLOWING_PIPELINE)
     assert run.cancel() == 1
     wait_for(lambda: not pid_alive(pid), timeout=20, what="SIGKILL after the grace period")
     assert states(run, "stubborn") == ["CANCELLED"]
+
+
+RETURNING_PIPELINE = """
+import os
+import time
+from pathlib import Path
+
+from reflow import RunDir, Workflow
+
+wf = Workflow("returning")
+
+
+@wf.job()
+def hasty(run_dir: RunDir = RunDir()) -> str:
+    (Path(run_dir) / "pid").write_text(str(os.getpid()))
+    try:
+        time.sleep(60)
+    except Exception:  # swallows TaskInterrupted and returns what it has
+        return "partial"
+    return "complete"
+"""
+
+
+def test_a_task_that_returns_after_swallowing_the_interrupt_still_fails(
+    local_env: Path,
+) -> None:
+    """Its value was cut short: recorded SUCCESS, it would be a cache hit for ever."""
+    run, pid = submit_and_wait_for_pid(local_env, "returning", RETURNING_PIPELINE)
+    os.kill(pid, signal.SIGTERM)
+    assert run.wait(60) == "FAILED"
+    (row,) = run.store.latest_instances(run.run_id, "hasty")
+    assert (row.state, row.output) == ("FAILED", None)
+    assert "caught TaskInterrupted and went on" in (row.error_text or "")
 
 
 def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None:
