@@ -12,12 +12,13 @@ import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from reflow.core.codec import display
 from reflow.core.hashing import sha256_hex, short
 from reflow.engine import reasons
 from reflow.engine.reasons import diff_preimages
+from reflow.engine.recording import CANCELLED_BY_USER
 from reflow.engine.results import NOTHING_WAITING, Waiting, run_state_dir, waiting
 from reflow.engine.run_records import RETRY_VERIFY, verifies_cache_hits
 from reflow.errors import ReflowError, UnknownTaskError, suggestion
@@ -197,11 +198,25 @@ def retry(run: Run, task: str | None = None, *, verify: bool = True,
                                       reason=reasons.verify_failed(kind))
     if markers or replan:
         store.supersede([*markers, *replan])
+    if store.get_run(run.run_id).status != RunState.RUNNING:
+        _undo_for_cancel(run)
     continue_run(run, background=background)
     # Skips re-planned beside retried failures are not counted as retried (SPEC §2 counts
     # what was marked for retry); a marker is when nothing else was.
     failed_markers = sum(r.state == TaskState.FAILED for r in unplanned)
     return (len(new_ids) + replanned + failed_markers) or len(unplanned)
+
+
+def _undo_for_cancel(run: Run) -> NoReturn:
+    """A cancel landed while retry marked attempts: it found nothing active (they did not
+    exist yet) and left them RETRYING under a CANCELLED run, which no driver would ever run.
+    They are closed as the cancel would have closed them, and the retry is refused."""
+    from reflow.engine.dispatch import close_active, mark_unplanned
+
+    close_active(run.store, run.run_id, None, CANCELLED_BY_USER)
+    mark_unplanned(run, CANCELLED_BY_USER)
+    raise ReflowError(f"run {run.run_id} was cancelled while the retry marked its instances; "
+                      f"nothing was retried (`reflow retry {run.run_id}` to try again)")
 
 
 def force_rerun(run: Run, task: str, *, background: bool = False) -> int:
@@ -436,7 +451,7 @@ def _cancel_in_process(run: Run, task: str | None) -> int:
             f"run {run.run_id} runs in one process (run_local), so task '{task}' cannot be "
             f"cancelled alone; cancel the whole run (`reflow cancel {run.run_id}`)"
         )
-    _, moved = close_active(run.store, run.run_id, None, "cancelled by user")
+    _, moved = close_active(run.store, run.run_id, None, CANCELLED_BY_USER)
     return len(moved)
 
 

@@ -30,7 +30,7 @@ from reflow.engine.driver_host import (
     start_host,
 )
 from reflow.engine.local_runner import check_forced_tasks
-from reflow.engine.recording import marker_row
+from reflow.engine.recording import CANCELLED_BY_USER, marker_row
 from reflow.engine.results import run_state_dir
 from reflow.engine.run_records import make_run_dir, record_run
 from reflow.errors import ConfigError
@@ -210,7 +210,7 @@ def close_active(
     return rows, moved
 
 
-def _mark_unplanned(run: Run, text: str, task: str | None = None) -> int:
+def mark_unplanned(run: Run, text: str, task: str | None = None) -> int:
     """Give the tasks (or ``task``) a cancel finds not planned yet a marker, as ``run_local``
     does: ``status`` shows them CANCELLED with why, not "no instances", no driver plans
     them, and a retry replaces the marker as a skip's. Returns how many were added."""
@@ -242,16 +242,16 @@ def cancel_run(run: Run, task: str | None = None) -> int:
     """
     from reflow.config import load_config
 
-    text = "cancelled by user" + (f" (task '{task}')" if task else "")
+    text = CANCELLED_BY_USER + (f" (task '{task}')" if task else "")
     run_dir = Path(run.record().run_dir)
     record_finished_work(run.store, run.run_id, run_state_dir(run_dir, run.run_id))
     # A task not planned yet gets its marker first, so that a driver cannot plan it after
     # the cancel looked (the marker holds its place); the whole run's come after the run is
     # CANCELLED, which stops every driver.
-    marked = _mark_unplanned(run, text, task) if task is not None else 0
+    marked = mark_unplanned(run, text, task) if task is not None else 0
     rows, moved = close_active(run.store, run.run_id, task, text)
     if task is None:
-        _mark_unplanned(run, text)
+        mark_unplanned(run, text)
     jobs = [r.job_id for r in rows if r.id in moved and r.job_id]
     _, options = _host_of(run)
     config = load_config()

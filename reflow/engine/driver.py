@@ -34,6 +34,7 @@ from reflow.engine import results
 from reflow.engine.expand import TaskOutputs, expand_task
 from reflow.engine.payloads import Element, Meta, write_payload
 from reflow.engine.recording import (
+    CANCELLED_BY_USER,
     copy_batch,
     fresh_row,
     keep_shared,
@@ -516,7 +517,7 @@ def _cancelled_while_planned(ctx: DriverContext, task: str, ids: Sequence[int]) 
         ctx.run_id, task, states=[TaskState.CANCELLED.value], values=False) if r.is_marker), None)
     if marker is None:
         return False
-    text = marker.error_text or "cancelled by user"
+    text = marker.error_text or CANCELLED_BY_USER
     ctx.store.apply([StateChange(i, frozenset({TaskState.PENDING.value}), TaskState.CANCELLED,
                                  text, {"error_text": text, "finished_at": datetime.now(UTC)})
                      for i in ids])

@@ -32,6 +32,7 @@ from reflow.core.spec import TaskSpec
 from reflow.engine.expand import Expanded, TaskOutputs, expand_task
 from reflow.engine.gc_pause import gc_paused
 from reflow.engine.recording import (
+    CANCELLED_BY_USER,
     copy_batch,
     keep_shared,
     marker_row,
@@ -70,7 +71,6 @@ _WAITING = frozenset({_PENDING_STATE, TaskState.RETRYING.value})
 _OPEN = _WAITING | _RUNNING
 _STOPPED = "not run: the run stopped at its first failure (on_error='stop')"
 _INTERRUPTED = "interrupted: the in-process run was stopped (KeyboardInterrupt)"
-_CANCELLED_BY_USER = "cancelled by user"
 _CANCELLED_MARK = "(cancelled)"  # ``stopped_by`` of a run cancelled from elsewhere
 _FAILED_EXIT = 1  # a body that raised, as a worker process exits for it
 
@@ -633,7 +633,7 @@ class InlineExecution:
         self._status_at = now
         if self.store.get_run(self.run_id).status == RunState.CANCELLED:
             self.stopped_by = self.stopped_by or _CANCELLED_MARK
-            self._stop_text = _CANCELLED_BY_USER
+            self._stop_text = CANCELLED_BY_USER
 
     def _cancel_unstarted(self, rest: Sequence[_Pending], why: str | None = None) -> None:
         why = why or self._stop_text

@@ -19,6 +19,9 @@ from reflow.store import CachedCopy, CopyBatch, NewInstance, NewVerifyFailure, S
 from reflow.store.cache import TaskHistory
 from reflow.store.writes import RecordedInstance
 
+# The error text of what a user's cancel stopped (and of the markers of tasks it kept from running).
+CANCELLED_BY_USER = "cancelled by user"
+
 # Above every instance id: "earlier than anything" for lookups made before the run's rows.
 LAST_ID = 2**62
 

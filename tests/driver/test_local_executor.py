@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from driver_helpers import ctl, pid_alive, states, wait_for, worker_pid, write_pipeline
 
-from reflow import Run, RunStalledError
+from reflow import ReflowError, Run, RunStalledError
 from reflow.engine.dispatch import resume_run
 from reflow.engine.driver_host import read_heartbeat, stalled_reason
 from reflow.executors.local import LocalExecutor
@@ -96,6 +96,35 @@ def test_cancel_stops_running_workers_and_records_cancelled(local_env: Path) -> 
     assert run.retry() == 3  # a cancelled run can be retried: hangs removed first
     for i in range(3):
         (run_dir / "ctl" / f"hang-{i}").unlink()
+    assert run.wait(60) == "SUCCESS"
+
+
+def test_a_cancel_landing_while_retry_marks_attempts_leaves_nothing_stranded(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel found nothing active (the new attempts did not exist yet); they stayed
+    RETRYING under a CANCELLED run that no driver, retry or resume would ever move on."""
+    wf = write_pipeline(local_env)
+    run_dir, store = local_env / "r", str(local_env / "m.db")
+    ctl(run_dir, "fail-1")
+    run = wf.submit(run_dir, store=store, executor="local", n=3)
+    assert run.wait(60) == "FAILED"
+    (run_dir / "ctl" / "fail-1").unlink()
+    mark = run.store.new_attempts
+
+    def cancel_first(*args: object, **kwargs: object) -> list[int]:
+        assert Run.load(run.run_id, store=store).cancel() == 0  # nothing active yet
+        return mark(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run.store, "new_attempts", cancel_first)
+    with pytest.raises(ReflowError, match="was cancelled while the retry marked"):
+        run.retry()
+    monkeypatch.undo()
+    assert run.state == "CANCELLED"
+    assert run.store.status_counts(run.run_id) == {
+        "produce": {"SUCCESS": 1}, "work": {"SUCCESS": 2, "CANCELLED": 1},
+        "total": {"CANCELLED": 1}}
+    assert run.retry() == 1  # the way on, as after any cancel
     assert run.wait(60) == "SUCCESS"
 
 
