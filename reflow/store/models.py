@@ -62,9 +62,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else as_utc(value)
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite keeps naive-UTC text, PostgreSQL gives
+    aware datetimes (in the session's zone)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value + "+00:00")  # one C call, as it is stored
+        except ValueError:  # text with an offset of its own
+            value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -27,7 +27,6 @@ from sqlalchemy import (
     case,
     func,
     insert,
-    null,
     select,
     true,
     update,
@@ -48,6 +47,13 @@ from reflow.store.errors import (
     NoStoreError,
     RunIdTaken,
     UnknownInstanceError,
+)
+from reflow.store.instance_rows import (
+    ATTEMPT_COLUMNS,
+    INSTANCE_COLUMNS,
+    instance_record,
+    instance_records,
+    rows_by_id,
 )
 from reflow.store.migrate import HEAD_REVISION, current_revision, ensure_schema
 from reflow.store.models import (
@@ -88,31 +94,12 @@ _RUN_COLUMNS = [RunRow.__table__.c[name] for name in (
     "options", "reflow_version", "created_at", "updated_at",
 )]  # fmt: skip
 _SPEC_COLUMNS = [TaskSpecRow.__table__.c[f.name] for f in fields(TaskSpecRecord)]
-_INSTANCE_COLUMNS = [InstanceRow.__table__.c[f.name] for f in fields(InstanceRecord)]
 _TRANSITION_COLUMNS = [TransitionRow.__table__.c[f.name] for f in fields(TransitionRecord)]
 _VERIFY_COLUMNS = [
     VerifyFailureRow.__table__.c["check_name" if f.name == "check" else f.name]
     for f in fields(VerifyFailureRecord)
 ]
 _SUGGESTION_POOL = 500  # recent run ids offered as "did you mean"
-# ``history`` leaves out the values: a gather's input holds every upstream output.
-_ATTEMPT_COLUMNS = [null().label(c.name) if c.name in ("input", "output") else c
-                    for c in _INSTANCE_COLUMNS]
-
-
-# Ids bound in one IN list (SQLite allows 32,766 parameters per statement).
-_IDS_PER_QUERY = 10_000
-
-
-def _rows_by_id(conn: Connection, instance_ids: Sequence[int],
-                columns: Sequence[Any] = _INSTANCE_COLUMNS) -> list[InstanceRecord]:
-    """Instances in the order of ``instance_ids``, read a bounded IN list at a time."""
-    rows: dict[int, InstanceRecord] = {}
-    for start in range(0, len(instance_ids), _IDS_PER_QUERY):
-        chunk = list(instance_ids[start:start + _IDS_PER_QUERY])
-        query = select(*columns).where(InstanceRow.id.in_(chunk))
-        rows.update((row[0], InstanceRecord(*row)) for row in conn.execute(query))
-    return [rows[i] for i in instance_ids if i in rows]
 
 
 def _now() -> datetime:
@@ -550,16 +537,16 @@ class Store:
         (PostgreSQL reads each statement afresh) is left out, as if read a moment earlier.
         One task's rows come in its index's order.
         """
-        columns = _INSTANCE_COLUMNS if values else _ATTEMPT_COLUMNS
+        columns = INSTANCE_COLUMNS if values else ATTEMPT_COLUMNS
         if task_name is not None and not offset and limit is None:
             query = self._latest_in_order(select(*columns), run_id, task_name, states)
             return self._db.run(
-                lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
+                lambda conn: instance_records(conn.execute(query)))
         page = self._id_page(run_id, task_name, states, offset, limit)
         wanted = None if states is None else {str(s) for s in states}
 
         def work(conn: Connection) -> list[InstanceRecord]:
-            rows = _rows_by_id(conn, [int(i) for i in conn.execute(page).scalars()], columns)
+            rows = rows_by_id(conn, [int(i) for i in conn.execute(page).scalars()], columns)
             return [r for r in rows if r.latest and (wanted is None or r.state in wanted)]
 
         return self._db.run(work)
@@ -598,12 +585,12 @@ class Store:
 
     def instances(self, instance_ids: Sequence[int]) -> list[InstanceRecord]:
         """These instances, in the order given (ids not in the store are left out)."""
-        return self._db.run(lambda conn: _rows_by_id(conn, instance_ids))
+        return self._db.run(lambda conn: rows_by_id(conn, instance_ids))
 
     def instance(self, instance_id: int, *, values: bool = True) -> InstanceRecord:
         """One instance; without ``values`` its ``input`` and ``output`` are left out (None),
         as in ``history``, for views that show everything else."""
-        columns = _INSTANCE_COLUMNS if values else _ATTEMPT_COLUMNS
+        columns = INSTANCE_COLUMNS if values else ATTEMPT_COLUMNS
 
         def work(conn: Connection) -> InstanceRecord:
             query = select(*columns).where(InstanceRow.id == instance_id)
@@ -613,7 +600,7 @@ class Store:
                     f"no instance {instance_id} in store {self.url}; take ids from "
                     "`reflow status RUN_ID --json`"
                 )
-            return InstanceRecord(*row)
+            return instance_record(row)
 
         return self._db.run(work)
 
@@ -628,12 +615,12 @@ class Store:
             else InstanceRow.array_index == array_index
         )
         query = (
-            select(*_ATTEMPT_COLUMNS)
+            select(*ATTEMPT_COLUMNS)
             .where(InstanceRow.workflow == workflow, InstanceRow.task_name == task_name, index,
                    InstanceRow.run_id == run_id)
             .order_by(InstanceRow.attempt, InstanceRow.id)
         )  # fmt: skip
-        return self._db.run(lambda conn: [InstanceRecord(*row) for row in conn.execute(query)])
+        return self._db.run(lambda conn: instance_records(conn.execute(query)))
 
     def index_span(self, run_id: str, task_name: str) -> tuple[int | None, bool]:
         """(highest array index, whether a singleton instance exists) of a task's current
