@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from enum import Enum
@@ -174,11 +175,34 @@ def _canonical_encoder() -> Callable[[object], str]:
         sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
     if c_make_encoder is None:  # interpreters without the _json accelerator
-        return reference.encode
+        return lambda obj: _escape_surrogates(reference.encode(obj))
     chunks = c_make_encoder(
         None, reference.default, encode_basestring, None, ":", ",", True, False, False
     )
-    return lambda obj: "".join(chunks(obj, 0))
+    return lambda obj: _escape_surrogates("".join(chunks(obj, 0)))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogates(text: str) -> str:
+    """``text`` with lone surrogates as JSON escapes, which decode back to them.
+
+    ``os.fsdecode`` and ``Path.iterdir`` turn a file name's undecodable bytes (common on old
+    HPC file systems) into lone surrogates; kept raw, the text cannot be written as UTF-8 and
+    the store refused it, failing the driver on every step.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def storable_text(text: str) -> str:
+    """Free text (an error message, a traceback) that a database can store: lone surrogates
+    (see ``_escape_surrogates``) written as ``\\udcff``."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _canonical = _canonical_encoder()

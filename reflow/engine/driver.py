@@ -317,7 +317,7 @@ def _jobs_of(ctx: DriverContext, element_ids: set[str]) -> list[str]:
         try:
             entry = json.loads(line)
             job, elements = entry["job"], entry["elements"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             continue  # a line cut short by a crash: its elements are reconciled as unknown
         if job not in jobs and element_ids.intersection(elements):
             jobs.append(job)
@@ -660,7 +660,7 @@ def _read_failures(ctx: DriverContext) -> dict[str, int]:
     try:
         data = json.loads(_failures_file(ctx).read_text(encoding="utf-8"))
         return {str(k): int(v) for k, v in data.items()}
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return {}
 
 

@@ -142,7 +142,7 @@ def read_heartbeat(run_dir: Path, run_id: str) -> dict[str, Any] | None:
     try:
         path = _heartbeat_path(results.run_state_dir(run_dir, run_id))
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

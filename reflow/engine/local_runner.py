@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from reflow.core.codec import loads
+from reflow.core.codec import loads, storable_text
 from reflow.core.graph import TaskGraph
 from reflow.core.hashing import value_hash
 from reflow.core.parameters import resolve_parameters
@@ -678,6 +678,7 @@ class InlineExecution:
 
     @staticmethod
     def _failed(text: str) -> _Outcome:
+        text = storable_text(text)
         last = text.strip().splitlines()[-1] if text.strip() else "failed"
         now = datetime.now(UTC)
         return _Outcome(TaskState.FAILED, last[:500],

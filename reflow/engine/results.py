@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reflow.core.codec import storable_text
+
 # 128 + SIGTERM: what a worker reports for a task stopped by SIGTERM (TaskInterrupted).
 INTERRUPTED_EXIT = 143
 STARTED = ".started"
@@ -164,10 +166,17 @@ def _parse(path: Path) -> Report:
                                    or len(output_hash) != 64 or not _HEX.issuperset(output_hash)):
             raise ValueError("a SUCCESS result needs JSON output and a SHA-256 hex output_hash")
         return Finished(path, instance_id, attempt, state, output, output_hash,
-                        _json_text(data, "fingerprints"), _text(data, "error_text"),
+                        _json_text(data, "fingerprints"), _error_text(data),
                         _int(data, "exit_code", 0), _time(data, "finished_at"))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return BadFile(path, f"{type(exc).__name__}: {exc}")
+
+
+def _error_text(data: dict[str, Any]) -> str | None:
+    """A traceback may quote a file name with undecodable bytes, which the store cannot keep
+    as they are (``storable_text``)."""
+    text = _text(data, "error_text")
+    return None if text is None else storable_text(text)
 
 
 def scan(state_dir: Path) -> Iterator[Report]:

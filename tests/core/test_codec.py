@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import os
 import typing
 import uuid
 from collections import OrderedDict
@@ -359,3 +360,12 @@ def test_display_writes_encoded_values_as_python_would_for_people() -> None:
     assert display(encode({"when": date(2020, 1, 2), "n": None, "ok": True})) == (
         "{'when': date('2020-01-02'), 'n': None, 'ok': True}")
     assert display(encode({"$t": "not a tag"})) == "{'$t': 'not a tag'}"  # escaped user key
+
+
+def test_undecodable_file_name_bytes_survive_as_escapes() -> None:
+    """``os.fsdecode`` gives lone surrogates for them; raw, no database could store the text."""
+    names = [os.fsdecode(b"data_\xff.nc"), "caf\u00e9.nc"]
+    text = dumps(names)
+    text.encode("utf-8")  # strict: what a database driver does
+    assert "\u00e9" in text  # other text is kept as it is
+    assert loads(text) == names

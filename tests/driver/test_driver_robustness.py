@@ -59,15 +59,19 @@ def test_scheduler_calls_do_not_grow_with_the_number_of_elements(tmp_path: Path)
     assert counts[1]["query"] <= 6
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["truncated", "nested-too-deep"])
 def test_corrupted_result_file_is_reported_and_the_instance_fails_cleanly(
-        tmp_path: Path) -> None:
+        tmp_path: Path, nested: bool) -> None:
+    """Also a file nested too deeply for the JSON parser (a RecursionError, which crashed
+    the driver on every step: the run could never end)."""
     fake = FakeExecutor()
     run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
     fake.no_result[1] = ["COMPLETED"]  # element 1's job ends, leaving only a corrupt file
     step(ctx)  # produce ran; work submitted
     (row,) = [r for r in run.store.latest_instances(run.run_id, "work") if r.array_index == 1]
     bad = results_dir(ctx.state_dir) / f"{row.id}.result"
-    bad.write_text(f'{{"instance_id": {row.id}, "attempt": 1, "state": "SUCC')
+    bad.write_text("[" * 200_000 if nested
+                   else f'{{"instance_id": {row.id}, "attempt": 1, "state": "SUCC')
     report = step(ctx)
     assert any("malformed" in p and str(bad) in p for p in report.problems)
     assert bad.with_name(bad.name + ".bad").exists() and not bad.exists()

@@ -524,3 +524,39 @@ def test_a_python_that_is_not_there_is_refused_before_a_run_is_recorded(
         wf.submit(local_env / "r", store=str(local_env / "m.db"), executor="local", wait=wait)
     with Store.open(str(local_env / "m.db")) as store:
         assert store.list_runs() == []
+
+
+ODD_NAMES_PIPELINE = """
+import os
+from typing import Annotated
+
+from reflow import Result, Workflow
+
+wf = Workflow("odd_names")
+
+
+@wf.job()
+def listing() -> list[str]:
+    return [os.fsdecode(b"data_\\xff.nc")]
+
+
+@wf.job()
+def reader(names: Annotated[list[str], Result(step="listing")]) -> int:
+    raise ValueError(f"cannot read {names[0]}")
+"""
+
+
+def test_worker_reports_with_undecodable_file_names_are_recorded(local_env: Path) -> None:
+    """A lone surrogate (from ``os.fsdecode``) in an output or a traceback failed the
+    driver's write on every step, so the run could never end."""
+    from reflow.engine.entrypoints import load_workflow
+
+    pipeline = local_env / "odd.py"
+    pipeline.write_text(ODD_NAMES_PIPELINE)
+    wf = load_workflow(str(pipeline), "odd_names")
+    run = wf.submit(local_env / "r", store=str(local_env / "m.db"), executor="local")
+    assert run.wait(60) == "FAILED"
+    (listed,) = run.store.latest_instances(run.run_id, "listing")
+    assert listed.state == "SUCCESS" and listed.output == '["data_\\udcff.nc"]'
+    (failed,) = run.store.latest_instances(run.run_id, "reader")
+    assert "cannot read data_\\udcff.nc" in (failed.error_text or "")

@@ -671,3 +671,28 @@ def test_run_local_gives_up_when_its_retries_do_not_cover_the_failure(
         wf.run_local(tmp_path / "r", store=sqlite_url)
     tries = int((tmp_path / "tries-1").read_text())
     assert tries == (2 if "retry_on" not in options else 1)
+
+
+def test_file_names_with_undecodable_bytes_are_recorded(tmp_path, store_url) -> None:
+    """Common on old HPC file systems: ``os.fsdecode`` gives lone surrogates, which the
+    store could not write (the run ended with a bare UnicodeEncodeError, left RUNNING)."""
+    import os
+
+    odd = os.fsdecode(b"data_\xff.nc")
+    wf = Workflow("odd_names")
+
+    @wf.job()
+    def listing() -> list[str]:
+        return [odd, "plain.nc"]
+
+    @wf.job()
+    def reader(names: Annotated[list[str], Result(step="listing")]) -> int:
+        raise ValueError(f"cannot read {names[0]}")
+
+    run = wf.run_local(tmp_path / "r", store=store_url, on_error="continue")
+    assert run.state == "FAILED"
+    (listed,) = latest(run, "listing")
+    assert listed["output"] == [odd, "plain.nc"]
+    (failed,) = latest(run, "reader")
+    assert failed["state"] == "FAILED"
+    assert "cannot read data_\\udcff.nc" in failed["error_text"]
