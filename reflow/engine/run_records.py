@@ -11,6 +11,7 @@ import os
 import pwd
 import secrets
 import socket
+import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as quote
@@ -43,6 +44,14 @@ def make_run_dir(run_dir: str | os.PathLike[str]) -> Path:
                    else f"cannot be created ({exc.strerror})")
         raise OptionError(
             f"run dir {directory} {problem}; choose a directory you can write to"
+        ) from exc
+    try:  # before the run is recorded: one its driver cannot log to would stay RUNNING
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise OptionError(
+            f"run dir {directory} cannot be written to ({exc.strerror}); choose a directory "
+            "you can write to"
         ) from exc
     return directory
 

@@ -16,6 +16,7 @@ from reflow import ReflowError, Run, RunStalledError
 from reflow.engine.dispatch import resume_run
 from reflow.engine.driver_host import read_heartbeat, stalled_reason
 from reflow.executors.local import LocalExecutor
+from reflow.store import Store
 
 
 def test_detached_run_completes_and_resubmit_is_fully_cached(local_env: Path) -> None:
@@ -271,6 +272,20 @@ def test_a_task_that_returns_after_swallowing_the_interrupt_still_fails(
     (row,) = run.store.latest_instances(run.run_id, "hasty")
     assert (row.state, row.output) == ("FAILED", None)
     assert "caught TaskInterrupted and went on" in (row.error_text or "")
+
+
+def test_a_run_dir_that_cannot_be_written_to_is_refused_before_recording(
+    local_env: Path,
+) -> None:
+    """It existed, so creating it succeeded; the run was recorded and then its driver could
+    not log there: RUNNING for ever. sysfs refuses new files even to root."""
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no sysfs on this machine")
+    wf = write_pipeline(local_env)
+    with pytest.raises(ReflowError, match="run dir /sys/kernel cannot be written to"):
+        wf.submit("/sys/kernel", store=str(local_env / "m.db"), executor="local")
+    with Store.open(str(local_env / "m.db")) as store:
+        assert store.list_runs() == []
 
 
 def test_stalled_run_is_detected_and_resume_finishes_it(local_env: Path) -> None:

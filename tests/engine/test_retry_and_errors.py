@@ -224,6 +224,21 @@ def test_bad_run_options_are_reflow_errors_naming_the_fix(tmp_path, sqlite_url) 
     assert not (tmp_path / "r").exists()  # refused before anything was created
 
 
+def test_a_run_dir_that_cannot_be_written_to_records_no_run(tmp_path, sqlite_url) -> None:
+    """sysfs refuses new files even to root, as a read-only mount does (the submit path:
+    test_local_executor)."""
+    from reflow.errors import OptionError
+    from reflow.store import Store
+
+    unwritable = Path("/sys/kernel")
+    if not unwritable.is_dir():
+        pytest.skip("no sysfs on this machine")
+    with pytest.raises(OptionError, match="run dir /sys/kernel cannot be written to"):
+        flaky_pipeline(tmp_path / "flag").run_local(unwritable, store=sqlite_url)
+    with Store.open(sqlite_url) as store:
+        assert store.list_runs() == []
+
+
 def test_unknown_run_id_suggests_closest(tmp_path, sqlite_url) -> None:
     flag = tmp_path / "flag"
     flag.write_text("ok")
