@@ -63,6 +63,8 @@ log = logging.getLogger("reflow.driver")
 ACTIVE = frozenset({"PENDING", "SUBMITTED", "RUNNING", "RETRYING"})
 _IN_FLIGHT = frozenset({"SUBMITTED", "RUNNING"})
 _READY = ("PENDING", "RETRYING")
+UNRECORDED_SUBMISSION = ("submitted by a driver step that stopped before recording the job "
+                         "(its worker's result was found)")
 _DONE_BAD = frozenset({"FAILED", "CANCELLED"})
 UNKNOWN_GRACE = timedelta(minutes=5)
 SUBMIT_FAILURES_BEFORE_GIVING_UP = 3
@@ -229,18 +231,29 @@ def _record_reports(store: Store, by_id: dict[int, InstanceRecord],
     """
     changes: list[StateChange] = []
     at: list[datetime] = []
+    started_at = {s.instance_id: s.started_at for s in started}
+    # Results of work a driver submitted and was killed before recording (the attempt in the
+    # file proves the submission): taken, or the next step would run the work again.
+    unrecorded = set()
+    for f in finished:
+        row = by_id.get(f.instance_id)
+        if row is not None and row.attempt == f.attempt and row.state in _READY:
+            unrecorded.add(f.instance_id)
+            changes.append(StateChange(f.instance_id, frozenset(_READY), "SUBMITTED",
+                                       UNRECORDED_SUBMISSION))
+            at.append(started_at.get(f.instance_id, f.finished_at))
     for s in started:
         row = by_id.get(s.instance_id)
         if row is not None and row.attempt == s.attempt:
             changes.append(StateChange(s.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": s.started_at}))
             at.append(s.started_at)
-    started_ids = {s.instance_id for s in started}
     for f in finished:
         row = by_id.get(f.instance_id)
         if row is None or row.attempt != f.attempt:
             continue
-        if row.state == "SUBMITTED" and f.instance_id not in started_ids:
+        if ((row.state == "SUBMITTED" or f.instance_id in unrecorded)
+                and f.instance_id not in started_at):
             changes.append(StateChange(f.instance_id, frozenset({"SUBMITTED"}), "RUNNING",
                                        "worker started", {"started_at": f.finished_at}))
             at.append(f.finished_at)

@@ -19,6 +19,7 @@ from reflow.engine.driver import UNKNOWN_GRACE, DriverContext, step
 from reflow.engine.driver_host import load_context
 from reflow.engine.results import results_dir
 from reflow.errors import StoreError
+from reflow.executors.base import JobSpec
 from reflow.store import InstanceRecord
 
 
@@ -572,3 +573,34 @@ def test_a_cancel_while_a_step_plans_an_array_is_not_lost(
     assert steps_until_done(ctx) == "CANCELLED"
     assert states(run, "work") == ["CANCELLED"] * 4  # the marker, then the three elements
     assert not [job for job in fake.task_jobs().values() if job.name.endswith("-work")]
+
+
+def test_work_a_killed_driver_submitted_but_never_recorded_is_not_run_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between the scheduler taking the array and the store hearing of it: the next
+    step found the elements PENDING, threw their results away and submitted them again (a
+    whole array run twice)."""
+    fake = FakeExecutor()
+    run, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=3)
+    submit = fake.submit
+
+    def killed_after_submitting(job: JobSpec) -> str:
+        job_id = submit(job)
+        if job.array_indices is not None:
+            raise SystemExit("driver killed")  # as kill -9 would stop it, before recording
+        return job_id
+
+    monkeypatch.setattr(fake, "submit", killed_after_submitting)
+    with pytest.raises(SystemExit):
+        step(ctx)  # produce ingested; the array submitted, not recorded
+    monkeypatch.undo()
+    assert states(run, "work") == ["PENDING"] * 3
+    fake.run_pending()  # the scheduler runs it anyway
+    assert steps_until_done(ctx) == "SUCCESS"
+    assert sum(job.array_indices is not None for job in fake.task_jobs().values()) == 1
+    (total,) = run.store.latest_instances(run.run_id, "total")
+    assert total.output == "30"  # as in a run nothing interrupted
+    work = [t for t in run.transitions() if t["task_name"] == "work"]
+    assert [(t["from_state"], t["to_state"]) for t in work if t["array_index"] == 0] == [
+        (None, "PENDING"), ("PENDING", "SUBMITTED"), ("SUBMITTED", "RUNNING"),
+        ("RUNNING", "SUCCESS")]
