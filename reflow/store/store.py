@@ -213,17 +213,22 @@ class Store:
 
         Hints that print a command (`reflow status RUN --errors`) add it, or a command run
         without it would look in the default store and not find the run. Empty when the CLI
-        finds this store anyway, and for a URL, which may hold a password.
+        finds this store anyway. A URL's password is shown as ``***``, to be filled in.
         """
         from reflow.config import resolve_store_location
 
         url = self._db.url
-        if url.get_backend_name() != "sqlite" or not url.database:
-            return ""
         try:
             found = parse_url(resolve_store_location())
         except ReflowError:  # a malformed config: name the store to be safe
             found = None
+        if url.get_backend_name() != "sqlite":
+            if found is not None and (found.render_as_string(hide_password=False)
+                                      == url.render_as_string(hide_password=False)):
+                return ""
+            return f" --store {shlex.quote(url.render_as_string(hide_password=True))}"
+        if not url.database:
+            return ""
         if found is not None and found.get_backend_name() == "sqlite" and (
                 found.database and Path(found.database).resolve() == Path(url.database).resolve()):
             return ""

@@ -711,3 +711,15 @@ def test_file_names_with_undecodable_bytes_are_recorded(tmp_path, store_url) -> 
     (failed,) = latest(run, "reader")
     assert failed["state"] == "FAILED"
     assert "cannot read data_\\udcff.nc" in failed["error_text"]
+
+
+def test_hints_name_a_postgresql_store_the_cli_would_not_find(tmp_path, pg_url,
+                                                              monkeypatch) -> None:
+    """Pasted without it, `reflow resume ID` looked in the default store and found nothing."""
+    with pytest.raises(RunFailedError) as err:
+        flaky_pipeline(tmp_path / "flag").run_local(tmp_path / "r", store=pg_url)
+    assert f"`reflow status {err.value.run_id} --store '{pg_url}' --errors`" in str(err.value)
+    monkeypatch.setenv("REFLOW_STORE", pg_url)  # the CLI finds it: nothing to add
+    with pytest.raises(RunFailedError) as again:
+        flaky_pipeline(tmp_path / "flag").run_local(tmp_path / "r2")
+    assert f"`reflow status {again.value.run_id} --errors`" in str(again.value)
