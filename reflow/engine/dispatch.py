@@ -33,7 +33,7 @@ from reflow.engine.local_runner import check_forced_tasks
 from reflow.engine.recording import CANCELLED_BY_USER, marker_row
 from reflow.engine.results import run_state_dir
 from reflow.engine.run_records import make_run_dir, record_run
-from reflow.errors import ConfigError
+from reflow.errors import ConfigError, StoreError
 from reflow.executors.base import Executor
 from reflow.states import RunState, TaskState
 from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
@@ -134,7 +134,13 @@ def submit_run(
         return run
     if host == FOREGROUND:
         first, longest = poll_bounds(ctx.executor, config)
-        run_foreground(ctx, first, longest)
+        try:
+            run_foreground(ctx, first, longest)
+        except StoreError as exc:
+            args = f"{run_id}{st.cli_option()}"
+            raise StoreError(f"run {run_id} is left RUNNING: {exc}; what was submitted goes on, "
+                             f"and once the store answers `reflow resume {args}` carries the "
+                             "run on", run_id=run_id) from exc
     else:
         start_host(ctx, host, config)
     return run

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from reflow.engine import results
 from reflow.engine.driver import DriverContext, step
 from reflow.engine.run_records import verifies_cache_hits
-from reflow.errors import ExecutorError, ReflowError
+from reflow.errors import ExecutorError, ReflowError, StoreError
 from reflow.executors.base import Executor, JobResources, JobSpec, JobState
 from reflow.processes import process_alive
 from reflow.states import RunState
@@ -46,6 +46,11 @@ CHAINED = "chained"
 FOREGROUND = "foreground"
 STALE_AFTER_S = 600.0
 _MAX_CHAIN_RETRIES = 5
+# A detached driver waits out this many store failures in a row (each one is the store's own
+# deadline of retries, 30 s by default) before it gives up; a run of steps longer than
+# _OUTAGE_GAP_S in between starts the count again.
+_OUTAGE_RETRIES = 60
+_OUTAGE_GAP_S = 120.0
 
 
 # ------------------------------------------------------------------------------ context
@@ -220,6 +225,24 @@ def run_foreground(ctx: DriverContext, first: float, longest: float, *,
 
 
 # ------------------------------------------------------------------------------ detached
+def run_detached(ctx: DriverContext, first: float, longest: float) -> RunState:
+    """``run_foreground`` for the background driver, which is all that carries the run on:
+    a store that stops answering (a SQLite file locked by a long transaction, a PostgreSQL
+    restart) is waited out instead of leaving the run stalled until someone resumes it."""
+    failures = 0
+    while True:
+        began = time.monotonic()
+        try:
+            return run_foreground(ctx, first, longest, host=DETACHED)
+        except StoreError as exc:
+            failures = 1 if time.monotonic() - began > _OUTAGE_GAP_S else failures + 1
+            if failures > _OUTAGE_RETRIES:
+                raise
+            log.warning("run %s: %s; trying again in %.0f s (%d/%d)", ctx.run_id, exc,
+                        longest, failures, _OUTAGE_RETRIES)
+            time.sleep(longest)
+
+
 def spawn_detached(ctx: DriverContext, python: str, env_extra: dict[str, str]) -> int:
     """Start the background driver process for a run; returns its pid."""
     logs = ctx.run_dir / "logs"
@@ -341,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = load_context(store, run_id, config=config)
         if mode == DETACHED:
             first, longest = poll_bounds(ctx.executor, config)
-            state = run_foreground(ctx, first, longest, host=DETACHED)
+            state = run_detached(ctx, first, longest)
             log.info("run %s ended %s", run_id, state)
         else:
             state_or_none = chain_step(ctx, config)

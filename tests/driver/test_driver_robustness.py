@@ -604,3 +604,50 @@ def test_work_a_killed_driver_submitted_but_never_recorded_is_not_run_again(
     assert [(t["from_state"], t["to_state"]) for t in work if t["array_index"] == 0] == [
         (None, "PENDING"), ("PENDING", "SUBMITTED"), ("SUBMITTED", "RUNNING"),
         ("RUNNING", "SUCCESS")]
+
+
+def test_a_detached_driver_waits_out_a_store_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It is all that carries the run on: giving up after the store's 30 s deadline left the
+    run stalled until somebody noticed and resumed it."""
+    from types import SimpleNamespace
+
+    from reflow.engine import driver_host
+    from reflow.states import RunState
+
+    calls: list[int] = []
+
+    def locked_twice(ctx: object, first: float, longest: float, *, host: str) -> RunState:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise StoreError("store m.db stayed locked for 30 s (injected)")
+        return RunState.SUCCESS
+
+    monkeypatch.setattr(driver_host, "run_foreground", locked_twice)
+    ctx = SimpleNamespace(run_id="r-1")
+    assert driver_host.run_detached(ctx, 0.0, 0.0) == RunState.SUCCESS  # type: ignore[arg-type]
+    assert len(calls) == 3
+    def unreachable(ctx: object, first: float, longest: float, *, host: str) -> RunState:
+        calls.append(1)
+        raise StoreError("store m.db is unreachable (injected)")
+
+    monkeypatch.setattr(driver_host, "_OUTAGE_RETRIES", 3)
+    monkeypatch.setattr(driver_host, "run_foreground", unreachable)
+    calls.clear()
+    with pytest.raises(StoreError, match="unreachable"):
+        driver_host.run_detached(ctx, 0.0, 0.0)  # type: ignore[arg-type]
+    assert len(calls) == 4  # the first failure and three more, then it gives up
+
+
+def test_submit_wait_stopped_by_the_store_says_how_to_carry_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def locked(*args: object) -> None:
+        raise StoreError("store m.db stayed locked for 30 s (injected)")
+
+    monkeypatch.setattr("reflow.engine.dispatch.run_foreground", locked)
+    with pytest.raises(StoreError) as caught:
+        write_pipeline(tmp_path).submit(tmp_path / "r", store=str(tmp_path / "m.db"),
+                                        executor=FakeExecutor(), wait=True, n=2)
+    run_id = caught.value.run_id
+    assert run_id is not None and f"run {run_id} is left RUNNING: store m.db" in str(caught.value)
+    assert f"`reflow resume {run_id} --store-path {tmp_path / 'm.db'}` carries" in str(
+        caught.value)
