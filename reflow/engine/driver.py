@@ -109,6 +109,9 @@ class StepReport:
 
 
 # ------------------------------------------------------------------------------ the lease
+_UNLOCKABLE: set[str] = set()  # lock files this process was told it cannot lock
+
+
 @contextlib.contextmanager
 def lease(ctx: DriverContext) -> Iterator[bool]:
     """Hold the run's driver lease for one step; yields False when another driver has it."""
@@ -119,9 +122,13 @@ def lease(ctx: DriverContext) -> Iterator[bool]:
         except BlockingIOError:
             yield False
             return
-        except OSError as exc:  # a filesystem without locks: CAS alone must do
-            log.warning("run %s: cannot lock %s (%s); relying on compare-and-set only",
-                        ctx.run_id, handle.name, exc)
+        except OSError as exc:  # a filesystem without locks (Lustre mounted noflock)
+            if handle.name not in _UNLOCKABLE:  # once, not at every poll
+                _UNLOCKABLE.add(handle.name)
+                log.warning(
+                    "run %s: cannot lock %s (%s): two drivers stepping this run at once could "
+                    "both submit the same work (the store records it once); let one driver "
+                    "run (no `reflow resume` while it is alive)", ctx.run_id, handle.name, exc)
             yield True
             return
         try:

@@ -651,3 +651,20 @@ def test_submit_wait_stopped_by_the_store_says_how_to_carry_on(
     assert run_id is not None and f"run {run_id} is left RUNNING: store m.db" in str(caught.value)
     assert f"`reflow resume {run_id} --store-path {tmp_path / 'm.db'}` carries" in str(
         caught.value)
+
+
+def test_a_lock_file_that_cannot_be_locked_is_said_once_not_at_every_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import logging
+
+    def no_locks(handle: object, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")  # Lustre mounted noflock
+
+    fake = FakeExecutor()
+    _, ctx = start(write_pipeline(tmp_path), tmp_path, fake, n=2)
+    monkeypatch.setattr("reflow.engine.driver.fcntl.flock", no_locks)
+    with caplog.at_level(logging.WARNING, logger="reflow.driver"):
+        assert steps_until_done(ctx) == "SUCCESS"  # the steps still go on
+    warnings = [r for r in caplog.records if "cannot lock" in r.getMessage()]
+    assert len(warnings) == 1 and "could both submit" in warnings[0].getMessage()
