@@ -206,22 +206,16 @@ def _config() -> Config:
 # ------------------------------------------------------------------------------ foreground
 def run_foreground(ctx: DriverContext, first: float, longest: float, *,
                    host: str = FOREGROUND) -> RunState:
-    """Step until the run is terminal, pausing longer while nothing changes.
-
-    The pause is never shorter than the step before it: a step over a big array reads all of
-    its work in flight, and stepping again at once kept a core busy with little new to find,
-    which on a small login node was taken from the workers.
-    """
+    """Step until the run is terminal, pausing longer while nothing changes."""
     interval = first
     while True:
-        began = time.monotonic()
         report = step(ctx)
         if not report.busy:
             write_heartbeat(ctx.state_dir, host)
         if report.finished is not None:
             return report.finished
         interval = first if report.changed else min(interval * 1.5, longest)
-        time.sleep(max(interval, time.monotonic() - began))
+        time.sleep(interval)
 
 
 # ------------------------------------------------------------------------------ detached
