@@ -241,7 +241,7 @@ def _record_reports(store: Store, by_id: dict[int, InstanceRecord],
     started_at = {s.instance_id: s.started_at for s in started}
     # Results of work a driver submitted and was killed before recording (the attempt in the
     # file proves the submission): taken, or the next step would run the work again.
-    unrecorded = set()
+    unrecorded: set[int] = set()
     for f in finished:
         row = by_id.get(f.instance_id)
         if row is not None and row.attempt == f.attempt and row.state in _READY:
