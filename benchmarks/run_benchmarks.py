@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,9 +94,17 @@ def store_floor(database: Path, run_id: str) -> float:
     """
     source = sqlite3.connect(database)
     source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    tables = {table: _rows_without_null_columns(source, table, run_id)
-              for table in ("instances", "transitions")}
+    tables = [(table, _rows_without_null_columns(source, table, run_id))
+              for table in ("instances", "transitions")]
     source.close()
+    return rewrite_seconds(database, run_id, tables)
+
+
+def rewrite_seconds(database: Path, run_id: str,
+                    tables: Sequence[tuple[str, tuple[list[str], list[tuple[Any, ...]]]]],
+                    setup: Sequence[str] = ()) -> float:
+    """Seconds to insert ``tables`` (name, (columns, rows)) in one transaction into a copy of
+    the store from which the run's rows were deleted; ``setup`` runs first (schema variants)."""
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         copy = Path(d) / "floor.db"
         shutil.copyfile(database, copy)
@@ -106,11 +115,13 @@ def store_floor(database: Path, run_id: str) -> float:
         # the cascade would scan the table once per deleted row.
         conn.execute("DELETE FROM transitions WHERE run_id = ?", (run_id,))
         conn.execute("DELETE FROM instances WHERE run_id = ?", (run_id,))
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("PRAGMA foreign_keys = ON")  # the inserts check them, as reflow's do
+        for statement in setup:
+            conn.execute(statement)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         t = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        for table, (columns, rows) in tables.items():
+        for table, (columns, rows) in tables:
             conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
                              f"VALUES ({', '.join('?' * len(columns))})", rows)
         conn.execute("COMMIT")

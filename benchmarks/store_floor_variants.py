@@ -13,12 +13,10 @@ columns out, so the part of the target the data model alone takes can be judged.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -28,36 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_benchmarks import _rows_without_null_columns, wide_workflow  # noqa: E402
+from run_benchmarks import (  # noqa: E402
+    _rows_without_null_columns,
+    rewrite_seconds,
+    wide_workflow,
+)
 
 Rows = tuple[list[str], list[tuple[Any, ...]]]
 NARROW_TRANSITIONS = ("id", "instance_id", "from_state", "to_state", "at", "detail")
-
-
-def timed_insert(database: Path, run_id: str, setup: Sequence[str],
-                 tables: Sequence[tuple[str, Rows]], instances: int) -> float:
-    """µs per instance for writing ``tables`` in one transaction into a copy of the store."""
-    with tempfile.TemporaryDirectory() as d:
-        copy = Path(d) / "copy.db"
-        shutil.copyfile(database, copy)
-        conn = sqlite3.connect(copy, isolation_level=None)
-        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "wal_autocheckpoint = 0"):
-            conn.execute(f"PRAGMA {pragma}")
-        conn.execute("DELETE FROM transitions WHERE run_id = ?", (run_id,))
-        conn.execute("DELETE FROM instances WHERE run_id = ?", (run_id,))
-        conn.execute("PRAGMA foreign_keys = ON")  # as reflow's connections (setup may not)
-        for statement in setup:
-            conn.execute(statement)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        start = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        for table, (columns, rows) in tables:
-            conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
-                             f"VALUES ({', '.join('?' * len(columns))})", rows)
-        conn.execute("COMMIT")
-        took = time.perf_counter() - start
-        conn.close()
-    return took * 1e6 / instances
 
 
 def main() -> None:
@@ -101,8 +77,8 @@ def main() -> None:
         print(f"rows of {count:,} in-process instances written again, µs per instance "
               f"(median of {args.repeats}); SPEC §10 allows 25 for everything")
         for label, setup, tables in variants:
-            take = partial(timed_insert, database, run.run_id, setup, tables, count)
-            figure = statistics.median(take() for _ in range(args.repeats))
+            take = partial(rewrite_seconds, database, run.run_id, tables, setup)
+            figure = statistics.median(take() for _ in range(args.repeats)) * 1e6 / count
             print(f"  {label:42s} {figure:7.2f}")
 
 
