@@ -52,7 +52,7 @@ from reflow.executors.base import (
 )
 from reflow.executors.local import STREAMABLE_ENV
 from reflow.states import RunState, TaskState
-from reflow.store import InstanceConflict, InstanceRecord, StateChange, Store
+from reflow.store import ActiveInstance, InstanceConflict, InstanceRecord, StateChange, Store
 
 if TYPE_CHECKING:
     from reflow.core.graph import TaskGraph
@@ -149,9 +149,8 @@ def step(ctx: DriverContext) -> StepReport:
         if status.terminal:
             report.finished = status
             return report
-        failed: list[InstanceRecord] = []
-        active = ctx.store.latest_instances(ctx.run_id, states=ACTIVE, values=False)
-        by_id = {r.id: r for r in active}
+        failed: list[ActiveInstance] = []
+        by_id = {r.id: r for r in ctx.store.active_instances(ctx.run_id, ACTIVE)}
         report.changed += _ingest(ctx, by_id, failed, report)
         report.changed += _reconcile(ctx, by_id, failed, report)
         report.changed += _auto_retry(ctx, failed)
@@ -163,8 +162,8 @@ def step(ctx: DriverContext) -> StepReport:
 
 
 # ------------------------------------------------------------------------------ ingest
-def _ingest(ctx: DriverContext, by_id: dict[int, InstanceRecord],
-            failed: list[InstanceRecord], report: StepReport) -> int:
+def _ingest(ctx: DriverContext, by_id: dict[int, ActiveInstance],
+            failed: list[ActiveInstance], report: StepReport) -> int:
     started: list[results.Started] = []
     finished: list[results.Finished] = []
     for item in results.scan(ctx.state_dir):
@@ -191,7 +190,7 @@ def record_finished_work(store: Store, run_id: str, state_dir: Path) -> int:
     with the rest, their results thrown away. Failures are left to the cancel, as the
     scheduler's word on them will not come.
     """
-    active = store.latest_instances(run_id, states=_IN_FLIGHT, values=False)
+    active = store.active_instances(run_id, _IN_FLIGHT)
     if not active:
         return 0
     reports = list(results.scan(state_dir))
@@ -212,7 +211,7 @@ def _hash_matches(f: results.Finished) -> bool:
     return output_digest(f.output, recorded) == f.output_hash
 
 
-def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, InstanceRecord]) -> bool:
+def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, ActiveInstance]) -> bool:
     """A failure reported by its worker waits until the scheduler says how the job ended.
 
     A time limit, a preemption and a ``scancel`` all reach the task as SIGTERM, and a memory
@@ -227,9 +226,9 @@ def _awaits_scheduler(f: results.Finished, by_id: Mapping[int, InstanceRecord]) 
             and datetime.now(UTC) - f.finished_at < UNKNOWN_GRACE)
 
 
-def _record_reports(store: Store, by_id: dict[int, InstanceRecord],
+def _record_reports(store: Store, by_id: dict[int, ActiveInstance],
                     started: Sequence[results.Started], finished: Sequence[results.Finished],
-                    failed: list[InstanceRecord],
+                    failed: list[ActiveInstance],
                     statuses: Mapping[str, JobStatus] | None = None) -> int:
     """Apply started/result files to the store; files of other attempts are dropped.
 
@@ -344,8 +343,8 @@ def _jobs_of(ctx: DriverContext, element_ids: set[str]) -> list[str]:
     return jobs
 
 
-def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
-               failed: list[InstanceRecord], report: StepReport) -> int:
+def _reconcile(ctx: DriverContext, by_id: dict[int, ActiveInstance],
+               failed: list[ActiveInstance], report: StepReport) -> int:
     flying = [r for r in by_id.values() if r.state in _IN_FLIGHT and r.job_id]
     if not flying:
         return 0
@@ -358,7 +357,7 @@ def _reconcile(ctx: DriverContext, by_id: dict[int, InstanceRecord],
         report.active_jobs = jobs
         return 0
     now = datetime.now(UTC)
-    lost: list[InstanceRecord] = []
+    lost: list[ActiveInstance] = []
     still: set[str] = set()
     for r in flying:
         assert r.job_id is not None
@@ -396,7 +395,7 @@ def _scheduler_state(st: JobStatus | None) -> str | None:
     return word if word in FAILURE_STATES else str(st.state)
 
 
-def _lost_change(ctx: DriverContext, r: InstanceRecord, st: JobStatus | None) -> StateChange:
+def _lost_change(ctx: DriverContext, r: ActiveInstance, st: JobStatus | None) -> StateChange:
     raw = _scheduler_state(st) or "UNKNOWN"
     code = st.exit_code if st else None
     log_hint = (f"; see {r.stderr_path}" if r.stderr_path and Path(r.stderr_path).exists()
@@ -416,13 +415,12 @@ def _lost_change(ctx: DriverContext, r: InstanceRecord, st: JobStatus | None) ->
 
 
 # ------------------------------------------------------------------------------ retries
-def _auto_retry(ctx: DriverContext, failed: Sequence[InstanceRecord]) -> int:
+def _auto_retry(ctx: DriverContext, failed: Sequence[ActiveInstance]) -> int:
     """New attempts for failures the task's ``retries``/``retry_on`` policy covers."""
     if not failed:
         return 0
     ids = [r.id for r in failed]
-    current = {r.id: r for r in ctx.store.latest_instances(ctx.run_id, states={"FAILED"})
-               if r.id in set(ids)}
+    current = {r.id: r for r in ctx.store.instances(ids) if r.latest and r.state == "FAILED"}
     wanted: dict[str, list[int]] = {}
     for i in ids:
         r = current.get(i)

@@ -6,6 +6,7 @@ plain records defined in ``records``.
 
 from reflow.store.errors import InstanceConflict, NoStoreError, RunIdTaken, UnknownInstanceError
 from reflow.store.records import (
+    ActiveInstance,
     CachedCopy,
     CacheHit,
     CopyBatch,
@@ -25,6 +26,7 @@ from reflow.store.sqlite import NetworkFilesystemWarning
 from reflow.store.store import Store
 
 __all__ = [
+    "ActiveInstance",
     "CacheHit",
     "CachedCopy",
     "CopyBatch",

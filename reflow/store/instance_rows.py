@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import NullType
 
 from reflow.store.models import InstanceRow, as_utc
-from reflow.store.records import InstanceRecord
+from reflow.store.records import ActiveInstance, InstanceRecord
 
 _NAMES = [f.name for f in fields(InstanceRecord)]
 _TABLE = InstanceRow.__table__.c
@@ -53,6 +53,18 @@ def instance_record(row: Sequence[Any]) -> InstanceRecord:
 
 def instance_records(rows: Iterable[Sequence[Any]]) -> list[InstanceRecord]:
     return [instance_record(row) for row in rows]
+
+
+ACTIVE_COLUMNS: list[ColumnElement[Any]] = [
+    INSTANCE_COLUMNS[_NAMES.index(f.name)] for f in fields(ActiveInstance)
+]
+
+
+def active_records(rows: Iterable[Sequence[Any]]) -> list[ActiveInstance]:
+    """Records of rows selected with ``ACTIVE_COLUMNS``."""
+    return [ActiveInstance(i, attempt, state, job_id,
+                           None if submitted is None else as_utc(submitted), stderr)
+            for i, attempt, state, job_id, submitted, stderr in rows]
 
 
 def id_in(conn: Connection, ids: Sequence[int]) -> ColumnElement[bool]:

@@ -153,6 +153,21 @@ class InstanceRecord:
         return self.identity == ""
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveInstance:
+    """What a driver step needs of an instance that is not finished: enough to match worker
+    files and scheduler states to it. A step reads every one of them, so a whole row each
+    (pre-image, timestamps, texts) made a 20,000-element array spend most of its steps
+    reading itself."""
+
+    id: int
+    attempt: int
+    state: str
+    job_id: str | None
+    submitted_at: datetime | None
+    stderr_path: str | None
+
+
 @dataclass(slots=True)
 class StateChange:
     """Move one instance to ``to_state`` if (and only if) it is in one of ``from_states``.

@@ -49,8 +49,10 @@ from reflow.store.errors import (
     UnknownInstanceError,
 )
 from reflow.store.instance_rows import (
+    ACTIVE_COLUMNS,
     ATTEMPT_COLUMNS,
     INSTANCE_COLUMNS,
+    active_records,
     instance_record,
     instance_records,
     rows_by_id,
@@ -66,6 +68,7 @@ from reflow.store.models import (
     VerifyFailureRow,
 )
 from reflow.store.records import (
+    ActiveInstance,
     CacheHit,
     CopyBatch,
     InstanceRecord,
@@ -555,6 +558,12 @@ class Store:
             return [r for r in rows if r.latest and (wanted is None or r.state in wanted)]
 
         return self._db.run(work)
+
+    def active_instances(self, run_id: str, states: Collection[str]) -> list[ActiveInstance]:
+        """The run's current attempts in ``states``, as much of them as a driver step needs,
+        in no particular order: one narrow read per step, whatever the array's size."""
+        query = select(*ACTIVE_COLUMNS).where(*self._latest(run_id, None, states))
+        return self._db.run(lambda conn: active_records(conn.execute(query)))
 
     def latest_instance_ids(self, run_id: str, task_name: str | None = None) -> list[int]:
         """The ids of ``latest_instances``, in its order: one narrow sort, whatever the rows.
