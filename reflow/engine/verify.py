@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reflow.core import script_modules
-from reflow.core.codec import loads
+from reflow.core.codec import loads, storable_text
 from reflow.core.hashing import check_fingerprints
 from reflow.core.spec import TaskSpec
 
@@ -22,6 +22,11 @@ class VerifyProblem:
     check: str  # a file path, or the verify callable's name (``callable_name``)
     kind: str  # missing | changed | callable
     reason: str
+
+    def __post_init__(self) -> None:
+        # Stored as a verify-failure row: a file name's undecodable bytes must be escaped.
+        object.__setattr__(self, "check", storable_text(self.check))
+        object.__setattr__(self, "reason", storable_text(self.reason))
 
 
 def callable_name(func: Any) -> str:

@@ -225,6 +225,27 @@ def test_rewritten_or_missing_path_output_is_caught_by_verify(tmp_path, store_ur
     assert len(produced) == 3
 
 
+def test_a_missing_file_with_an_undecodable_name_is_recorded_as_a_verify_failure(
+    tmp_path, store_url
+) -> None:
+    """Its path, as ``os.fsdecode`` gives it (a lone surrogate), names the check; raw, the
+    store could not write the verify-failure row."""
+    wf = Workflow("odd_paths")
+    odd = tmp_path / os.fsdecode(b"data_\xff.nc")
+
+    @wf.job()
+    def write() -> Path:
+        odd.write_text("hello")
+        return odd
+
+    wf.run_local(tmp_path / "a", store=store_url)
+    odd.unlink()
+    run = wf.run_local(tmp_path / "b", store=store_url, verify=True)
+    assert reasons_of(run, "write") == ["verify-failed:missing"]
+    (failure,) = run.store.verify_failures(run.run_id)
+    assert failure.check == str(tmp_path / "data_\\udcff.nc")
+
+
 def test_fan_out_over_path_outputs_trusts_the_recorded_files_like_other_wires(
     tmp_path, store_url
 ) -> None:
