@@ -64,6 +64,14 @@ class Worker:
         spec = wf.tasks[self.meta.task]
         self.func: Callable[..., Any] = spec.func
         self.rundir_params = spec.rundir_params
+        self._shared: dict[str, str] | None = None
+
+    def shared(self, _digests: object = None) -> dict[str, str]:
+        """The payload's shared input texts, read once for all the elements this worker runs
+        (a stream worker may run thousands, each referring to the same megabyte)."""
+        if self._shared is None:
+            self._shared = read_shared(self.payload)
+        return self._shared
 
     def run(self, index: int | None) -> int:
         """Run one element; returns the process exit code it deserves (0 or 1)."""
@@ -76,7 +84,7 @@ class Worker:
         write_started(state_dir, element.instance_id, element.attempt)
         label = self.meta.task + (f"[{element.index}]" if element.index is not None else "")
         try:
-            kwargs = loads(resolve(element.input_json, lambda _: read_shared(self.payload)))
+            kwargs = loads(resolve(element.input_json, self.shared))
             for name in self.rundir_params:
                 kwargs[name] = run_dir
             value = self.func(**kwargs)
